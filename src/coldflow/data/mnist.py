@@ -1,0 +1,92 @@
+"""MNIST from the four official IDX files, verified through :mod:`coldflow.hub`."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+from coldflow import hub
+
+__all__ = ["read_idx", "load_mnist", "mnist_dataset", "to_range", "from_range"]
+
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (optionally gzip-compressed) into a NumPy array.
+
+    Raises
+    ------
+    ValueError
+        If the header is not IDX or the payload is shorter than the header says.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:  # truncated gzip stream
+        raise ValueError(f"{path}: cannot read IDX file ({e}); delete it and fetch again") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise ValueError(f"{path}: not an IDX file (bad magic number)")
+    ndim = raw[3]
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    dtype = np.dtype(_IDX_TYPES[raw[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    payload = raw[4 + 4 * ndim :]
+    if len(payload) != expected:
+        raise ValueError(
+            f"{path}: IDX payload has {len(payload)} bytes, header says {expected}; "
+            "the file is truncated or corrupt"
+        )
+    return np.frombuffer(payload, dtype=dtype).reshape(shape)
+
+
+def load_mnist(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(images uint8 [N, 28, 28], labels int64 [N])`` for ``train`` or ``test``."""
+    if split not in ("train", "test"):
+        raise ValueError(f"MNIST split must be 'train' or 'test', got {split!r}")
+    images = read_idx(hub.resolve(f"mnist-{split}-images"))
+    labels = read_idx(hub.resolve(f"mnist-{split}-labels")).astype(np.int64)
+    if len(images) != len(labels):
+        raise ValueError(f"MNIST {split}: {len(images)} images but {len(labels)} labels")
+    return images, labels
+
+
+def to_range(images_uint8: np.ndarray | torch.Tensor, value_range=(-0.5, 0.5)) -> torch.Tensor:
+    """Scale uint8 pixels to float32 in ``value_range``, shape [N, 1, H, W]."""
+    x = torch.as_tensor(np.asarray(images_uint8), dtype=torch.float32) / 255.0
+    lo, hi = value_range
+    x = x * (hi - lo) + lo
+    return x.unsqueeze(1) if x.ndim == 3 else x
+
+
+def from_range(x: torch.Tensor, value_range=(-0.5, 0.5)) -> torch.Tensor:
+    """Map images in ``value_range`` back to [0, 1] (clamped)."""
+    lo, hi = value_range
+    return ((x - lo) / (hi - lo)).clamp(0, 1)
+
+
+def mnist_dataset(
+    split: str = "train", value_range=(-0.5, 0.5), subset: int | None = None
+) -> TensorDataset:
+    """MNIST as a ``TensorDataset`` of ``(image [1, 28, 28] float32, label)``.
+
+    Parameters
+    ----------
+    split
+        ``"train"`` (60,000 images) or ``"test"`` (10,000).
+    value_range
+        Pixel range; the seed study uses ``(-0.5, 0.5)``.
+    subset
+        Keep only the first ``subset`` images.
+    """
+    images, labels = load_mnist(split)
+    if subset is not None:
+        images, labels = images[:subset], labels[:subset]
+    return TensorDataset(to_range(images, value_range), torch.from_numpy(labels.copy()))

@@ -1,0 +1,22 @@
+"""Degradations: forward processes ``degrade(x0, t) -> x_t`` with timesteps 1..n_T."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from coldflow.degradations.noise import LinearNoise, linear_beta_schedule
+
+# config ``degradation.kind`` -> constructor taking the config's fields (without ``kind``)
+DEGRADATIONS: dict[str, Callable[..., Any]] = {
+    "linear_noise": LinearNoise,
+}
+
+
+def build_degradation(cfg: Any) -> Any:
+    """Build the degradation named by ``cfg.kind`` from a degradation config section."""
+    params = cfg.model_dump(exclude={"kind"})
+    return DEGRADATIONS[cfg.kind](**params)
+
+
+__all__ = ["DEGRADATIONS", "LinearNoise", "build_degradation", "linear_beta_schedule"]

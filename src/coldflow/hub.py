@@ -170,7 +170,9 @@ RESOURCES: dict[str, Resource] = {
             relpath="torchvision/vgg16-397923af.pth",
             urls=("https://download.pytorch.org/models/vgg16-397923af.pth",),
             sha256="397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
-            description="ImageNet VGG-16 (torchvision layout), backbone of the vgg and lpips-vgg losses",
+            description=(
+                "ImageNet VGG-16 (torchvision layout): backbone of the vgg and lpips-vgg losses"
+            ),
         ),
         Resource(
             name="alexnet",

@@ -60,7 +60,7 @@ def load_mnist(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
 
 def to_range(images_uint8: np.ndarray | torch.Tensor, value_range=(-0.5, 0.5)) -> torch.Tensor:
     """Scale uint8 pixels to float32 in ``value_range``, shape [N, 1, H, W]."""
-    x = torch.as_tensor(np.asarray(images_uint8), dtype=torch.float32) / 255.0
+    x = torch.as_tensor(np.array(images_uint8, dtype=np.float32)) / 255.0
     lo, hi = value_range
     x = x * (hi - lo) + lo
     return x.unsqueeze(1) if x.ndim == 3 else x

@@ -1,8 +1,9 @@
 """Typed configuration: pydantic models, YAML loading and ``--set a.b=c`` overrides.
 
-Every config file is validated against :class:`RunConfig` (training runs) or a
-study/data-set model. Unknown or mistyped keys raise :class:`ConfigError`, whose
-message names the file, the key, the value and what was expected.
+Every config file is validated against a pydantic model (``RunConfig`` for training
+runs, the fluid data-set and study models elsewhere in this package). Unknown or
+mistyped keys raise :class:`ConfigError`, whose message names the file, the key, the
+value and what was expected.
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Union
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "ConfigError",
-    "RunConfig",
+    "Strict",
     "load_config",
     "load_yaml",
     "apply_overrides",
@@ -56,169 +57,6 @@ class Strict(BaseModel):
     """Base for all config sections: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-# ----------------------------------------------------------------------------- data
-
-
-class MnistDataConfig(Strict):
-    """MNIST images from the official IDX files."""
-
-    kind: Literal["mnist"] = "mnist"
-    range: tuple[float, float] = Field(
-        (-0.5, 0.5), description="pixel range the images are scaled to (seed study: [-0.5, 0.5])"
-    )
-    train_subset: int | None = Field(
-        None, ge=1, description="use only the first N training images (quick runs)"
-    )
-    test_subset: int | None = Field(None, ge=1, description="use only the first N test images")
-
-    @model_validator(mode="after")
-    def _check_range(self) -> MnistDataConfig:
-        if not self.range[0] < self.range[1]:
-            raise ValueError(f"range must be [low, high] with low < high, got {list(self.range)}")
-        return self
-
-
-# ---------------------------------------------------------------------- degradations
-
-
-class LinearNoiseConfig(Strict):
-    """DDPM linear beta schedule: beta_t = beta1 + (beta2 - beta1) * t / n_T."""
-
-    kind: Literal["linear_noise"] = "linear_noise"
-    beta1: float = Field(1e-4, gt=0, lt=1)
-    beta2: float = Field(0.02, gt=0, lt=1)
-    n_T: int = Field(1000, ge=1)
-
-    @model_validator(mode="after")
-    def _check_order(self) -> LinearNoiseConfig:
-        if not self.beta1 < self.beta2:
-            raise ValueError(f"beta1 ({self.beta1}) must be smaller than beta2 ({self.beta2})")
-        return self
-
-
-DegradationConfig = Annotated[Union[LinearNoiseConfig], Field(discriminator="kind")]  # noqa: UP007
-
-
-# --------------------------------------------------------------------------- networks
-
-
-class SeedCNNConfig(Strict):
-    """The seed study's CNN: 7x7 conv blocks with LayerNorm and GELU, time MLP."""
-
-    kind: Literal["seed_cnn"] = "seed_cnn"
-    hidden: tuple[int, ...] = (16, 32, 32, 16)
-    kernel_size: int = 7
-    last_kernel_size: int = 3
-    time_embeddings: int = 16
-
-
-ModelConfig = Annotated[Union[SeedCNNConfig], Field(discriminator="kind")]  # noqa: UP007
-
-
-# ---------------------------------------------------------------------------- methods
-
-
-class DDPMConfig(Strict):
-    """Denoising diffusion (Ho et al. 2020), epsilon prediction."""
-
-    kind: Literal["ddpm"] = "ddpm"
-
-
-MethodConfig = Annotated[Union[DDPMConfig], Field(discriminator="kind")]  # noqa: UP007
-
-
-# --------------------------------------------------------------------------- training
-
-
-class OptimizerConfig(Strict):
-    kind: Literal["adam", "adamw"] = "adam"
-    lr: float = Field(2e-4, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    betas: tuple[float, float] = (0.9, 0.999)
-
-
-class TrainingConfig(Strict):
-    epochs: int = Field(100, ge=1)
-    batch_size: int = Field(128, ge=1)
-    optimizer: OptimizerConfig = OptimizerConfig()
-    ema: float | None = Field(
-        None, ge=0, lt=1, description="EMA decay of the weights (e.g. 0.999); null disables"
-    )
-    grad_clip: float | None = Field(None, gt=0, description="max global gradient norm")
-    amp: Literal["none", "bf16"] = Field("none", description="bf16 autocast for forward passes")
-    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
-    num_workers: int = Field(0, ge=0)
-    keep_checkpoints: int = Field(2, ge=1, description="how many recent checkpoints to keep")
-    progress: bool = True
-
-    @model_validator(mode="after")
-    def _check_device(self) -> TrainingConfig:
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
-            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
-        return self
-
-
-class SamplingConfig(Strict):
-    sampler: Literal["ancestral", "ddim"] = "ancestral"
-    steps: int | None = Field(None, ge=1, description="DDIM steps (default: 50)")
-    eta: float = Field(0.0, ge=0, description="DDIM eta (0: deterministic)")
-    snapshot_timesteps: list[int] = Field(
-        default_factory=list, description="timesteps at which the sampling trajectory is captured"
-    )
-    n_grid: int = Field(16, ge=1, description="samples drawn for grids")
-
-
-class FIDConfig(Strict):
-    enabled: bool = True
-    n_samples: int = Field(10000, ge=2)
-    extractor: Literal["mnist_classifier", "inception"] = "mnist_classifier"
-    sampler: Literal["ancestral", "ddim"] = "ddim"
-    steps: int = Field(50, ge=1, description="sampler steps used for FID samples (DDIM)")
-    batch_size: int = Field(500, ge=1)
-
-
-class EvaluationConfig(Strict):
-    interval: int = Field(9, ge=1, description="evaluate (FID, samples) every N epochs")
-    fid: FIDConfig = FIDConfig()
-    sample_epochs: list[int] | None = Field(
-        None, description="epochs whose samples are shown side by side (default: eval epochs)"
-    )
-
-
-class RunConfig(Strict):
-    """A complete training run: data, degradation, network, method, training, evaluation."""
-
-    name: str = "run"
-    seed: int = 12042000
-    data: MnistDataConfig = MnistDataConfig()
-    degradation: DegradationConfig = LinearNoiseConfig()
-    model: ModelConfig = SeedCNNConfig()
-    method: MethodConfig = DDPMConfig()
-    training: TrainingConfig = TrainingConfig()
-    sampling: SamplingConfig = SamplingConfig()
-    evaluation: EvaluationConfig = EvaluationConfig()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_kinds(cls, data: Any) -> Any:
-        # A section without ``kind`` means the default kind of that section.
-        if isinstance(data, dict):
-            for key in ("data", "degradation", "model", "method"):
-                section = data.get(key)
-                if isinstance(section, dict) and "kind" not in section:
-                    default = cls.model_fields[key].default
-                    data = {**data, key: {"kind": default.kind, **section}}
-        return data
-
-    @model_validator(mode="after")
-    def _check_snapshots(self) -> RunConfig:
-        n_T = self.degradation.n_T
-        bad = [t for t in self.sampling.snapshot_timesteps if not 1 <= t <= n_T]
-        if bad:
-            raise ValueError(f"sampling.snapshot_timesteps {bad} lie outside 1..n_T = 1..{n_T}")
-        return self
 
 
 # ------------------------------------------------------------------------ loading
@@ -274,9 +112,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | None, source: s
         for i, part in enumerate(parts[:-1]):
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(
-                    f"{source}--set {item!r}: {'.'.join(parts[: i + 1])} is {child!r}, not a section"
-                )
+                where = ".".join(parts[: i + 1])
+                raise ConfigError(f"{source}--set {item!r}: {where} is {child!r}, not a section")
             node = child
         node[parts[-1]] = parse_value(value)
     return out
@@ -355,7 +192,7 @@ def _format_errors(err: pydantic.ValidationError, model: type[BaseModel], source
 M = typing.TypeVar("M", bound=BaseModel)
 
 
-def validate(data: dict[str, Any], model: type[M] = RunConfig, source: str = "<config>") -> M:
+def validate(data: dict[str, Any], model: type[M], source: str = "<config>") -> M:
     """Validate a dict against ``model``; raise :class:`ConfigError` with readable messages."""
     try:
         return model.model_validate(data)
@@ -363,9 +200,7 @@ def validate(data: dict[str, Any], model: type[M] = RunConfig, source: str = "<c
         raise ConfigError(_format_errors(e, model, source)) from None
 
 
-def load_config(
-    path: str | Path, overrides: list[str] | None = None, model: type[M] = RunConfig
-) -> M:
+def load_config(path: str | Path, model: type[M], overrides: list[str] | None = None) -> M:
     """Load a YAML config, apply ``--set`` overrides and validate it.
 
     Parameters

@@ -23,6 +23,8 @@ from coldflow.config.mnist import (
     RunConfig,
     SamplingConfig,
     SeedCNNConfig,
+    StudyConfig,
+    StudyRun,
     TrainingConfig,
 )
 
@@ -38,6 +40,8 @@ __all__ = [
     "SamplingConfig",
     "SeedCNNConfig",
     "Strict",
+    "StudyConfig",
+    "StudyRun",
     "TrainingConfig",
     "apply_overrides",
     "dump_yaml",

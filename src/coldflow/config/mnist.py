@@ -170,3 +170,21 @@ class RunConfig(Strict):
         if bad:
             raise ValueError(f"sampling.snapshot_timesteps {bad} lie outside 1..n_T = 1..{n_T}")
         return self
+
+
+# ----------------------------------------------------------------------------- studies
+
+
+class StudyRun(Strict):
+    """One run of a study: a config file (relative to the study file) and overrides."""
+
+    name: str
+    config: str
+    set: list[str] = Field(default_factory=list, description="--set overrides for this run")
+
+
+class StudyConfig(Strict):
+    """Several runs trained one after another, then compared in one report."""
+
+    name: str = "study"
+    runs: list[StudyRun] = Field(min_length=1)

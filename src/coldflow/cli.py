@@ -1,0 +1,190 @@
+"""The ``coldflow`` command line: one Typer app for every job of the lab."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from coldflow import hub
+from coldflow.config import ConfigError
+
+app = typer.Typer(
+    help="coldflow: learn to undo degradations of 2-D fields and judge the result perceptually.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Fetch and verify data sets.", no_args_is_help=True)
+weights_app = typer.Typer(help="List and fetch pretrained weights.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(weights_app, name="weights")
+console = Console()
+
+SET_HELP = "Override a config key, e.g. --set training.epochs=5 (repeatable; values typed as YAML)."
+
+
+@app.command()
+def train(
+    config: Path = typer.Argument(
+        None, help="YAML config (omit with --resume to reuse the run's)."
+    ),
+    set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
+    run_dir: Path = typer.Option(None, "--run-dir", help="Output directory (default runs/<name>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint."),
+    report: bool = typer.Option(True, help="Write figures and report.html at the end."),
+) -> None:
+    """Train a model from a YAML config into a run directory."""
+    from coldflow.config import RunConfig, load_config
+    from coldflow.experiment import train as train_run
+
+    if config is None:
+        if not (resume and run_dir):
+            raise ConfigError("give a config file, or --resume with --run-dir of an existing run")
+        config = run_dir / "config.yaml"
+    cfg = load_config(config, RunConfig, set_)
+    run_dir = run_dir or Path("runs") / cfg.name
+    run = train_run(cfg, run_dir, resume=resume)
+    if report and run.write:
+        from coldflow.report import write_run_report
+
+        console.print(f"report: {write_run_report(run.path)}")
+
+
+@app.command()
+def sample(
+    run_dir: Path = typer.Argument(..., help="A trained run directory."),
+    n: int = typer.Option(16, "--n", help="Number of samples."),
+    sampler: str = typer.Option("ancestral", help="ancestral | ddim"),
+    steps: int = typer.Option(None, help="DDIM steps (default 50)."),
+    eta: float = typer.Option(0.0, help="DDIM eta."),
+    seed: int = typer.Option(0, help="Random seed."),
+    out: Path = typer.Option(Path("samples.png"), "--out", help="Grid image (.png)."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+) -> None:
+    """Draw samples from a trained run and save them as an image grid."""
+    from coldflow.experiment import sample as sample_run
+    import math
+
+    from coldflow.report.figures import image_grid_figure
+    from coldflow.report.style import save_figure
+
+    if sampler not in ("ancestral", "ddim"):
+        raise typer.BadParameter(f"--sampler must be ancestral or ddim, got {sampler!r}")
+    res, loaded = sample_run(run_dir, n, sampler, steps, eta, seed, device)
+    title = f"{loaded.cfg.name}: {sampler}" + (
+        f", {steps or 50} steps" if sampler == "ddim" else ""
+    )
+    ncol = math.ceil(math.sqrt(n))
+    fig = image_grid_figure(res.images, tuple(loaded.cfg.data.range), ncol=ncol, title=title)
+    save_figure(fig, out)
+    console.print(f"{n} samples ({sampler}) from epoch {loaded.epoch} -> {out}")
+
+
+@app.command()
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A trained run directory."),
+    fid: bool = typer.Option(True, "--fid/--no-fid", help="Score FID."),
+    n: int = typer.Option(10000, "--n", help="Number of samples for FID."),
+    sampler: str = typer.Option(None, help="ancestral | ddim (default: the config's)."),
+    steps: int = typer.Option(None, help="DDIM steps (default: the config's)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+) -> None:
+    """Evaluate a trained run (FID against the MNIST test set); writes evaluation.json."""
+    from coldflow.experiment import evaluate as evaluate_run
+
+    if not fid:
+        console.print("nothing to evaluate: pass --fid")
+        raise typer.Exit(0)
+    result = evaluate_run(run_dir, n, sampler, steps, seed, device)
+    console.print_json(json.dumps(result))
+
+
+@app.command()
+def report(
+    paths: list[Path] = typer.Argument(..., help="Run directories (several: a comparison)."),
+    out: Path = typer.Option(None, "--out", help="Output directory of a comparison."),
+) -> None:
+    """Write figures and report.html for runs (several runs are also drawn together)."""
+    from coldflow.report import write_comparison, write_run_report
+
+    for p in paths:
+        console.print(f"{p}: {write_run_report(p)}")
+    if len(paths) > 1:
+        out = out or Path("runs") / "comparison"
+        console.print(f"comparison: {write_comparison(paths, out)}")
+
+
+@app.command()
+def study(
+    config: Path = typer.Argument(..., help="Study YAML: a list of runs to train and compare."),
+    out: Path = typer.Option(None, "--out", help="Output directory (default runs/<study name>)."),
+    set_: list[str] = typer.Option(None, "--set", help="Override applied to every run."),
+) -> None:
+    """Train every run of a study (resuming finished or interrupted ones) and compare them."""
+    from coldflow.study import run_study
+
+    index = run_study(config, out, set_ or [])
+    console.print(f"study report: {index}")
+
+
+@app.command("fid-classifier")
+def fid_classifier(
+    out: Path = typer.Option(..., "--out", help="Where to write the weights (.safetensors)."),
+    epochs: int = typer.Option(4, help="Training epochs."),
+    seed: int = typer.Option(0, help="Random seed."),
+    device: str = typer.Option("cpu", help="cpu | cuda"),
+) -> None:
+    """Retrain the MNIST classifier whose features the default FID uses."""
+    from coldflow.metrics.features import train_mnist_classifier
+
+    info = train_mnist_classifier(out, epochs=epochs, seed=seed, device=device)
+    console.print_json(json.dumps(info))
+
+
+@data_app.command("mnist")
+def data_mnist() -> None:
+    """Fetch (or find) the four MNIST IDX files and verify their checksums."""
+    for split in ("train", "test"):
+        for part in ("images", "labels"):
+            path = hub.resolve(f"mnist-{split}-{part}")
+            console.print(f"[green]ok[/green] mnist-{split}-{part}: {path}")
+
+
+@weights_app.command("list")
+def weights_list() -> None:
+    """List known weight and data files and where they are found."""
+    table = Table("name", "kind", "status", "description")
+    for name, res in hub.RESOURCES.items():
+        found = hub.locate(name)
+        table.add_row(name, res.kind, str(found) if found else "[yellow]missing", res.description)
+    console.print(table)
+
+
+@weights_app.command("fetch")
+def weights_fetch(
+    name: str = typer.Argument(..., help="Resource name (see `weights list`)."),
+) -> None:
+    """Download (if needed) and verify one weight file."""
+    console.print(f"[green]ok[/green] {name}: {hub.fetch(name)}")
+
+
+def main() -> None:
+    """Entry point: run the app and turn known errors into one clear line."""
+    try:
+        app()
+    except ConfigError as e:
+        console.print(f"[red]config error:[/red] {e}", highlight=False)
+        sys.exit(2)
+    except (hub.HubError, FileNotFoundError, FileExistsError) as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

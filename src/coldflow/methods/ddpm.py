@@ -1,0 +1,150 @@
+"""DDPM (Ho et al. 2020): epsilon-prediction training, ancestral and DDIM sampling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from coldflow.degradations.noise import LinearNoise
+
+__all__ = ["DDPM", "SampleResult", "ddim_timesteps"]
+
+
+@dataclass
+class SampleResult:
+    """Final samples and the trajectory captured at requested timesteps.
+
+    ``trajectory[k]`` is the state x_t at ``timesteps[k]`` (the input of the step from t
+    to t-1), so t = n_T is the starting point and the final ``images`` are x_0.
+    """
+
+    images: torch.Tensor
+    trajectory: torch.Tensor | None = None
+    timesteps: list[int] = field(default_factory=list)
+
+
+def ddim_timesteps(n_T: int, steps: int) -> list[int]:
+    """Evenly spaced, strictly decreasing timesteps from n_T down to 1 (``steps`` of them)."""
+    steps = max(1, min(steps, n_T))
+    ts = torch.linspace(n_T, 1, steps).round().long().tolist()
+    return sorted(set(ts), reverse=True)
+
+
+class DDPM(nn.Module):
+    """A noise-prediction network ``g(z_t, t / n_T)`` and the linear noise schedule.
+
+    ``forward(x0)`` returns the training loss (Algorithm 1); ``sample`` draws images.
+
+    Parameters
+    ----------
+    net
+        Network called as ``net(z_t, t / n_T)``.
+    degradation
+        The :class:`~coldflow.degradations.noise.LinearNoise` forward process.
+    """
+
+    def __init__(self, net: nn.Module, degradation: LinearNoise) -> None:
+        super().__init__()
+        self.net = net
+        self.degradation = degradation
+        self.n_T = degradation.n_T
+        self.register_buffer("beta", degradation.beta.clone(), persistent=False)
+        self.register_buffer("alpha_bar", degradation.alpha_bar.clone(), persistent=False)
+
+    def predict(self, z_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Predicted noise at integer timesteps ``t`` [B]."""
+        return self.net(z_t, t.float() / self.n_T)
+
+    def forward(self, batch: torch.Tensor | tuple) -> torch.Tensor:
+        """Training loss of DDPM Algorithm 1: MSE between the noise and its prediction.
+
+        ``batch`` is the clean images x0, or a tuple whose first entry they are.
+        """
+        x0 = batch[0] if isinstance(batch, tuple | list) else batch
+        t = torch.randint(1, self.n_T + 1, (x0.shape[0],), device=x0.device)
+        eps = torch.randn_like(x0)
+        z_t = self.degradation.degrade(x0, t, noise=eps)
+        return nn.functional.mse_loss(self.predict(z_t, t), eps)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        shape: tuple[int, ...],
+        *,
+        sampler: str = "ancestral",
+        steps: int | None = None,
+        eta: float = 0.0,
+        snapshots: list[int] | tuple[int, ...] = (),
+        generator: torch.Generator | None = None,
+    ) -> SampleResult:
+        """Draw ``n`` images of ``shape`` (C, H, W) starting from z_T ~ N(0, I).
+
+        Parameters
+        ----------
+        sampler
+            ``"ancestral"`` (Algorithm 2, sigma_t^2 = beta_t, n_T steps) or ``"ddim"``.
+        steps
+            DDIM steps (default 50); ignored by the ancestral sampler.
+        eta
+            DDIM stochasticity: 0 is deterministic, 1 matches DDPM's variance.
+        snapshots
+            Timesteps at which to record the state (see :class:`SampleResult`). For DDIM
+            the nearest visited timestep at or above each requested one is recorded.
+        generator
+            Source of randomness (on the model's device) for reproducible samples.
+        """
+        device = self.alpha_bar.device
+        z = torch.randn((n, *shape), device=device, generator=generator)
+        if sampler == "ancestral":
+            ts = list(range(self.n_T, 0, -1))
+        elif sampler == "ddim":
+            ts = ddim_timesteps(self.n_T, steps or 50)
+        else:
+            raise ValueError(f"unknown sampler {sampler!r}; use 'ancestral' or 'ddim'")
+        wanted = _snapshot_steps(ts, snapshots)
+        traj, traj_t = [], []
+        for i, t in enumerate(ts):
+            if t in wanted:
+                traj.append(z.clone())
+                traj_t.append(wanted[t])
+            t_batch = torch.full((n,), t, device=device, dtype=torch.long)
+            eps = self.predict(z, t_batch)
+            if sampler == "ancestral":
+                z = self._ancestral_step(z, eps, t, generator)
+            else:
+                t_prev = ts[i + 1] if i + 1 < len(ts) else 0
+                z = self._ddim_step(z, eps, t, t_prev, eta, generator)
+        trajectory = torch.stack(traj) if traj else None
+        return SampleResult(images=z, trajectory=trajectory, timesteps=traj_t)
+
+    def _ancestral_step(self, z, eps, t, generator):
+        beta, abar = self.beta[t], self.alpha_bar[t]
+        # DDPM Algorithm 2 line 4: z_{t-1} = (z_t - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t)
+        z = (z - beta / (1 - abar).sqrt() * eps) / (1 - beta).sqrt()
+        if t > 1:
+            z = z + beta.sqrt() * torch.randn(z.shape, device=z.device, generator=generator)
+        return z
+
+    def _ddim_step(self, z, eps, t, t_prev, eta, generator):
+        abar = self.alpha_bar[t]
+        abar_prev = self.alpha_bar[t_prev] if t_prev > 0 else torch.ones_like(abar)
+        x0 = (z - (1 - abar).sqrt() * eps) / abar.sqrt()
+        # DDIM eq. (16): sigma = eta sqrt((1 - abar_prev)/(1 - abar)) sqrt(1 - abar/abar_prev)
+        sigma = eta * ((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev)).clamp(min=0).sqrt()
+        z = abar_prev.sqrt() * x0 + (1 - abar_prev - sigma**2).clamp(min=0).sqrt() * eps
+        if eta > 0 and t_prev > 0:
+            z = z + sigma * torch.randn(z.shape, device=z.device, generator=generator)
+        return z
+
+
+def _snapshot_steps(visited: list[int], requested) -> dict[int, int]:
+    """Map each visited timestep to the requested snapshot it stands for."""
+    out: dict[int, int] = {}
+    for r in requested:
+        at_or_above = [t for t in visited if t >= r]
+        if at_or_above:
+            out.setdefault(min(at_or_above), r)
+    return out

@@ -1,0 +1,370 @@
+"""The one training loop: epochs, EMA, bf16 autocast, gradient clipping, DDP, resume.
+
+The model is any ``nn.Module`` whose ``forward(batch)`` returns a scalar loss (a method of
+:mod:`coldflow.methods`). Checkpoints are written at the end of every epoch; ``resume``
+continues from the latest one and reproduces an uninterrupted run bit for bit on the CPU:
+the optimizer, EMA and RNG states are restored, and the data order of epoch ``e`` depends
+only on ``(seed, e)``. Evaluation hooks run under a forked RNG, so they never change the
+training trajectory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch import nn
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    RandomSampler,
+    TensorDataset,
+)
+
+from coldflow.runs import RunDir
+
+__all__ = ["EMA", "Trainer", "resolve_device", "seed_everything", "config_hash"]
+
+Hook = Callable[["Trainer", int], None]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA (this process's local rank under torchrun) when present."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and "LOCAL_RANK" in os.environ:
+        name = f"cuda:{os.environ['LOCAL_RANK']}"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"training.device is {name!r} but CUDA is not available; use 'cpu'")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (user code may use the legacy global RNG)
+    torch.manual_seed(seed)
+
+
+def config_hash(obj: Any) -> str:
+    """Short stable hash of a JSON-serialisable object (a config dump)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class EMA:
+    """Exponential moving average of a module's parameters (buffers are copied).
+
+    ``module`` holds the averaged copy and can be used directly for sampling.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        ema_p = list(self.module.parameters())
+        torch._foreach_lerp_(ema_p, [p.detach() for p in model.parameters()], 1.0 - self.decay)
+        for b_ema, b in zip(self.module.buffers(), model.buffers(), strict=True):
+            b_ema.copy_(b)
+
+
+def _is_dist() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+class Trainer:
+    """Train ``model`` on ``dataset`` as configured by a ``TrainingConfig``.
+
+    Parameters
+    ----------
+    model
+        Module with ``forward(batch) -> scalar loss``.
+    dataset
+        Training set. A ``TensorDataset`` is batched by fancy indexing (fast path).
+    cfg
+        ``TrainingConfig``: epochs, batch size (global, split across processes), optimizer,
+        EMA, gradient clipping, autocast, device, checkpoint retention, progress bar.
+    run
+        Run directory for metrics and checkpoints (rank 0 writes).
+    seed
+        Base seed of the run.
+    hooks
+        Called as ``hook(trainer, epoch)`` after each epoch, before its checkpoint.
+    config_text
+        The resolved config, written to the run directory once training starts.
+    config_hash
+        Hash of the config fields that determine the training trajectory; stored in
+        checkpoints and checked on resume.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        dataset: Dataset,
+        cfg: Any,
+        run: RunDir,
+        seed: int,
+        hooks: Sequence[Hook] = (),
+        config_text: str = "",
+        config_hash: str = "",
+    ) -> None:
+        self.cfg = cfg
+        self.seed = seed
+        self.hooks = list(hooks)
+        self.dataset = dataset
+        self.rank, self.world = self._init_distributed(cfg.device)
+        self.device = resolve_device(cfg.device)
+        self.run = run
+        self.run.write = run.write and self.rank == 0
+        self.config_text = config_text
+        self.config_hash = config_hash
+        seed_everything(seed + self.rank)
+        self.model = model.to(self.device)
+        self.ddp = (
+            nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+            if self.world > 1
+            else self.model
+        )
+        opt = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[cfg.optimizer.kind]
+        self.optimizer = opt(
+            self.model.parameters(),
+            lr=cfg.optimizer.lr,
+            betas=tuple(cfg.optimizer.betas),
+            weight_decay=cfg.optimizer.weight_decay,
+        )
+        self.ema = EMA(self.model, cfg.ema) if cfg.ema else None
+        self.epoch = 0  # epochs completed
+        self.step = 0
+
+    # ----------------------------------------------------------------- set-up
+    @staticmethod
+    def _init_distributed(device: str) -> tuple[int, int]:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world > 1 and not _is_dist():
+            use_nccl = device != "cpu" and torch.cuda.is_available()
+            if use_nccl:
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            dist.init_process_group("nccl" if use_nccl else "gloo")
+        if _is_dist():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The module to sample from: the EMA copy when enabled, else the trained model."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def _batches(self, epoch: int) -> Iterator[Any]:
+        per_rank = max(1, self.cfg.batch_size // self.world)
+        if self.world > 1:
+            sampler = DistributedSampler(self.dataset, shuffle=True, seed=self.seed)
+            sampler.set_epoch(epoch)
+        else:
+            gen = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+            sampler = RandomSampler(self.dataset, generator=gen)
+        if isinstance(self.dataset, TensorDataset) and self.cfg.num_workers == 0:
+            for idx in BatchSampler(sampler, per_rank, drop_last=False):
+                yield tuple(t[idx] for t in self.dataset.tensors)
+            return
+        loader = DataLoader(
+            self.dataset, batch_size=per_rank, sampler=sampler, num_workers=self.cfg.num_workers
+        )
+        yield from loader
+
+    def _n_batches(self) -> int:
+        per_rank = max(1, self.cfg.batch_size // self.world)
+        n = len(self.dataset)
+        if self.world > 1:
+            n = -(-n // self.world)
+        return -(-n // per_rank)
+
+    # ------------------------------------------------------------- checkpoints
+    def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """Everything needed to resume: tensors for safetensors, the rest for the sidecar."""
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        if self.ema is not None:
+            tensors |= {f"ema.{k}": v for k, v in self.ema.module.state_dict().items()}
+        opt = self.optimizer.state_dict()
+        scalars: dict[str, dict[str, Any]] = {}
+        for idx, state in opt["state"].items():
+            for key, value in state.items():
+                if torch.is_tensor(value):
+                    tensors[f"optim.{idx}.{key}"] = value
+                else:
+                    scalars.setdefault(str(idx), {})[key] = value
+        tensors["rng.torch"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        py_state = random.getstate()
+        np_state = np.random.get_state()  # noqa: NPY002
+        sidecar = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "config_hash": self.config_hash,
+            "optimizer": {"param_groups": opt["param_groups"], "scalars": scalars},
+            "rng": {
+                "python": [py_state[0], list(py_state[1]), py_state[2]],
+                "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+            },
+            "torch_version": torch.__version__,
+        }
+        return tensors, sidecar
+
+    def save_checkpoint(self) -> None:
+        tensors, sidecar = self.state_tensors()
+        self.run.save_checkpoint(self.epoch, tensors, sidecar, keep=self.cfg.keep_checkpoints)
+
+    def load_checkpoint(self, epoch: int | None = None, strict_config: bool = True) -> None:
+        """Restore model, EMA, optimizer, RNG and counters from the run directory."""
+        tensors, sidecar = self.run.load_checkpoint(epoch)
+        if strict_config and sidecar.get("config_hash") not in ("", None, self.config_hash):
+            raise RuntimeError(
+                f"{self.run.config_path}: the config differs from the one the checkpoint was "
+                "trained with; resume with the run's own config.yaml (only training.epochs "
+                "may change) or start a new run directory"
+            )
+        self.model.load_state_dict(_strip(tensors, "model."))
+        if self.ema is not None:
+            ema_state = _strip(tensors, "ema.") or _strip(tensors, "model.")
+            self.ema.module.load_state_dict(ema_state)
+        opt_state: dict[int, dict[str, Any]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, idx, name = key.split(".", 2)
+                opt_state.setdefault(int(idx), {})[name] = value.to(self.device)
+        for idx, scal in sidecar["optimizer"]["scalars"].items():
+            opt_state.setdefault(int(idx), {}).update(scal)
+        self.optimizer.load_state_dict(
+            {"state": opt_state, "param_groups": sidecar["optimizer"]["param_groups"]}
+        )
+        torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        py = sidecar["rng"]["python"]
+        random.setstate((py[0], tuple(py[1]), py[2]))
+        npst = sidecar["rng"]["numpy"]
+        np.random.set_state((npst[0], np.array(npst[1], dtype=np.uint32), *npst[2:]))  # noqa: NPY002
+        self.epoch, self.step = sidecar["epoch"], sidecar["step"]
+        if self.rank > 0:  # other ranks keep their own stream, offset as at the start
+            seed_everything(self.seed + self.rank + 7919 * self.epoch)
+
+    # -------------------------------------------------------------------- loop
+    def fit(self, resume: bool = False) -> None:
+        """Train until ``cfg.epochs`` epochs are complete (continuing if ``resume``)."""
+        if resume and self.run.checkpoints():
+            self.load_checkpoint()
+            self.run.truncate_metrics(self.epoch)
+            self._print(f"resumed from epoch {self.epoch} (step {self.step})")
+        if self.config_text:
+            self.run.save_config(self.config_text)
+        progress = self._progress()
+        with progress or contextlib.nullcontext():
+            while self.epoch < self.cfg.epochs:
+                self._train_epoch(self.epoch + 1, progress)
+                self.epoch += 1
+                with torch.random.fork_rng(
+                    devices=[self.device] if self.device.type == "cuda" else []
+                ):
+                    for hook in self.hooks:
+                        if self.rank == 0:
+                            hook(self, self.epoch)
+                if self.world > 1:
+                    dist.barrier()
+                self.save_checkpoint()
+
+    def _train_epoch(self, epoch: int, progress: Progress | None) -> None:
+        self.model.train()
+        autocast = torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp == "bf16"
+        )
+        task = (
+            progress.add_task(
+                f"epoch {epoch}/{self.cfg.epochs}", total=self._n_batches(), loss=0.0, rate=0.0
+            )
+            if progress
+            else None
+        )
+        total = torch.zeros((), device=self.device, dtype=torch.float64)
+        count = 0
+        t0 = time.perf_counter()
+        for batch in self._batches(epoch):
+            batch = tuple(b.to(self.device, non_blocking=True) for b in batch)
+            with autocast:
+                loss = self.ddp(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update(self.model)
+            self.step += 1
+            n = batch[0].shape[0]
+            total += loss.detach().double() * n
+            count += n
+            if progress is not None and (self.step % 10 == 0 or count == n):
+                rate = count / (time.perf_counter() - t0)
+                progress.update(
+                    task, completed=self.step - self._step0(epoch), loss=loss.item(), rate=rate
+                )
+        elapsed = time.perf_counter() - t0
+        stats = torch.tensor([total.item(), float(count)], dtype=torch.float64)
+        if self.world > 1:
+            dist.all_reduce(stats)
+        mean_loss = (stats[0] / stats[1]).item()
+        rate = stats[1].item() / elapsed
+        if not np.isfinite(mean_loss):
+            raise FloatingPointError(
+                f"training loss became {mean_loss} in epoch {epoch}; lower the learning rate "
+                "(training.optimizer.lr) or enable gradient clipping (training.grad_clip)"
+            )
+        if progress is not None:
+            progress.update(task, completed=self._n_batches(), loss=mean_loss, rate=rate)
+        self.run.log(epoch, self.step, "train", "loss", mean_loss)
+        self.run.log(epoch, self.step, "train", "images_per_s", rate)
+        self.run.log(epoch, self.step, "train", "lr", self.optimizer.param_groups[0]["lr"])
+
+    def _step0(self, epoch: int) -> int:
+        return (epoch - 1) * self._n_batches()
+
+    def _progress(self) -> Progress | None:
+        if not self.cfg.progress or self.rank != 0:
+            return None
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("{task.fields[rate]:.0f} img/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+
+    def _print(self, msg: str) -> None:
+        if self.rank == 0 and self.cfg.progress:
+            print(msg, flush=True)
+
+    def close(self) -> None:
+        """Tear down the process group if this trainer created one."""
+        if _is_dist():
+            dist.destroy_process_group()
+
+
+def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}

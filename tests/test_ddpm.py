@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from coldflow.degradations.noise import LinearNoise, linear_beta_schedule
+from coldflow.methods.ddpm import DDPM, ddim_timesteps
+
+
+def test_linear_schedule_matches_the_formula():
+    s = linear_beta_schedule(1e-4, 0.02, 1000)
+    assert s["beta"][0] == pytest.approx(1e-4)
+    assert s["beta"][500] == pytest.approx(1e-4 + (0.02 - 1e-4) * 0.5)
+    assert s["beta"][1000] == pytest.approx(0.02)
+    expected = math.prod(1 - (1e-4 + (0.02 - 1e-4) * t / 1000) for t in range(0, 11))
+    assert s["alpha_bar"][10].item() == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize(("b1", "b2", "n"), [(1e-4, 0.02, 1000), (1e-5, 1e-3, 18300)])
+def test_alpha_bar_is_decreasing_in_unit_interval(b1, b2, n):
+    abar = linear_beta_schedule(b1, b2, n)["alpha_bar"]
+    assert torch.all(abar[1:] < abar[:-1])
+    assert 0 < abar[-1] < abar[0] < 1
+
+
+def test_under_diffused_schedule_keeps_signal():
+    # model2's betas at n_T=1000 leave much of the image at t = n_T: the point of that config
+    assert linear_beta_schedule(1e-5, 1e-3, 1000)["alpha_bar"][-1] > 0.5
+    assert linear_beta_schedule(1e-4, 0.02, 1000)["alpha_bar"][-1] < 1e-4
+
+
+def test_degrade_statistics():
+    deg = LinearNoise(1e-4, 0.02, 1000)
+    x0 = torch.full((20000, 1, 1, 1), 0.3)
+    t = torch.full((20000,), 300, dtype=torch.long)
+    z = deg.degrade(x0, t)
+    abar = deg.alpha_bar[300].item()
+    assert z.mean().item() == pytest.approx(math.sqrt(abar) * 0.3, abs=0.02)
+    assert z.var().item() == pytest.approx(1 - abar, rel=0.05)
+    noise = torch.zeros_like(x0)
+    assert torch.allclose(deg.degrade(x0, t, noise=noise), math.sqrt(abar) * x0)
+
+
+class Oracle(nn.Module):
+    """The exact noise predictor when the data distribution is the single image x*."""
+
+    def __init__(self, target: torch.Tensor, alpha_bar: torch.Tensor, n_T: int) -> None:
+        super().__init__()
+        self.target, self.alpha_bar, self.n_T = target, alpha_bar, n_T
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, z, t_norm):
+        t = (t_norm * self.n_T).round().long()
+        abar = self.alpha_bar[t].view(-1, 1, 1, 1)
+        return (z - abar.sqrt() * self.target) / (1 - abar).sqrt()
+
+
+def _oracle_ddpm(n_T=200):
+    deg = LinearNoise(1e-4, 0.02, n_T)
+    target = torch.linspace(-0.5, 0.5, 16).view(1, 1, 4, 4)
+    return DDPM(Oracle(target, deg.alpha_bar, n_T), deg), target
+
+
+def test_ddim_with_the_exact_predictor_lands_on_the_data_point():
+    model, target = _oracle_ddpm()
+    res = model.sample(8, (1, 4, 4), sampler="ddim", steps=20)
+    assert torch.allclose(res.images, target.expand(8, -1, -1, -1), atol=1e-4)
+
+
+def test_ancestral_with_the_exact_predictor_lands_on_the_data_point():
+    model, target = _oracle_ddpm()
+    gen = torch.Generator().manual_seed(0)
+    res = model.sample(64, (1, 4, 4), sampler="ancestral", generator=gen)
+    # the last step adds no noise; what is left is the posterior spread at t=1 (~sqrt(beta_1))
+    assert (res.images - target).abs().max() < 0.05
+
+
+def test_snapshots_and_their_order():
+    model, _ = _oracle_ddpm(n_T=50)
+    res = model.sample(3, (1, 4, 4), sampler="ancestral", snapshots=[50, 25, 1])
+    assert res.timesteps == [50, 25, 1]
+    assert res.trajectory.shape == (3, 3, 1, 4, 4)
+    # the state at t = n_T is the starting noise: far from the data; at t = 1 it is close
+    assert res.trajectory[0].std() > 0.5 and res.trajectory[2].std() < res.trajectory[0].std()
+
+
+def test_sampling_is_reproducible_with_a_generator():
+    model, _ = _oracle_ddpm(n_T=30)
+    a = model.sample(2, (1, 4, 4), generator=torch.Generator().manual_seed(5)).images
+    b = model.sample(2, (1, 4, 4), generator=torch.Generator().manual_seed(5)).images
+    assert torch.equal(a, b)
+
+
+def test_ddim_timesteps():
+    ts = ddim_timesteps(1000, 50)
+    assert ts[0] == 1000 and ts[-1] == 1 and len(ts) == 50
+    assert all(a > b for a, b in zip(ts, ts[1:], strict=False))
+    assert ddim_timesteps(10, 50) == list(range(10, 0, -1))
+
+
+def test_training_loss_is_the_noise_regression():
+    model, _ = _oracle_ddpm()
+    x0 = model.net.target.expand(32, -1, -1, -1)
+    # the oracle predicts the true noise exactly, so the training loss is ~0
+    assert model(x0).item() < 1e-8

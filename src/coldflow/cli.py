@@ -67,9 +67,9 @@ def sample(
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
 ) -> None:
     """Draw samples from a trained run and save them as an image grid."""
-    from coldflow.experiment import sample as sample_run
     import math
 
+    from coldflow.experiment import sample as sample_run
     from coldflow.report.figures import image_grid_figure
     from coldflow.report.style import save_figure
 

@@ -82,15 +82,12 @@ def draw(
 
 def fid_of_samples(images: torch.Tensor, cfg: RunConfig, device: torch.device) -> float:
     """FID of ``images`` against the MNIST test set with the configured feature extractor."""
-    from coldflow.metrics.fid import fid_against_mnist
+    from coldflow.metrics.features import build_feature_extractor
+    from coldflow.metrics.fid import fid_from_images, mnist_real_statistics
 
-    return fid_against_mnist(
-        images,
-        value_range=tuple(cfg.data.range),
-        extractor=cfg.evaluation.fid.extractor,
-        split="test",
-        device=device,
-    )
+    extractor = build_feature_extractor(cfg.evaluation.fid.extractor).to(device)
+    real = mnist_real_statistics(extractor, "test", n=10000, device=device)
+    return fid_from_images(images, real, extractor, tuple(cfg.data.range), device=device)
 
 
 def trajectory_hash(cfg: RunConfig) -> str:
@@ -121,6 +118,7 @@ class EvalHook:
             self.cfg.sampling.n_grid,
             sampler=fid_cfg.sampler,
             steps=fid_cfg.steps,
+            eta=fid_cfg.eta,
             seed=self.cfg.seed + 1,
         )
         trainer.run.save_samples({"images": grid.images}, epoch=epoch, meta={"epoch": epoch})
@@ -131,6 +129,7 @@ class EvalHook:
                 fid_cfg.n_samples,
                 sampler=fid_cfg.sampler,
                 steps=fid_cfg.steps,
+                eta=fid_cfg.eta,
                 seed=self.cfg.seed + 2,
                 batch_size=fid_cfg.batch_size,
             )
@@ -270,7 +269,13 @@ def evaluate(
     steps = steps or fid_cfg.steps
     t0 = time.perf_counter()
     res = draw(
-        loaded.model, n, sampler=sampler, steps=steps, seed=seed, batch_size=fid_cfg.batch_size
+        loaded.model,
+        n,
+        sampler=sampler,
+        steps=steps,
+        eta=fid_cfg.eta,
+        seed=seed,
+        batch_size=fid_cfg.batch_size,
     )
     t_sample = time.perf_counter() - t0
     score = fid_of_samples(res.images, loaded.cfg, loaded.device)

@@ -321,10 +321,11 @@ def resolve(name: str, download: bool | None = None) -> Path:
         download = os.environ.get("COLDFLOW_OFFLINE", "") not in ("1", "true", "yes")
     dest = cache_dir() / res.kind / res.relpath
     if not download:
-        where = " or ".join(str(d / res.relpath) for d in [*_search_dirs(res.kind), dest.parent])
+        searched = ", ".join(str(d / res.relpath) for d in _search_dirs(res.kind))
         raise HubError(
             f"{res.name} ({res.filename}) is not available offline. Download it from "
-            f"{res.urls[0]} and put it at {dest}" + (f" (also searched: {where})" if where else "")
+            f"{res.urls[0]} and put it at {dest}"
+            + (f" (also searched: {searched})" if searched else "")
         )
     _download(res, dest)
     return dest

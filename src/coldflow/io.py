@@ -11,6 +11,15 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone gives 0600
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """Open a temporary file beside ``path`` and rename it onto ``path`` on success.
@@ -36,6 +45,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _MODE)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -59,6 +69,7 @@ def atomic_path(path: str | os.PathLike) -> contextlib.AbstractContextManager[Pa
         os.close(fd)
         try:
             yield Path(tmp)
+            os.chmod(tmp, _MODE)
             os.replace(tmp, final)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):

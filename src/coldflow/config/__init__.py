@@ -26,6 +26,7 @@ from coldflow.config.mnist import (
     StudyConfig,
     StudyRun,
     TrainingConfig,
+    UNetConfig,
 )
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "StudyConfig",
     "StudyRun",
     "TrainingConfig",
+    "UNetConfig",
     "apply_overrides",
     "dump_yaml",
     "load_config",

@@ -65,7 +65,15 @@ class SeedCNNConfig(Strict):
     time_embeddings: int = 16
 
 
-ModelConfig = Annotated[Union[SeedCNNConfig], Field(discriminator="kind")]  # noqa: UP007
+class UNetConfig(Strict):
+    """A compact U-Net: residual blocks with GroupNorm, one level per entry of ``channels``."""
+
+    kind: Literal["unet"] = "unet"
+    channels: tuple[int, ...] = (32, 64, 64)
+    time_dim: int = 64
+
+
+ModelConfig = Annotated[Union[SeedCNNConfig, UNetConfig], Field(discriminator="kind")]  # noqa: UP007
 
 
 # ---------------------------------------------------------------------------- methods
@@ -127,6 +135,7 @@ class FIDConfig(Strict):
     extractor: Literal["mnist_classifier", "inception"] = "mnist_classifier"
     sampler: Literal["ancestral", "ddim"] = "ddim"
     steps: int = Field(50, ge=1, description="sampler steps used for FID samples (DDIM)")
+    eta: float = Field(0.0, ge=0, description="DDIM eta of the FID samples")
     batch_size: int = Field(500, ge=1)
 
 

@@ -1,0 +1,132 @@
+"""Training and sampling speed of the MNIST diffusion models.
+
+Measures, on the same network and data:
+
+- training images/s of coldflow's Trainer (one epoch over a subset, everything it does:
+  batching, autocast context, EMA if configured, metrics) against a plain PyTorch loop in
+  the seed study's style (DataLoader, ``model(x)``, ``loss.backward()``, ``opt.step()``);
+- sampling images/s of the ancestral sampler (n_T network calls) and DDIM (``--ddim-steps``).
+
+Prints a table and writes JSON (``--out``). It never asserts on time.
+
+    python benchmarks/bench_mnist.py --images 2048 --out benchmarks/results/mnist.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from coldflow.config import RunConfig, load_config
+from coldflow.data import mnist_dataset
+from coldflow.experiment import IMAGE_SHAPE, build_model
+from coldflow.runs import RunDir
+from coldflow.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def plain_loop(cfg: RunConfig, dataset, epochs: int = 1) -> float:
+    """The seed study's loop: images/s."""
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.training.optimizer.lr)
+    loader = DataLoader(dataset, batch_size=cfg.training.batch_size, shuffle=True)
+    n, t0 = 0, time.perf_counter()
+    for _ in range(epochs):
+        for x, _y in loader:
+            opt.zero_grad()
+            loss = model(x)
+            loss.backward()
+            opt.step()
+            n += len(x)
+    return n / (time.perf_counter() - t0)
+
+
+def trainer_loop(cfg: RunConfig, dataset, epochs: int = 1) -> float:
+    """coldflow's Trainer over the same data: images/s (checkpoint writing included)."""
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(model, dataset, cfg.training, RunDir(tmp), cfg.seed)
+        t0 = time.perf_counter()
+        trainer.fit()
+        return epochs * len(dataset) / (time.perf_counter() - t0)
+
+
+def sampling_rate(cfg: RunConfig, n: int, sampler: str, steps: int | None) -> float:
+    model = build_model(cfg).eval()
+    gen = torch.Generator().manual_seed(0)
+    t0 = time.perf_counter()
+    model.sample(n, IMAGE_SHAPE, sampler=sampler, steps=steps, generator=gen)
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", default=str(ROOT / "configs" / "mnist" / "diffusion_model.yaml"))
+    ap.add_argument("--images", type=int, default=2048, help="training images per measurement")
+    ap.add_argument("--repeats", type=int, default=2, help="measurements of each (best kept)")
+    ap.add_argument("--samples", type=int, default=64, help="images drawn per sampling run")
+    ap.add_argument("--ancestral-steps", type=int, default=200, help="n_T used for sampling")
+    ap.add_argument("--ddim-steps", type=int, default=50)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mnist.json"))
+    args = ap.parse_args()
+
+    cfg = load_config(
+        args.config,
+        RunConfig,
+        [
+            "training.epochs=1",
+            "training.progress=false",
+            "training.device=cpu",
+            "evaluation.fid.enabled=false",
+        ],
+    )
+    dataset = mnist_dataset("train", tuple(cfg.data.range), args.images)
+    rows = {
+        "train: plain PyTorch loop": max(plain_loop(cfg, dataset) for _ in range(args.repeats)),
+        "train: coldflow Trainer": max(trainer_loop(cfg, dataset) for _ in range(args.repeats)),
+    }
+    n_T = args.ancestral_steps
+    scfg = cfg.model_copy(update={"degradation": cfg.degradation.model_copy(update={"n_T": n_T})})
+    rows[f"sample: ancestral ({n_T} steps)"] = sampling_rate(scfg, args.samples, "ancestral", None)
+    rows[f"sample: DDIM ({args.ddim_steps} steps)"] = sampling_rate(
+        scfg, args.samples, "ddim", args.ddim_steps
+    )
+    # ancestral cost scales with n_T: what the full schedule of the config would give
+    full = rows[f"sample: ancestral ({n_T} steps)"] * n_T / cfg.degradation.n_T
+    rows[f"sample: ancestral ({cfg.degradation.n_T} steps, scaled)"] = full
+
+    print(f"{'measurement':<44} {'images/s':>10}")
+    for k, v in rows.items():
+        print(f"{k:<44} {v:>10.1f}")
+    ratio = rows["train: coldflow Trainer"] / rows["train: plain PyTorch loop"]
+    print(f"Trainer / plain loop: {ratio:.2f}x")
+    result = {
+        "config": str(Path(args.config).name),
+        "images": args.images,
+        "batch_size": cfg.training.batch_size,
+        "images_per_s": rows,
+        "trainer_over_plain": ratio,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from coldflow.config import SeedCNNConfig, UNetConfig
+from coldflow.nets import build_net
+
+
+@pytest.mark.parametrize("cfg", [SeedCNNConfig(), UNetConfig(channels=(8, 16, 16), time_dim=16)])
+def test_networks_map_images_to_images_and_depend_on_time(cfg):
+    torch.manual_seed(0)
+    net = build_net(cfg, in_channels=1, image_shape=(28, 28))
+    x = torch.randn(3, 1, 28, 28)
+    y0 = net(x, torch.zeros(3))
+    y1 = net(x, torch.ones(3))
+    assert y0.shape == x.shape
+    assert not torch.allclose(y0, y1)
+
+
+def test_seed_cnn_has_the_seed_layout():
+    net = build_net(SeedCNNConfig(), 1, (28, 28))
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
+        (1, 16, (7, 7)),
+        (16, 32, (7, 7)),
+        (32, 32, (7, 7)),
+        (32, 16, (7, 7)),
+        (16, 1, (3, 3)),
+    ]
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert [tuple(n.normalized_shape) for n in norms] == [(c, 28, 28) for c in (16, 32, 32, 16)]
+
+
+def test_unet_rejects_shapes_its_levels_cannot_halve():
+    with pytest.raises(ValueError, match="divisible"):
+        build_net(UNetConfig(channels=(8, 8, 8, 8)), 1, (28, 28))
+
+
+def test_unet_fits_a_fixed_batch():
+    torch.manual_seed(0)
+    net = build_net(UNetConfig(channels=(8, 16), time_dim=16), 1, (28, 28))
+    opt = torch.optim.Adam(net.parameters(), 3e-3)
+    x, t = torch.randn(8, 1, 28, 28), torch.rand(8)
+    target = x.flip(-1)
+    first = None
+    for _ in range(60):
+        loss = torch.nn.functional.mse_loss(net(x, t), target)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first

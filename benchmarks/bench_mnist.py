@@ -5,7 +5,8 @@ Measures, on the same network and data:
 - training images/s of coldflow's Trainer (one epoch over a subset, everything it does:
   batching, autocast context, EMA if configured, metrics) against a plain PyTorch loop in
   the seed study's style (DataLoader, ``model(x)``, ``loss.backward()``, ``opt.step()``);
-- sampling images/s of the ancestral sampler (n_T network calls) and DDIM (``--ddim-steps``).
+- sampling images/s of the ancestral sampler (n_T network calls) and DDIM (``--ddim-steps``);
+- training images/s of the cold-diffusion blur model (``--blur-config``) with the Trainer.
 
 Prints a table and writes JSON (``--out``). It never asserts on time.
 
@@ -77,23 +78,25 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=64, help="images drawn per sampling run")
     ap.add_argument("--ancestral-steps", type=int, default=200, help="n_T used for sampling")
     ap.add_argument("--ddim-steps", type=int, default=50)
+    ap.add_argument("--blur-config", default=str(ROOT / "configs" / "mnist" / "blur_model.yaml"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mnist.json"))
     args = ap.parse_args()
 
-    cfg = load_config(
-        args.config,
-        RunConfig,
-        [
-            "training.epochs=1",
-            "training.progress=false",
-            "training.device=cpu",
-            "evaluation.fid.enabled=false",
-        ],
-    )
+    bench_overrides = [
+        "training.epochs=1",
+        "training.progress=false",
+        "training.device=cpu",
+        "evaluation.fid.enabled=false",
+    ]
+    cfg = load_config(args.config, RunConfig, bench_overrides)
+    blur_cfg = load_config(args.blur_config, RunConfig, bench_overrides)
     dataset = mnist_dataset("train", tuple(cfg.data.range), args.images)
     rows = {
         "train: plain PyTorch loop": max(plain_loop(cfg, dataset) for _ in range(args.repeats)),
         "train: coldflow Trainer": max(trainer_loop(cfg, dataset) for _ in range(args.repeats)),
+        "train: blur model, coldflow Trainer": max(
+            trainer_loop(blur_cfg, dataset) for _ in range(args.repeats)
+        ),
     }
     n_T = args.ancestral_steps
     scfg = cfg.model_copy(update={"degradation": cfg.degradation.model_copy(update={"n_T": n_T})})

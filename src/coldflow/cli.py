@@ -59,7 +59,9 @@ def train(
 def sample(
     run_dir: Path = typer.Argument(..., help="A trained run directory."),
     n: int = typer.Option(16, "--n", help="Number of samples."),
-    sampler: str = typer.Option("ancestral", help="ancestral | ddim"),
+    sampler: str = typer.Option(
+        None, help="ancestral | ddim (DDPM); naive | improved (cold). Default: the config's."
+    ),
     steps: int = typer.Option(None, help="DDIM steps (default 50)."),
     eta: float = typer.Option(0.0, help="DDIM eta."),
     seed: int = typer.Option(0, help="Random seed."),
@@ -69,16 +71,18 @@ def sample(
     """Draw samples from a trained run and save them as an image grid."""
     import math
 
+    from coldflow.config import SAMPLERS, RunConfig, load_config
     from coldflow.experiment import sample as sample_run
     from coldflow.report.figures import image_grid_figure
     from coldflow.report.style import save_figure
 
-    if sampler not in ("ancestral", "ddim"):
-        raise typer.BadParameter(f"--sampler must be ancestral or ddim, got {sampler!r}")
+    cfg = load_config(run_dir / "config.yaml", RunConfig)
+    sampler = sampler or cfg.sampling.sampler
+    if sampler not in SAMPLERS[cfg.method.kind]:
+        allowed = " or ".join(SAMPLERS[cfg.method.kind])
+        raise typer.BadParameter(f"--sampler for {cfg.method.kind} must be {allowed}")
     res, loaded = sample_run(run_dir, n, sampler, steps, eta, seed, device)
-    title = f"{loaded.cfg.name}: {sampler}" + (
-        f", {steps or 50} steps" if sampler == "ddim" else ""
-    )
+    title = f"{cfg.name}: {sampler}" + (f", {steps or 50} steps" if sampler == "ddim" else "")
     ncol = math.ceil(math.sqrt(n))
     fig = image_grid_figure(res.images, tuple(loaded.cfg.data.range), ncol=ncol, title=title)
     save_figure(fig, out)
@@ -90,12 +94,12 @@ def evaluate(
     run_dir: Path = typer.Argument(..., help="A trained run directory."),
     fid: bool = typer.Option(True, "--fid/--no-fid", help="Score FID."),
     n: int = typer.Option(10000, "--n", help="Number of samples for FID."),
-    sampler: str = typer.Option(None, help="ancestral | ddim (default: the config's)."),
+    sampler: str = typer.Option(None, help="Sampler (default: the config's evaluation sampler)."),
     steps: int = typer.Option(None, help="DDIM steps (default: the config's)."),
     seed: int = typer.Option(0, help="Random seed."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
 ) -> None:
-    """Evaluate a trained run (FID against the MNIST test set); writes evaluation.json."""
+    """Evaluate a run: FID against MNIST test (cold diffusion: also the Table 1 layout)."""
     from coldflow.experiment import evaluate as evaluate_run
 
     if not fid:
@@ -131,6 +135,30 @@ def study(
 
     index = run_study(config, out, set_ or [])
     console.print(f"study report: {index}")
+
+
+@app.command("evaluate-fields")
+def evaluate_fields(
+    a: Path = typer.Argument(..., help="HDF5 file with the fields to judge."),
+    b: Path = typer.Argument(..., help="HDF5 file with the reference fields."),
+    key: str = typer.Option(..., "--key", help="Dataset path inside both files."),
+    metric: list[str] = typer.Option(
+        ["mse", "rel_l1"], "--metric", help="mse | mae | rel_l1 | psnr | lsim | lpips | vgg"
+    ),
+    layout: str = typer.Option("NCHW", help="NCHW (channels first) or NHWC."),
+    grid: str = typer.Option("centered", help="centered | staggered velocity."),
+    out: Path = typer.Option(None, "--out", help="Also write the table as JSON here."),
+    device: str = typer.Option(None, help="cpu | cuda (default: auto)."),
+) -> None:
+    """Compare two stored field data sets sample by sample with field metrics."""
+    from coldflow.io import write_json
+    from coldflow.metrics.fields import evaluate_fields as run_metrics
+    from coldflow.metrics.fields import format_table
+
+    table = run_metrics(a, b, key, metric, layout=layout, grid=grid, device=device)
+    console.print(format_table(table), highlight=False)
+    if out:
+        write_json(out, table)
 
 
 @app.command("fid-classifier")
@@ -181,7 +209,7 @@ def main() -> None:
     except ConfigError as e:
         console.print(f"[red]config error:[/red] {e}", highlight=False)
         sys.exit(2)
-    except (hub.HubError, FileNotFoundError, FileExistsError) as e:
+    except (hub.HubError, FileNotFoundError, FileExistsError, KeyError) as e:
         console.print(f"[red]error:[/red] {e}", highlight=False)
         sys.exit(1)
 

@@ -7,8 +7,8 @@ This is the glue the CLI calls: it builds the degradation, network and method th
 
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from coldflow.config import RunConfig, dump_yaml, load_config
 from coldflow.data import mnist_dataset
 from coldflow.degradations import build_degradation
 from coldflow.io import write_json
-from coldflow.methods import SampleResult, build_method
+from coldflow.methods import SampleResult, build_method, fit_prior
 from coldflow.nets import build_net
 from coldflow.runs import RunDir
 from coldflow.trainer import Trainer, config_hash, resolve_device, seed_everything
@@ -42,38 +42,47 @@ def build_model(cfg: RunConfig) -> nn.Module:
     """The method module (network + degradation) that ``cfg`` describes."""
     degradation = build_degradation(cfg.degradation)
     net = build_net(cfg.model, in_channels=IMAGE_SHAPE[0], image_shape=IMAGE_SHAPE[1:])
-    return build_method(cfg.method, net, degradation)
+    return build_method(
+        cfg.method, net, degradation, black=cfg.data.range[0], image_shape=IMAGE_SHAPE
+    )
 
 
 def _generator(device: torch.device, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def draw(
     model: nn.Module,
     n: int,
     *,
-    sampler: str,
-    steps: int | None,
-    eta: float = 0.0,
-    snapshots: list[int] | tuple[int, ...] = (),
     seed: int = 0,
     batch_size: int = 1000,
+    start: torch.Tensor | None = None,
+    snapshots: list[int] | tuple[int, ...] = (),
+    **options: Any,
 ) -> SampleResult:
-    """Sample ``n`` images in batches (trajectory only from the first batch)."""
-    device = next(model.parameters()).device
-    gen = _generator(device, seed)
+    """Sample ``n`` images in batches (the trajectory comes from the first batch).
+
+    ``start`` (cold diffusion) gives the x_T of each sample; ``options`` go to
+    ``model.sample`` (``sampler``, ``steps``, ``eta``, ``prior``).
+    """
+    gen = _generator(_device(model), seed)
     model.eval()
     images, first = [], None
-    for start in range(0, n, batch_size):
+    for i in range(0, n, batch_size):
+        m = min(batch_size, n - i)
+        extra = {} if start is None else {"start": start[i : i + m]}
         res = model.sample(
-            min(batch_size, n - start),
+            m,
             IMAGE_SHAPE,
-            sampler=sampler,
-            steps=steps,
-            eta=eta,
-            snapshots=snapshots if start == 0 else (),
+            snapshots=snapshots if i == 0 else (),
             generator=gen,
+            **extra,
+            **options,
         )
         first = first or res
         images.append(res.images.cpu())
@@ -101,45 +110,193 @@ def trajectory_hash(cfg: RunConfig) -> str:
     )
 
 
+# ----------------------------------------------------------------- DDPM evaluation
+
+
+def _ddpm_epoch(model: nn.Module, cfg: RunConfig) -> tuple[dict, dict]:
+    fid = cfg.evaluation.fid
+    opts = {"sampler": fid.sampler, "steps": fid.steps, "eta": fid.eta}
+    grid = draw(model, cfg.sampling.n_grid, seed=cfg.seed + 1, **opts)
+    metrics = {}
+    if fid.enabled:
+        samples = draw(model, fid.n_samples, seed=cfg.seed + 2, batch_size=fid.batch_size, **opts)
+        metrics["fid"] = fid_of_samples(samples.images, cfg, _device(model))
+    return metrics, {"images": grid.images}
+
+
+def _ddpm_final(model: nn.Module, cfg: RunConfig) -> dict[str, torch.Tensor]:
+    s = cfg.sampling
+    res = draw(
+        model,
+        s.n_grid,
+        sampler=s.sampler,
+        steps=s.steps,
+        eta=s.eta,
+        snapshots=s.snapshot_timesteps,
+        seed=cfg.seed + 3,
+    )
+    return _with_trajectory({"images": res.images}, res, "")
+
+
+def _ddpm_evaluate(model: nn.Module, cfg: RunConfig, n: int, seed: int, **opts: Any) -> dict:
+    fid = cfg.evaluation.fid
+    opts = {"sampler": fid.sampler, "steps": fid.steps, "eta": fid.eta} | {
+        k: v for k, v in opts.items() if v is not None
+    }
+    res = draw(model, n, seed=seed, batch_size=fid.batch_size, **opts)
+    return {"fid": fid_of_samples(res.images, cfg, _device(model)), **opts}
+
+
+# ----------------------------------------------------------------- cold evaluation
+
+
+def _fit_cold_prior(model: nn.Module, cfg: RunConfig, dataset: Any) -> None:
+    """Fit the unconditional start distribution to fully degraded training images."""
+    if cfg.method.prior != "gmm":
+        return
+    x = dataset.tensors[0][: cfg.method.prior_fit_images]
+    t = torch.full((len(x),), model.n_T, dtype=torch.long)
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(cfg.seed + 4))
+    with torch.no_grad():
+        degraded = model.degradation.degrade(x, t, noise=noise)
+    params = fit_prior(degraded, cfg.method.prior_dims, cfg.method.prior_components, cfg.seed)
+    model.set_prior(params)
+
+
+def _conditional_inputs(model: nn.Module, cfg: RunConfig, n: int) -> tuple[torch.Tensor, ...]:
+    """Held-out test images and their degradation to t = n_T (seeded noise if hybrid)."""
+    x = mnist_dataset("test", tuple(cfg.data.range), n).tensors[0]
+    t = torch.full((len(x),), model.n_T, dtype=torch.long)
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(cfg.seed + 5))
+    with torch.no_grad():
+        x_T = model.degradation.degrade(x, t, noise=noise)
+    return x, x_T
+
+
+def _quality(
+    images: torch.Tensor, originals: torch.Tensor, cfg: RunConfig, fid_device: Any = None
+) -> dict:
+    """RMSE and SSIM against the originals on [0, 1] pixels; FID too given a device."""
+    from coldflow.data import from_range
+    from coldflow.metrics.image import rmse, ssim
+
+    rng = tuple(cfg.data.range)
+    a, b = from_range(images.cpu(), rng), from_range(originals.cpu(), rng)
+    out = {"rmse": rmse(a, b).mean().item(), "ssim": ssim(a, b).mean().item()}
+    if fid_device is not None:
+        out["fid"] = fid_of_samples(images, cfg, fid_device)
+    return out
+
+
+def _cold_epoch(model: nn.Module, cfg: RunConfig) -> tuple[dict, dict]:
+    fid, sampler = cfg.evaluation.fid, cfg.evaluation.fid.sampler
+    grid = draw(model, cfg.sampling.n_grid, seed=cfg.seed + 1, sampler=sampler)
+    x, x_T = _conditional_inputs(model, cfg, cfg.method.conditional_images)
+    cond = draw(model, len(x), start=x_T, sampler=sampler, batch_size=fid.batch_size)
+    q = _quality(cond.images, x, cfg)
+    metrics = {"cond_rmse": q["rmse"], "cond_ssim": q["ssim"]}
+    if fid.enabled:
+        samples = draw(
+            model, fid.n_samples, seed=cfg.seed + 2, batch_size=fid.batch_size, sampler=sampler
+        )
+        metrics["fid"] = fid_of_samples(samples.images, cfg, _device(model))
+    n = cfg.sampling.n_grid
+    return metrics, {"images": grid.images, "images_conditional": cond.images[:n]}
+
+
+def _cold_final(model: nn.Module, cfg: RunConfig) -> dict[str, torch.Tensor]:
+    s, n = cfg.sampling, cfg.sampling.n_grid
+    snaps = s.snapshot_timesteps
+    uncond = draw(model, n, seed=cfg.seed + 3, sampler=s.sampler, snapshots=snaps)
+    black = draw(model, n, seed=cfg.seed + 3, sampler=s.sampler, prior="black")
+    x, x_T = _conditional_inputs(model, cfg, n)
+    cond = draw(model, n, start=x_T, sampler=s.sampler, snapshots=snaps)
+    out = {
+        "images": uncond.images,
+        "images_black_start": black.images,
+        "images_conditional": cond.images,
+        "images_conditional_input": x_T,
+        "images_conditional_original": x,
+    }
+    out = _with_trajectory(out, uncond, "")
+    return _with_trajectory(out, cond, "_conditional")
+
+
+def _cold_evaluate(model: nn.Module, cfg: RunConfig, n: int, seed: int, **opts: Any) -> dict:
+    """The paper's Table 1 on held-out test images, plus unconditional FIDs."""
+    sampler = opts.get("sampler") or cfg.evaluation.fid.sampler
+    bs = cfg.evaluation.fid.batch_size
+    x, x_T = _conditional_inputs(model, cfg, min(n, 10000))
+    t = torch.full((len(x_T),), model.n_T, dtype=torch.long, device=_device(model))
+    with torch.no_grad():
+        direct = torch.cat(
+            [model.restore(c.to(t.device), t[: len(c)]).cpu() for c in x_T.split(bs)]
+        )
+    sampled = draw(model, len(x), start=x_T, sampler=sampler, batch_size=bs).images
+    dev = _device(model)
+    table = {
+        "degraded": _quality(x_T, x, cfg, dev),
+        "direct": _quality(direct, x, cfg, dev),
+        sampler: _quality(sampled, x, cfg, dev),
+    }
+    uncond = {
+        prior: fid_of_samples(
+            draw(model, n, seed=seed, batch_size=bs, sampler=sampler, prior=prior).images,
+            cfg,
+            _device(model),
+        )
+        for prior in ("gmm", "black")
+    }
+    return {"conditional": table, "unconditional_fid": uncond, "sampler": sampler}
+
+
+def _with_trajectory(out: dict, res: SampleResult, suffix: str) -> dict[str, torch.Tensor]:
+    if res.trajectory is not None:
+        out[f"trajectory{suffix}"] = res.trajectory
+        out[f"timesteps{suffix}"] = torch.tensor(res.timesteps, dtype=torch.long)
+    return out
+
+
+@dataclass(frozen=True)
+class MethodEvaluation:
+    """What evaluation means for one method."""
+
+    prepare: Callable[[nn.Module, RunConfig, Any], None]  # before training (e.g. priors)
+    epoch: Callable[[nn.Module, RunConfig], tuple[dict, dict]]  # metrics, sample grids
+    final: Callable[[nn.Module, RunConfig], dict[str, torch.Tensor]]  # samples/final
+    evaluate: Callable[..., dict]  # `coldflow evaluate`
+
+
+# method.kind -> its evaluation
+EVALUATIONS: dict[str, MethodEvaluation] = {
+    "ddpm": MethodEvaluation(lambda *_: None, _ddpm_epoch, _ddpm_final, _ddpm_evaluate),
+    "cold": MethodEvaluation(_fit_cold_prior, _cold_epoch, _cold_final, _cold_evaluate),
+}
+
+
 class EvalHook:
-    """Every ``evaluation.interval`` epochs (and at the last): save samples, score FID."""
+    """Every ``evaluation.interval`` epochs (and at the last): save samples, log metrics."""
 
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
+        self.evaluation = EVALUATIONS[cfg.method.kind]
 
     def __call__(self, trainer: Trainer, epoch: int) -> None:
-        ev = self.cfg.evaluation
-        if epoch % ev.interval and epoch != self.cfg.training.epochs:
+        if epoch % self.cfg.evaluation.interval and epoch != self.cfg.training.epochs:
             return
-        model = trainer.eval_model
-        fid_cfg = ev.fid
-        grid = draw(
-            model,
-            self.cfg.sampling.n_grid,
-            sampler=fid_cfg.sampler,
-            steps=fid_cfg.steps,
-            eta=fid_cfg.eta,
-            seed=self.cfg.seed + 1,
-        )
-        trainer.run.save_samples({"images": grid.images}, epoch=epoch, meta={"epoch": epoch})
-        if fid_cfg.enabled:
-            t0 = time.perf_counter()
-            samples = draw(
-                model,
-                fid_cfg.n_samples,
-                sampler=fid_cfg.sampler,
-                steps=fid_cfg.steps,
-                eta=fid_cfg.eta,
-                seed=self.cfg.seed + 2,
-                batch_size=fid_cfg.batch_size,
+        t0 = time.perf_counter()
+        metrics, grids = self.evaluation.epoch(trainer.eval_model, self.cfg)
+        trainer.run.save_samples(grids, epoch=epoch, meta={"epoch": epoch})
+        for name, value in metrics.items():
+            trainer.run.log(epoch, trainer.step, "eval", name, value)
+        if metrics:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            fid = self.cfg.evaluation.fid
+            note = (
+                f"FID on {fid.n_samples} samples, {fid.extractor} features; " if fid.enabled else ""
             )
-            score = fid_of_samples(samples.images, self.cfg, trainer.device)
-            trainer.run.log(epoch, trainer.step, "eval", "fid", score)
-            trainer._print(
-                f"epoch {epoch}: FID {score:.3f} ({fid_cfg.n_samples} samples, "
-                f"{fid_cfg.extractor} features, {time.perf_counter() - t0:.0f} s)"
-            )
-        model.train()
+            trainer._print(f"epoch {epoch}: {shown} ({note}{time.perf_counter() - t0:.0f} s)")
+        trainer.eval_model.train()
 
 
 def train(
@@ -174,6 +331,7 @@ def train(
     dataset = mnist_dataset("train", tuple(cfg.data.range), cfg.data.train_subset)
     seed_everything(cfg.seed)  # the initial weights depend on the seed alone
     model = build_model(cfg)
+    EVALUATIONS[cfg.method.kind].prepare(model, cfg, dataset)
     trainer = Trainer(
         model,
         dataset,
@@ -193,24 +351,10 @@ def train(
     return run
 
 
-def write_final_samples(model: nn.Module, cfg: RunConfig, run: RunDir) -> SampleResult:
-    """Draw the final grid with the configured sampler and snapshot timesteps."""
-    s = cfg.sampling
-    res = draw(
-        model,
-        s.n_grid,
-        sampler=s.sampler,
-        steps=s.steps,
-        eta=s.eta,
-        snapshots=s.snapshot_timesteps,
-        seed=cfg.seed + 3,
-    )
-    tensors = {"images": res.images}
-    if res.trajectory is not None:
-        tensors["trajectory"] = res.trajectory
-        tensors["timesteps"] = torch.tensor(res.timesteps, dtype=torch.long)
-    run.save_samples(tensors, meta={"sampler": s.sampler})
-    return res
+def write_final_samples(model: nn.Module, cfg: RunConfig, run: RunDir) -> None:
+    """Draw the final grids (and trajectories) with the configured sampler."""
+    tensors = EVALUATIONS[cfg.method.kind].final(model, cfg)
+    run.save_samples(tensors, meta={"sampler": cfg.sampling.sampler})
 
 
 @dataclass
@@ -241,16 +385,24 @@ def load_run(run_dir: str | Path, device: str = "auto", epoch: int | None = None
 def sample(
     run_dir: str | Path,
     n: int = 16,
-    sampler: str = "ancestral",
+    sampler: str | None = None,
     steps: int | None = None,
     eta: float = 0.0,
     seed: int = 0,
     device: str = "auto",
 ) -> tuple[SampleResult, LoadedRun]:
-    """Draw ``n`` samples from a trained run."""
+    """Draw ``n`` samples from a trained run (``sampler`` defaults to the config's)."""
     loaded = load_run(run_dir, device)
-    snaps = loaded.cfg.sampling.snapshot_timesteps
-    res = draw(loaded.model, n, sampler=sampler, steps=steps, eta=eta, snapshots=snaps, seed=seed)
+    cfg = loaded.cfg
+    res = draw(
+        loaded.model,
+        n,
+        sampler=sampler or cfg.sampling.sampler,
+        steps=steps,
+        eta=eta,
+        snapshots=cfg.sampling.snapshot_timesteps,
+        seed=seed,
+    )
     return res, loaded
 
 
@@ -262,44 +414,21 @@ def evaluate(
     seed: int = 0,
     device: str = "auto",
 ) -> dict[str, Any]:
-    """Score a trained run with FID on ``n`` samples; write ``evaluation.json``."""
+    """Score a trained run on ``n`` samples (FID; Table 1 for cold diffusion).
+
+    Writes ``evaluation.json`` into the run directory and returns its content.
+    """
     loaded = load_run(run_dir, device)
-    fid_cfg = loaded.cfg.evaluation.fid
-    sampler = sampler or fid_cfg.sampler
-    steps = steps or fid_cfg.steps
     t0 = time.perf_counter()
-    res = draw(
-        loaded.model,
-        n,
-        sampler=sampler,
-        steps=steps,
-        eta=fid_cfg.eta,
-        seed=seed,
-        batch_size=fid_cfg.batch_size,
+    result = EVALUATIONS[loaded.cfg.method.kind].evaluate(
+        loaded.model, loaded.cfg, n, seed, sampler=sampler, steps=steps
     )
-    t_sample = time.perf_counter() - t0
-    score = fid_of_samples(res.images, loaded.cfg, loaded.device)
-    result = {
+    result |= {
         "epoch": loaded.epoch,
-        "fid": score,
         "n_samples": n,
-        "sampler": sampler,
-        "steps": steps if sampler == "ddim" else loaded.cfg.degradation.n_T,
-        "extractor": fid_cfg.extractor,
-        "sampling_seconds": t_sample,
+        "extractor": loaded.cfg.evaluation.fid.extractor,
+        "seconds": time.perf_counter() - t0,
         "device": str(loaded.device),
     }
     write_json(loaded.run.path / "evaluation.json", result)
     return result
-
-
-def summary(run_dir: str | Path) -> str:
-    """One JSON line with the last value of every metric of a run."""
-    last: dict[str, float] = {}
-    for e in RunDir(run_dir).read_metrics():
-        last[f"{e['split']}/{e['name']}"] = e["value"]
-    return json.dumps(last)
-
-
-def device_of(cfg: Any) -> torch.device:
-    return resolve_device(cfg.training.device)

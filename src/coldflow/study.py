@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from coldflow.config import RunConfig, StudyConfig, load_config
-from coldflow.experiment import train
+from coldflow.experiment import evaluate, train
 from coldflow.runs import RunDir
 
 __all__ = ["run_study"]
@@ -32,12 +32,16 @@ def run_study(path: str | Path, out: str | Path | None = None, overrides: list[s
         cfg_path = (path.parent / spec.config).resolve()
         cfg = load_config(cfg_path, RunConfig, [*spec.set, *overrides])
         run_dir = out / spec.name
-        done = RunDir(run_dir).checkpoints()
-        if done and done[-1] >= cfg.training.epochs and RunDir(run_dir).samples_path().is_file():
+        run = RunDir(run_dir)
+        done = run.checkpoints()
+        if done and done[-1] >= cfg.training.epochs and run.samples_path().is_file():
             print(f"{spec.name}: already trained ({done[-1]} epochs)", flush=True)
         else:
             print(f"{spec.name}: training {cfg_path.name} into {run_dir}", flush=True)
             train(cfg, run_dir, resume=bool(done))
+        if spec.evaluate and not (run.path / "evaluation.json").is_file():
+            print(f"{spec.name}: evaluating on {spec.evaluate} samples", flush=True)
+            evaluate(run_dir, n=spec.evaluate, device=cfg.training.device)
         write_run_report(run_dir)
         run_dirs.append(run_dir)
     return write_comparison(run_dirs, out)

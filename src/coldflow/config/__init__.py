@@ -14,6 +14,9 @@ from coldflow.config.base import (
     validate,
 )
 from coldflow.config.mnist import (
+    SAMPLERS,
+    BlurConfig,
+    ColdConfig,
     DDPMConfig,
     EvaluationConfig,
     FIDConfig,
@@ -30,6 +33,9 @@ from coldflow.config.mnist import (
 )
 
 __all__ = [
+    "SAMPLERS",
+    "BlurConfig",
+    "ColdConfig",
     "ConfigError",
     "DDPMConfig",
     "EvaluationConfig",

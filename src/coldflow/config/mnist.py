@@ -49,7 +49,26 @@ class LinearNoiseConfig(Strict):
         return self
 
 
-DegradationConfig = Annotated[Union[LinearNoiseConfig], Field(discriminator="kind")]  # noqa: UP007
+class BlurConfig(Strict):
+    """Gaussian blur of cold diffusion: sigma_t from a schedule, optional added noise."""
+
+    kind: Literal["blur"] = "blur"
+    n_T: int = Field(500, ge=1)
+    sigma_base: float = Field(0.02, ge=0)
+    sigma_scale: float = Field(0.01, gt=0, description="linear: sigma_t = base + scale * t")
+    schedule: Literal["linear", "exponential", "cosine"] = "linear"
+    kernel_size: int | None = Field(None, description="odd; null covers the whole image")
+    noise_start: float = Field(0.0, ge=0, description="std of added noise at t=0 (hybrid)")
+    noise_end: float = Field(0.0, ge=0, description="std of added noise at t=n_T (hybrid)")
+
+    @model_validator(mode="after")
+    def _check_kernel(self) -> BlurConfig:
+        if self.kernel_size is not None and (self.kernel_size < 1 or self.kernel_size % 2 == 0):
+            raise ValueError(f"kernel_size must be a positive odd number, got {self.kernel_size}")
+        return self
+
+
+DegradationConfig = Annotated[Union[LinearNoiseConfig, BlurConfig], Field(discriminator="kind")]  # noqa: UP007
 
 
 # --------------------------------------------------------------------------- networks
@@ -85,7 +104,31 @@ class DDPMConfig(Strict):
     kind: Literal["ddpm"] = "ddpm"
 
 
-MethodConfig = Annotated[Union[DDPMConfig], Field(discriminator="kind")]  # noqa: UP007
+class ColdConfig(Strict):
+    """Cold diffusion (Bansal et al. 2022): a restorer R(x_t, t) ~ x0 trained with L2 or L1."""
+
+    kind: Literal["cold"] = "cold"
+    loss: Literal["mse", "l1"] = "mse"
+    prior: Literal["gmm", "black"] = Field(
+        "gmm",
+        description="start of unconditional sampling: a Gaussian mixture fitted to fully "
+        "degraded training images (in a PCA basis), or the black image of the study",
+    )
+    prior_components: int = Field(10, ge=1, description="mixture components")
+    prior_dims: int = Field(32, ge=1, description="PCA dimensions the mixture lives in")
+    prior_noise: float = Field(0.002, ge=0, description="std of noise added to the start")
+    prior_fit_images: int = Field(10000, ge=10, description="training images used to fit")
+    conditional_images: int = Field(
+        1000, ge=1, description="held-out test images for conditional evaluation"
+    )
+
+
+MethodConfig = Annotated[Union[DDPMConfig, ColdConfig], Field(discriminator="kind")]  # noqa: UP007
+
+SAMPLERS = {"ddpm": ("ancestral", "ddim"), "cold": ("naive", "improved")}
+# defaults per method: (final samples, evaluation samples)
+DEFAULT_SAMPLERS = {"ddpm": ("ancestral", "ddim"), "cold": ("improved", "improved")}
+Sampler = Literal["ancestral", "ddim", "naive", "improved"]
 
 
 # --------------------------------------------------------------------------- training
@@ -120,7 +163,9 @@ class TrainingConfig(Strict):
 
 
 class SamplingConfig(Strict):
-    sampler: Literal["ancestral", "ddim"] = "ancestral"
+    sampler: Sampler | None = Field(
+        None, description="ddpm: ancestral|ddim; cold: naive|improved (null: method default)"
+    )
     steps: int | None = Field(None, ge=1, description="DDIM steps (default: 50)")
     eta: float = Field(0.0, ge=0, description="DDIM eta (0: deterministic)")
     snapshot_timesteps: list[int] = Field(
@@ -133,7 +178,7 @@ class FIDConfig(Strict):
     enabled: bool = True
     n_samples: int = Field(10000, ge=2)
     extractor: Literal["mnist_classifier", "inception"] = "mnist_classifier"
-    sampler: Literal["ancestral", "ddim"] = "ddim"
+    sampler: Sampler | None = Field(None, description="null: ddim for ddpm, improved for cold")
     steps: int = Field(50, ge=1, description="sampler steps used for FID samples (DDIM)")
     eta: float = Field(0.0, ge=0, description="DDIM eta of the FID samples")
     batch_size: int = Field(500, ge=1)
@@ -173,6 +218,31 @@ class RunConfig(Strict):
         return data
 
     @model_validator(mode="after")
+    def _check_combination(self) -> RunConfig:
+        pairs = {"ddpm": "linear_noise", "cold": "blur"}
+        if pairs[self.method.kind] != self.degradation.kind:
+            raise ValueError(
+                f"method {self.method.kind!r} needs degradation kind "
+                f"{pairs[self.method.kind]!r}, got {self.degradation.kind!r}"
+            )
+        final, evaluation = DEFAULT_SAMPLERS[self.method.kind]
+        if self.sampling.sampler is None:
+            self.sampling.sampler = final
+        if self.evaluation.fid.sampler is None:
+            self.evaluation.fid.sampler = evaluation
+        allowed = SAMPLERS[self.method.kind]
+        for key, value in (
+            ("sampling.sampler", self.sampling.sampler),
+            ("evaluation.fid.sampler", self.evaluation.fid.sampler),
+        ):
+            if value not in allowed:
+                raise ValueError(
+                    f"{key} {value!r} does not apply to method {self.method.kind!r}; "
+                    f"use one of {', '.join(allowed)}"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _check_snapshots(self) -> RunConfig:
         n_T = self.degradation.n_T
         bad = [t for t in self.sampling.snapshot_timesteps if not 1 <= t <= n_T]
@@ -190,6 +260,9 @@ class StudyRun(Strict):
     name: str
     config: str
     set: list[str] = Field(default_factory=list, description="--set overrides for this run")
+    evaluate: int | None = Field(
+        None, ge=2, description="after training, `coldflow evaluate` with this many samples"
+    )
 
 
 class StudyConfig(Strict):

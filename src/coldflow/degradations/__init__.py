@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from coldflow.degradations.blur import GaussianBlur, blur, gaussian_kernel1d
 from coldflow.degradations.noise import LinearNoise, linear_beta_schedule
 
 # config ``degradation.kind`` -> constructor taking the config's fields (without ``kind``)
 DEGRADATIONS: dict[str, Callable[..., Any]] = {
     "linear_noise": LinearNoise,
+    "blur": GaussianBlur,
 }
 
 
@@ -19,4 +21,12 @@ def build_degradation(cfg: Any) -> Any:
     return DEGRADATIONS[cfg.kind](**params)
 
 
-__all__ = ["DEGRADATIONS", "LinearNoise", "build_degradation", "linear_beta_schedule"]
+__all__ = [
+    "DEGRADATIONS",
+    "GaussianBlur",
+    "LinearNoise",
+    "blur",
+    "build_degradation",
+    "gaussian_kernel1d",
+    "linear_beta_schedule",
+]

@@ -7,17 +7,32 @@ from typing import Any
 
 from torch import nn
 
+from coldflow.methods.cold import ColdDiffusion, fit_gmm, fit_prior
 from coldflow.methods.ddpm import DDPM, SampleResult, ddim_timesteps
 
-# method.kind -> constructor(net, degradation, **method options)
+# method.kind -> constructor(net, degradation, **method options, **data context)
 METHODS: dict[str, Callable[..., nn.Module]] = {
     "ddpm": DDPM,
+    "cold": ColdDiffusion,
 }
 
 
-def build_method(cfg: Any, net: nn.Module, degradation: Any) -> nn.Module:
-    """Build the method named by ``cfg.kind`` around a network and a degradation."""
-    return METHODS[cfg.kind](net, degradation, **cfg.model_dump(exclude={"kind"}))
+def build_method(cfg: Any, net: nn.Module, degradation: Any, **context: Any) -> nn.Module:
+    """Build the method named by ``cfg.kind`` around a network and a degradation.
+
+    ``context`` carries facts about the data (``black``: the darkest pixel value,
+    ``image_shape``) that a method may use and others ignore.
+    """
+    return METHODS[cfg.kind](net, degradation, **cfg.model_dump(exclude={"kind"}), **context)
 
 
-__all__ = ["DDPM", "METHODS", "SampleResult", "build_method", "ddim_timesteps"]
+__all__ = [
+    "DDPM",
+    "METHODS",
+    "ColdDiffusion",
+    "SampleResult",
+    "build_method",
+    "ddim_timesteps",
+    "fit_gmm",
+    "fit_prior",
+]

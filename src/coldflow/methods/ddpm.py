@@ -43,9 +43,11 @@ class DDPM(nn.Module):
         Network called as ``net(z_t, t / n_T)``.
     degradation
         The :class:`~coldflow.degradations.noise.LinearNoise` forward process.
+    **_
+        Data context other methods use (ignored).
     """
 
-    def __init__(self, net: nn.Module, degradation: LinearNoise) -> None:
+    def __init__(self, net: nn.Module, degradation: LinearNoise, **_: object) -> None:
         super().__init__()
         self.net = net
         self.degradation = degradation

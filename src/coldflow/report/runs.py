@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import inspect
+import json
 import math
 import os
 import re
@@ -542,6 +543,7 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
         *_notes_html(run.notes),
         "<h2>Final metrics</h2>",
         f"<table>{rows}</table>" if rows else "<p>No metrics logged yet.</p>",
+        *_evaluation_html(run.dir.path / "evaluation.json"),
         "<h2>Figures</h2>",
         *(_figures_html(figures, run.dir.path) or ["<p>No figures: nothing to plot yet.</p>"]),
         "<h2>Resolved config</h2>",
@@ -550,6 +552,39 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
     path = run.dir.path / "report.html"
     write_text(path, _page(f"coldflow report: {run.label}", body))
     return path
+
+
+def _evaluation_html(path: Path) -> list[str]:
+    """``evaluation.json`` (written by ``coldflow evaluate``) as tables."""
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return [f'<p class="note">{html.escape(str(path))} is unreadable.</p>']
+
+    def cell(v: Any) -> str:
+        text = _format_value(v) if isinstance(v, float) else str(v)
+        return f"<td class=num>{html.escape(text)}</td>"
+
+    out = ["<h2>Evaluation</h2>"]
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    for name, section in data.items():
+        if not isinstance(section, dict):
+            continue
+        if all(isinstance(v, dict) for v in section.values()):  # rows x columns
+            cols = sorted({c for row in section.values() for c in row})
+            head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+            rows = "".join(
+                f"<tr><th>{html.escape(r)}</th>{''.join(cell(row.get(c, '')) for c in cols)}</tr>"
+                for r, row in section.items()
+            )
+            out.append(f"<h3>{html.escape(name)}</h3><table><tr><th></th>{head}</tr>{rows}</table>")
+        else:
+            scalars |= {f"{name} {k}": v for k, v in section.items()}
+    rows = "".join(f"<tr><th>{html.escape(k)}</th>{cell(v)}</tr>" for k, v in scalars.items())
+    out.append(f"<table>{rows}</table>")
+    return out
 
 
 def _describe(config: RunConfig) -> str:

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from coldflow import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ROOT / "configs" / "mnist" / "quick.yaml"
+
+
+def run_cli(monkeypatch, *args: str) -> int:
+    monkeypatch.setattr(sys, "argv", ["coldflow", *args])
+    try:
+        cli.main()
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+def test_help_lists_every_command(monkeypatch, capsys):
+    assert run_cli(monkeypatch, "--help") == 0
+    out = capsys.readouterr().out
+    for command in (
+        "train",
+        "sample",
+        "evaluate",
+        "report",
+        "study",
+        "data",
+        "weights",
+        "evaluate-fields",
+    ):
+        assert command in out
+
+
+def test_train_sample_evaluate_report(tmp_path, monkeypatch, tiny_overrides, capsys):
+    run = tmp_path / "run"
+    sets = [a for o in [*tiny_overrides, "training.epochs=1"] for a in ("--set", o)]
+    assert run_cli(monkeypatch, "train", str(QUICK), *sets, "--run-dir", str(run)) == 0
+    assert (run / "report.html").is_file()
+    grid = tmp_path / "grid.png"
+    code = run_cli(
+        monkeypatch, "sample", str(run), "--n", "4", "--sampler", "ddim", "--steps", "5",
+        "--out", str(grid), "--device", "cpu",
+    )  # fmt: skip
+    assert code == 0 and grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert run_cli(monkeypatch, "sample", str(run), "--sampler", "improved") != 0
+    code = run_cli(monkeypatch, "evaluate", str(run), "--n", "64", "--device", "cpu")
+    assert code == 0
+    result = json.loads((run / "evaluation.json").read_text())
+    assert result["fid"] > 0 and result["n_samples"] == 64
+    assert run_cli(monkeypatch, "report", str(run)) == 0
+    assert "Evaluation" in (run / "report.html").read_text()
+
+
+def test_resume_needs_a_run_dir(monkeypatch, capsys):
+    assert run_cli(monkeypatch, "train", "--resume") == 2
+    assert "--run-dir" in capsys.readouterr().out
+
+
+def test_missing_config_file_is_a_clear_error(monkeypatch, capsys, tmp_path):
+    assert run_cli(monkeypatch, "train", str(tmp_path / "nope.yaml")) == 2
+    assert "not found" in capsys.readouterr().out
+
+
+def test_weights_list_shows_where_files_are(monkeypatch, capsys):
+    assert run_cli(monkeypatch, "weights", "list") == 0
+    out = capsys.readouterr().out
+    assert "lsim" in out and "vgg16" in out
+
+
+@pytest.mark.parametrize("name", ["nonexistent"])
+def test_weights_fetch_unknown_name(monkeypatch, capsys, name):
+    assert run_cli(monkeypatch, "weights", "fetch", name) == 1
+    assert "unknown resource" in capsys.readouterr().out

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from coldflow.config import RunConfig, load_config
+from coldflow.degradations.blur import GaussianBlur
+from coldflow.experiment import evaluate, train
+from coldflow.methods.cold import ColdDiffusion, fit_gmm, fit_prior
+from coldflow.runs import RunDir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Oracle(nn.Module):
+    """A perfect restorer: returns the true x0 of the batch it was built for."""
+
+    def __init__(self, x0: torch.Tensor) -> None:
+        super().__init__()
+        self.x0 = x0
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x_t, t_norm):
+        return self.x0.clone()
+
+
+def _digits(n=4):
+    torch.manual_seed(0)
+    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    blobs = [
+        torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * s**2))
+        for cy, cx, s in [(10, 12, 3), (18, 9, 2), (14, 20, 4), (7, 7, 2)][:n]
+    ]
+    return torch.stack(blobs)[:, None].double() - 0.5
+
+
+@pytest.mark.parametrize("sampler", ["naive", "improved"])
+@pytest.mark.parametrize("noise", [0.0, 0.05])
+def test_perfect_restorer_walks_the_degradation_path_back(sampler, noise):
+    x0 = _digits()
+    deg = GaussianBlur(n_T=20, sigma_scale=0.25, noise_start=0.0, noise_end=noise)
+    model = ColdDiffusion(Oracle(x0), deg, prior="black")
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1), dtype=x0.dtype)
+    t_T = torch.full((4,), 20)
+    x_T = deg.degrade(x0, t_T, noise=eps)
+    res = model.sample(4, (1, 28, 28), sampler=sampler, start=x_T, snapshots=[20, 10, 3, 1])
+    assert torch.allclose(res.images, x0, atol=1e-12)
+    for k, t in enumerate(res.timesteps):
+        expected = deg.degrade(x0, torch.full((4,), t), noise=eps)
+        assert torch.allclose(res.trajectory[k], expected, atol=1e-9), (sampler, t)
+
+
+def test_fit_gmm_recovers_two_separated_clusters():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(600, 2, generator=gen) * 0.3 + torch.tensor([4.0, 0.0])
+    b = torch.randn(200, 2, generator=gen) * 0.5 + torch.tensor([-4.0, 1.0])
+    gmm = fit_gmm(torch.cat([a, b]), components=2, seed=3)
+    order = gmm["means"][:, 0].argsort(descending=True)
+    means, weights, var = gmm["means"][order], gmm["weights"][order], gmm["variances"][order]
+    assert torch.allclose(
+        means, torch.tensor([[4.0, 0.0], [-4.0, 1.0]], dtype=means.dtype), atol=0.1
+    )
+    assert torch.allclose(weights, torch.tensor([0.75, 0.25], dtype=weights.dtype), atol=0.02)
+    assert torch.allclose(
+        var.sqrt(), torch.tensor([[0.3, 0.3], [0.5, 0.5]], dtype=var.dtype), atol=0.06
+    )
+
+
+def test_gmm_prior_gives_diverse_starts_and_black_gives_one():
+    from coldflow.data import mnist_dataset
+
+    x = mnist_dataset("train", subset=2000).tensors[0]
+    deg = GaussianBlur(n_T=50, sigma_scale=0.1)
+    degraded = deg.degrade(x, torch.full((len(x),), 50))
+    model = ColdDiffusion(nn.Conv2d(1, 1, 1), deg, prior_components=5, prior_dims=16)
+    model.set_prior(fit_prior(degraded, 16, 5))
+    gen = torch.Generator().manual_seed(0)
+    starts = model.start(500, (1, 28, 28), generator=gen)
+    # the fitted starts look like degraded digits: same mean image, similar spread
+    assert torch.allclose(starts.mean(0), degraded.mean(0), atol=0.03)
+    assert starts.std(0).mean() == pytest.approx(degraded.std(0).mean().item(), rel=0.2)
+    assert torch.cdist(starts[:50].flatten(1), starts[:50].flatten(1)).fill_diagonal_(1).min() > 0.1
+    black = model.start(3, (1, 28, 28), prior="black")
+    assert torch.all(black == -0.5)
+
+
+def test_tiny_cold_model_restores_better_than_the_degraded_input(tmp_path):
+    cfg = load_config(
+        ROOT / "configs" / "mnist" / "quick_blur.yaml",
+        RunConfig,
+        [
+            "data.train_subset=3000",
+            "degradation.n_T=10",
+            "degradation.sigma_scale=0.2",
+            "model.hidden=[8, 8]",
+            "training.epochs=2",
+            "training.progress=false",
+            "training.device=cpu",
+            "sampling.snapshot_timesteps=[10, 5, 1]",
+            "sampling.n_grid=4",
+            "evaluation.fid.enabled=false",
+            "method.conditional_images=100",
+            "method.prior_fit_images=500",
+        ],
+    )
+    run = train(cfg, tmp_path / "cold")
+    final = RunDir(run.path).samples_path()
+    assert final.is_file()
+    events = {e["name"]: e["value"] for e in run.read_metrics() if e["split"] == "eval"}
+    assert {"cond_rmse", "cond_ssim"} <= events.keys()
+    result = evaluate(run.path, n=100, device="cpu")
+    table = result["conditional"]
+    assert table["direct"]["rmse"] < table["degraded"]["rmse"]
+    assert table["improved"]["rmse"] < table["degraded"]["rmse"]
+    assert table["improved"]["ssim"] > table["degraded"]["ssim"]
+    assert set(result["unconditional_fid"]) == {"gmm", "black"}

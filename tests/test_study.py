@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from coldflow.runs import RunDir
+from coldflow.study import run_study
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_study_trains_compares_and_resumes(tmp_path, tiny_overrides, capsys):
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        "name: tiny\nruns:\n"
+        f"  - name: noise\n    config: {ROOT / 'configs/mnist/quick.yaml'}\n"
+        f"  - name: blur\n    config: {ROOT / 'configs/mnist/quick_blur.yaml'}\n"
+        "    evaluate: 20\n"
+        "    set: [method.conditional_images=20, method.prior_fit_images=200]\n"
+    )
+    overrides = [*tiny_overrides, "training.epochs=1"]
+    index = run_study(study, tmp_path / "out", overrides)
+    assert index == tmp_path / "out" / "index.html"
+    text = index.read_text()
+    assert "noise" in text and "blur" in text
+    for name in ("noise", "blur"):
+        assert (tmp_path / "out" / name / "report.html").is_file()
+    assert (tmp_path / "out" / "blur" / "evaluation.json").is_file()
+    figures = {p.name for p in (tmp_path / "out" / "blur" / "figures").iterdir()}
+    assert {"samples_grid.png", "samples_grid_conditional.png", "schedule.png"} <= figures
+    # a second call finds both runs trained and only redraws the reports
+    capsys.readouterr()
+    run_study(study, tmp_path / "out", overrides)
+    assert capsys.readouterr().out.count("already trained") == 2
+    assert RunDir(tmp_path / "out" / "noise").checkpoints() == [1]

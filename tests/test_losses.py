@@ -7,10 +7,9 @@ layers where those matter.
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
+from fields_util import smooth_fields
 
 from coldflow import hub
 from coldflow.losses import (
@@ -24,19 +23,6 @@ from coldflow.losses import (
 )
 from coldflow.nets.alexnet import AlexNetFeatures
 from coldflow.nets.vgg import VGG16Features
-
-
-def smooth_fields(n: int, size: int = 64, channels: int = 1, seed: int = 0) -> torch.Tensor:
-    """Random smooth fields [n, channels, size, size]: sums of a few low-frequency waves."""
-    g = torch.Generator().manual_seed(seed)
-    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
-    out = torch.zeros(n, channels, size, size)
-    for _ in range(4):
-        kx, ky, phase = torch.rand(3, n, channels, 1, 1, generator=g) * torch.tensor(
-            [6.0, 6.0, 2 * math.pi]
-        ).view(3, 1, 1, 1, 1)
-        out += torch.rand(n, channels, 1, 1, generator=g) * torch.sin(kx * x + ky * y + phase)
-    return out
 
 
 def needs(resource: str):

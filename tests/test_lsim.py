@@ -7,7 +7,6 @@ The test vectors and weights are read through the hub, i.e. from ``COLDFLOW_DATA
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 import scipy.ndimage
 import torch
+from fields_util import smooth_fields
 
 from coldflow import hub
 from coldflow.losses import LSiM, build_loss
@@ -36,19 +36,6 @@ def load_cases() -> list[dict]:
     if directory is None:
         return []
     return json.loads((directory / "lsim_vectors.json").read_text())["cases"]
-
-
-def smooth_fields(n: int, size: int = 64, channels: int = 1, seed: int = 0) -> torch.Tensor:
-    """Random smooth fields [n, channels, size, size]: sums of a few low-frequency waves."""
-    g = torch.Generator().manual_seed(seed)
-    y, x = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
-    out = torch.zeros(n, channels, size, size)
-    for _ in range(4):
-        kx, ky, phase = torch.rand(3, n, channels, 1, 1, generator=g) * torch.tensor(
-            [6.0, 6.0, 2 * math.pi]
-        ).view(3, 1, 1, 1, 1)
-        out += torch.rand(n, channels, 1, 1, generator=g) * torch.sin(kx * x + ky * y + phase)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -111,17 +111,26 @@ def evaluate(
 
 @app.command()
 def report(
-    paths: list[Path] = typer.Argument(..., help="Run directories (several: a comparison)."),
+    paths: list[Path] = typer.Argument(
+        ..., help="Run directories (several: also a comparison), or config YAMLs (schedules)."
+    ),
     out: Path = typer.Option(None, "--out", help="Output directory of a comparison."),
 ) -> None:
-    """Write figures and report.html for runs (several runs are also drawn together)."""
-    from coldflow.report import write_comparison, write_run_report
+    """Write figures and report.html for runs; draw the schedules of config files together."""
+    from coldflow.config import RunConfig, load_config
+    from coldflow.report import plot_schedules, write_comparison, write_run_report
 
-    for p in paths:
+    configs = [p for p in paths if p.suffix in (".yaml", ".yml")]
+    runs = [p for p in paths if p not in configs]
+    if configs:
+        labelled = [(p.stem, load_config(p, RunConfig)) for p in configs]
+        target = (out or Path("runs") / "schedules") / "schedules.png"
+        console.print(f"schedules: {plot_schedules(labelled, target)}")
+    for p in runs:
         console.print(f"{p}: {write_run_report(p)}")
-    if len(paths) > 1:
+    if len(runs) > 1:
         out = out or Path("runs") / "comparison"
-        console.print(f"comparison: {write_comparison(paths, out)}")
+        console.print(f"comparison: {write_comparison(runs, out)}")
 
 
 @app.command()

@@ -377,7 +377,7 @@ def schedule_figure(
                 ax.set_xlabel("t / n_T")
             else:
                 ax.set_xlabel("timestep t")
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+                ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
             ax.set_ylabel(_symbol(name))
             if len(curves) > 1:
                 ax.legend()

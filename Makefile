@@ -42,6 +42,8 @@ format: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_mnist.py
+	$(BIN)/python benchmarks/bench_blur.py
+	$(BIN)/python benchmarks/bench_losses.py
 
 clean:
 	rm -rf runs/demo .pytest_cache

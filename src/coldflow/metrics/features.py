@@ -128,8 +128,7 @@ def load_mnist_classifier(path: str | Path | None = None) -> MNISTClassifier:
     if not path.is_file():
         raise FileNotFoundError(
             f"MNIST classifier weights not found at {path}. Train them with\n"
-            '  python -c "from coldflow.metrics.features import train_mnist_classifier; '
-            f"train_mnist_classifier('{path}')\""
+            f"  coldflow fid-classifier --out {path}"
         )
     net = MNISTClassifier()
     net.load_state_dict(safetensors.torch.load_file(str(path)), strict=True)

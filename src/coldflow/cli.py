@@ -8,10 +8,12 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from coldflow import hub
 from coldflow.config import ConfigError
+from coldflow.errors import UserError
 
 app = typer.Typer(
     help="coldflow: learn to undo degradations of 2-D fields and judge the result perceptually.",
@@ -112,25 +114,53 @@ def evaluate(
 @app.command()
 def report(
     paths: list[Path] = typer.Argument(
-        ..., help="Run directories (several: also a comparison), or config YAMLs (schedules)."
+        ...,
+        help="Run directories (several: also a comparison), config YAMLs (their schedules "
+        "together) or fluid data sets (.h5).",
     ),
     out: Path = typer.Option(None, "--out", help="Output directory of a comparison."),
 ) -> None:
-    """Write figures and report.html for runs; draw the schedules of config files together."""
+    """Figures and report.html of runs; schedules of configs; figures of fluid data sets."""
     from coldflow.config import RunConfig, load_config
     from coldflow.report import plot_schedules, write_comparison, write_run_report
 
     configs = [p for p in paths if p.suffix in (".yaml", ".yml")]
-    runs = [p for p in paths if p not in configs]
+    datasets = [p for p in paths if p.suffix in (".h5", ".hdf5")]
+    runs = [p for p in paths if p not in configs and p not in datasets]
     if configs:
         labelled = [(p.stem, load_config(p, RunConfig)) for p in configs]
         target = (out or Path("runs") / "schedules") / "schedules.png"
         console.print(f"schedules: {plot_schedules(labelled, target)}")
+    for p in datasets:
+        from coldflow.report.fields import report_dataset
+
+        target = out / p.stem if out else p.with_name(f"{p.stem}_figures")
+        figures = report_dataset(p, target)
+        console.print(f"{p}: {len(figures)} figures in {target}")
     for p in runs:
         console.print(f"{p}: {write_run_report(p)}")
     if len(runs) > 1:
         out = out or Path("runs") / "comparison"
         console.print(f"comparison: {write_comparison(runs, out)}")
+
+
+@app.command()
+def simulate(
+    config: Path = typer.Argument(..., help="Fluid data-set YAML (configs/fluids/...)."),
+    out: Path = typer.Option(..., "--out", help="HDF5 file to write, e.g. data/karman.h5."),
+    shard: str = typer.Option("0/1", help="Run only simulations i, i+n, ... (cluster arrays)."),
+    set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Simulate a fluid data set (high-res reference, downsampled, low-res source) to HDF5."""
+    from coldflow.simulate import parse_shard
+    from coldflow.simulate import simulate as run_simulation
+
+    done = run_simulation(config, out, parse_shard(shard), set_ or [], progress=progress)
+    if done is None:
+        console.print(f"shard {shard} done; run the other shards to complete {out}")
+    else:
+        console.print(f"data set complete: {done}")
 
 
 @app.command()
@@ -165,7 +195,7 @@ def evaluate_fields(
     from coldflow.metrics.fields import format_table
 
     table = run_metrics(a, b, key, metric, layout=layout, grid=grid, device=device)
-    console.print(format_table(table), highlight=False)
+    console.print(format_table(table), highlight=False, markup=False)
     if out:
         write_json(out, table)
 
@@ -216,10 +246,10 @@ def main() -> None:
     try:
         app()
     except ConfigError as e:
-        console.print(f"[red]config error:[/red] {e}", highlight=False)
+        console.print(f"[red]config error:[/red] {escape(str(e))}", highlight=False)
         sys.exit(2)
-    except (hub.HubError, FileNotFoundError, FileExistsError, KeyError) as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False)
+    except (UserError, FileNotFoundError, FileExistsError) as e:
+        console.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
         sys.exit(1)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import platformdirs
 
+from coldflow.errors import UserError
 from coldflow.io import atomic_path
 
 __all__ = [
@@ -38,7 +39,7 @@ __all__ = [
 ]
 
 
-class HubError(RuntimeError):
+class HubError(UserError, RuntimeError):
     """A data or weight file is missing, corrupt or cannot be downloaded."""
 
 

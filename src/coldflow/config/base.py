@@ -18,6 +18,8 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from coldflow.errors import UserError
+
 __all__ = [
     "ConfigError",
     "Strict",
@@ -30,7 +32,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or override is invalid. The message says where and how to fix it."""
 
 

@@ -1,0 +1,166 @@
+"""Config models of the fluid data sets (``configs/fluids/*.yaml``).
+
+A data set config names a scene and its fixed settings, the high resolution and the
+downsampling factor, how many frames to store, and the simulations of the train and
+test splits, each a list of per-simulation parameters (``re`` for the Kármán flow,
+``buoyancy`` for the plume) with one seed per simulation.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal, Union
+
+from pydantic import Field, model_validator
+
+from coldflow.config.base import Strict
+
+Range = tuple[float, float]
+Box2 = tuple[Range, Range]
+
+
+class PressureSolverConfig(Strict):
+    """Pressure solve of the projection step."""
+
+    method: Literal["CG", "CG-adaptive", "biCG-stab", "scipy-CG", "scipy-GMres"] = Field(
+        "CG",
+        description="PhiML linear-solve method; 'auto' is not offered: on the singular "
+        "closed-box system it picks a direct solve that fails with 'Diverged'",
+    )
+    rel_tol: float = Field(1e-5, gt=0, description="relative tolerance on |div v|_2")
+    abs_tol: float = Field(1e-5, gt=0, description="absolute tolerance on |div v|_2")
+    max_iterations: int = Field(2000, ge=1)
+    check: bool = Field(
+        True, description="measure |div v| after every projection (PhiFlow skips it under JIT)"
+    )
+    slack: float = Field(10.0, ge=1, description="allowed factor over the tolerance")
+
+
+class _SceneBase(Strict):
+    dt: float = Field(gt=0, description="time step")
+    precision: Literal[32, 64] = Field(32, description="float bits of the simulation")
+    jit: bool = Field(True, description="compile the step with phiml.math.jit_compile")
+    solver: PressureSolverConfig = PressureSolverConfig()
+
+
+class KarmanSceneConfig(_SceneBase):
+    """Kármán vortex street (Solver-in-the-Loop wake flow), domain 200 x 100 (y x x)."""
+
+    kind: Literal["karman"] = "karman"
+    param_names: ClassVar[tuple[str, ...]] = ("re",)
+    dt: float = Field(1.0, gt=0)
+    inflow_speed: float = Field(1.0, gt=0, description="free-stream speed U along +y")
+    obstacle_center: tuple[float, float] = (50.0, 50.0)
+    obstacle_radius: float = Field(10.0, gt=0)
+    marker_box: Box2 = Field(((5.0, 10.0), (25.0, 75.0)), description="passive marker source")
+    marker_rate: float = Field(1.0, ge=0)
+    viscosity_scale: float = Field(1e4, gt=0, description="nu = viscosity_scale / re")
+    perturbation: float = Field(0.5, ge=0, description="initial sideways poke, units of U")
+    poke_box: Box2 = ((62.0, 90.0), (40.0, 60.0))
+
+
+class PlumeSceneConfig(_SceneBase):
+    """Buoyant smoke plume in a closed 200 x 200 box."""
+
+    kind: Literal["plume"] = "plume"
+    param_names: ClassVar[tuple[str, ...]] = ("buoyancy",)
+    dt: float = Field(0.1, gt=0)
+    precision: Literal[32, 64] = Field(
+        64, description="64: single-precision CG stagnates on the closed box's singular system"
+    )
+    source_box: Box2 = ((5.0, 10.0), (50.0, 150.0))
+    source_rate: float = Field(1.0, ge=0, description="smoke density added per unit time")
+    viscosity: float = Field(0.0, ge=0)
+    perturbation: float = Field(0.05, ge=0, description="initial velocity noise amplitude")
+
+
+SceneConfig = Annotated[
+    Union[KarmanSceneConfig, PlumeSceneConfig],  # noqa: UP007
+    Field(discriminator="kind"),
+]
+
+
+class SplitConfig(Strict):
+    """The simulations of one split: parameter lists and one seed per simulation."""
+
+    params: dict[str, list[float]] = Field(
+        default_factory=dict, description="per-simulation parameters, e.g. {re: [1e5, 2e5]}"
+    )
+    seeds: list[int] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_lengths(self) -> SplitConfig:
+        n = len(self.seeds)
+        bad = {k: len(v) for k, v in self.params.items() if len(v) != n}
+        if bad:
+            raise ValueError(f"every params list needs one value per seed ({n} seeds), got {bad}")
+        return self
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+
+class SimulationsConfig(Strict):
+    train: SplitConfig = SplitConfig()
+    test: SplitConfig = SplitConfig()
+
+
+class FluidDataConfig(Strict):
+    """One fluid data set: a scene simulated at a high and a low resolution."""
+
+    name: str = "fluids"
+    scene: SceneConfig
+    resolution: tuple[int, int] = Field(description="high (reference) resolution (H, W)")
+    factor: int = Field(2, ge=1, description="low resolution = resolution / factor")
+    frames: int = Field(ge=2, description="stored frames per simulation, frame 0 included")
+    warmup: int = Field(0, ge=0, description="leading frames that training skips")
+    source_start: int | None = Field(
+        None,
+        ge=0,
+        description="frame from which the low-resolution source run starts from the "
+        "downsampled reference (default: warmup)",
+    )
+    batch_size: int = Field(8, ge=1, description="simulations run together in one batch")
+    threads: int | None = Field(
+        None, ge=1, description="torch CPU threads (null: leave torch's default)"
+    )
+    probe: tuple[float, float] | None = Field(
+        None, description="(y, x) of the report's probe (default: the scene's)"
+    )
+    compression: Literal["none", "lzf", "gzip"] = "none"
+    simulations: SimulationsConfig = SimulationsConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> FluidDataConfig:
+        H, W = self.resolution
+        if H % self.factor or W % self.factor:
+            raise ValueError(
+                f"resolution {list(self.resolution)} is not divisible by factor {self.factor}"
+            )
+        if min(H, W) // self.factor < 2:
+            raise ValueError(f"low resolution {H // self.factor}x{W // self.factor} is too small")
+        if self.warmup >= self.frames:
+            raise ValueError(f"warmup ({self.warmup}) must be smaller than frames ({self.frames})")
+        if self.start >= self.frames:
+            raise ValueError(
+                f"source_start ({self.start}) must be smaller than frames ({self.frames})"
+            )
+        names = set(type(self.scene).param_names)
+        for split in ("train", "test"):
+            got = set(getattr(self.simulations, split).params)
+            if getattr(self.simulations, split).seeds and got != names:
+                raise ValueError(
+                    f"simulations.{split}.params must give exactly {sorted(names)} for scene "
+                    f"{self.scene.kind!r}, got {sorted(got)}"
+                )
+        if not len(self.simulations.train) + len(self.simulations.test):
+            raise ValueError("simulations: no simulations given (train and test are empty)")
+        return self
+
+    @property
+    def start(self) -> int:
+        """The frame at which the source run starts."""
+        return self.warmup if self.source_start is None else self.source_start
+
+    @property
+    def low_resolution(self) -> tuple[int, int]:
+        return self.resolution[0] // self.factor, self.resolution[1] // self.factor

@@ -1,0 +1,540 @@
+"""A fluid scene and its solver step on tensors in the padded staggered layout.
+
+A :class:`Scene` fixes the domain, the boundary conditions, obstacles and sources, the
+time step and the pressure solver; the per-simulation parameters (the Reynolds number
+of a Kármán flow, the buoyancy of a plume) are tensors passed to every call, so one
+scene (and one compiled step) serves a batch of simulations with different parameters.
+
+:meth:`Scene.step` is what data generation runs and what Solver-in-the-Loop training
+differentiates through (advection and pressure projection included; the pressure solve
+has an implicit gradient, another linear solve). It guards against the ways a PhiFlow
+step can fail silently: under ``jit_compile`` the solver's convergence check does not
+run, so the step measures the divergence left after the projection itself and raises
+:class:`SolverError` (naming the batch entries) when it exceeds the solver tolerance, or
+when the state stops being finite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+import torch
+
+from coldflow.errors import UserError
+from coldflow.physics.grid import (
+    BATCH,
+    Domain,
+    box_fraction,
+    centered_to_tensor,
+    free_face_mask,
+    staggered_to_tensor,
+    tensor_to_centered,
+    tensor_to_staggered,
+)
+
+__all__ = ["FluidState", "PressureSolver", "Scene", "SolverError", "phi_context", "smooth_noise"]
+
+
+def smooth_noise(seed: int, resolution: tuple[int, int], cells: tuple[int, int]) -> torch.Tensor:
+    """Seeded smooth noise in [-1, 1]: a coarse uniform random lattice, interpolated.
+
+    Parameters
+    ----------
+    seed
+        Seed of the lattice; the same seed gives the same (resolution-independent)
+        pattern at every resolution.
+    resolution
+        Output ``(H, W)``.
+    cells
+        Lattice size ``(ny, nx)``: the number of bumps along each axis.
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    lattice = torch.rand((1, 1, cells[0] + 1, cells[1] + 1), generator=gen, dtype=torch.float64)
+    out = torch.nn.functional.interpolate(
+        lattice * 2 - 1, size=tuple(resolution), mode="bilinear", align_corners=True
+    )
+    return out[0, 0]
+
+
+class SolverError(UserError, RuntimeError):
+    """A step produced a non-finite state or a pressure solve that missed its tolerance.
+
+    Attributes
+    ----------
+    samples
+        Batch indices of the failed simulations.
+    details
+        One line per failed sample.
+    """
+
+    def __init__(self, message: str, samples: Sequence[int] = (), details: Sequence[str] = ()):
+        super().__init__(message)
+        self.samples = list(samples)
+        self.details = list(details)
+
+
+@contextlib.contextmanager
+def phi_context(precision: int = 32) -> Iterator[None]:
+    """PhiFlow/PhiML on the torch backend with the given float precision.
+
+    Tensors PhiFlow creates itself (masks, sources, the pressure matrix) follow PhiML's
+    default backend. The first call therefore makes torch PhiML's global default (as
+    ``import phi.torch.flow`` does): the backward pass of a step (the implicit gradient
+    of the pressure solve) runs after this context has closed and needs it too.
+    """
+    from phiml import backend, math
+    from phiml.backend.torch import TORCH
+
+    if backend.default_backend() is not TORCH:
+        backend.set_global_default_backend(TORCH)
+    with TORCH, math.precision(precision), warnings.catch_warnings():
+        # PhiML builds its pressure matrix as a torch sparse CSR tensor, which warns
+        warnings.filterwarnings("ignore", message="Sparse (CSR tensor support|invariant checks)")
+        # PhiML's torch JIT is built on torch.jit.trace/script, which torch 2.x deprecates
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated")
+        yield
+
+
+@dataclass
+class FluidState:
+    """The state a scene advances, as torch tensors.
+
+    Attributes
+    ----------
+    velocity
+        ``(B, 2, H + 1, W + 1)`` staggered velocity in the padded layout
+        (see :mod:`coldflow.physics.grid`).
+    density
+        ``(B, H, W)`` smoke (plume, active) or marker (Kármán, passive) density; ``None``
+        is allowed for scenes whose velocity does not depend on it.
+    pressure
+        ``(B, H, W)`` pressure of the last projection. Only a warm start for the next
+        pressure solve (fewer iterations); never needed for correctness.
+    """
+
+    velocity: torch.Tensor
+    density: torch.Tensor | None = None
+    pressure: torch.Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.velocity.shape[0])
+
+    def detach(self) -> FluidState:
+        """The same state cut from the autograd graph."""
+        return FluidState(
+            self.velocity.detach(),
+            None if self.density is None else self.density.detach(),
+            None if self.pressure is None else self.pressure.detach(),
+        )
+
+
+@dataclass(frozen=True)
+class PressureSolver:
+    """Method and tolerances of the pressure solve.
+
+    Attributes
+    ----------
+    method
+        A PhiML linear-solve method (``"CG"``, ``"biCG-stab"``, ``"scipy-CG"``, ...).
+        Never ``"auto"``: for singular (closed-box) systems it picks a direct solve that
+        can fail with "Diverged: Direct solution does not satisfy tolerance".
+    rel_tol, abs_tol
+        The solve stops when ``|r|_2 <= max(rel_tol * |div v|_2, abs_tol)``.
+    max_iterations
+        Iteration limit of the iterative solvers.
+    check
+        Measure the divergence after every projection and raise :class:`SolverError`
+        when it exceeds ``slack`` times the tolerance (needed under JIT, where PhiFlow
+        does not check convergence).
+    slack
+        Allowance for the difference between the solver's recursive residual and the
+        divergence recomputed from the projected velocity in single precision.
+    """
+
+    method: str = "CG"
+    rel_tol: float = 1e-5
+    abs_tol: float = 1e-5
+    max_iterations: int = 2000
+    check: bool = True
+    slack: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.method == "auto":
+            raise ValueError(
+                "pressure solver method 'auto' picks a direct solve that fails on singular "
+                "(closed-box) systems; name the method, e.g. 'CG' or 'scipy-CG'"
+            )
+
+
+@dataclass(eq=False)
+class Scene:
+    """Base class of a fluid scene at one resolution.
+
+    Subclasses set :attr:`name`, :attr:`param_names` and :attr:`size` (the physical
+    extent ``(Ly, Lx)``), define :meth:`boundary` (see
+    :class:`~coldflow.physics.grid.Domain`), and implement :meth:`_initial` (the state
+    before the first projection) and :meth:`_advance` (PhiFlow fields in and out:
+    everything of a step before the pressure projection).
+
+    Parameters
+    ----------
+    resolution
+        ``(H, W)`` cells along ``(y, x)``.
+    solver
+        Pressure-solve settings.
+    jit
+        Compile the step with ``phiml.math.jit_compile`` (traced once per batch size and
+        dtype; about ten times faster than eager PhiFlow).
+    precision
+        Floating-point bits of the simulation, 32 or 64. The pressure solve runs in the
+        same precision (PhiML's torch JIT compiles the solve outside any local precision
+        context, so a float64 solve inside a float32 step silently runs in float32).
+    """
+
+    name: ClassVar[str] = "scene"
+    param_names: ClassVar[tuple[str, ...]] = ()
+    size: ClassVar[tuple[float, float]] = (1.0, 1.0)
+
+    resolution: tuple[int, int]
+    dt: float = 1.0
+    solver: PressureSolver = field(default_factory=PressureSolver)
+    jit: bool = True
+    precision: int = 32
+
+    def __post_init__(self) -> None:
+        self.resolution = (int(self.resolution[0]), int(self.resolution[1]))
+        if self.precision not in (32, 64):
+            raise ValueError(f"precision must be 32 or 64, got {self.precision}")
+        self.domain = Domain(tuple(self.size), self.resolution, self.boundary())
+        self._compiled = None
+
+    def boundary(self) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+        """``((y_lower, y_upper), (x_lower, x_upper))``, see :data:`coldflow.physics.grid.Side`."""
+        return (None, None), (None, None)
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float32 if self.precision == 32 else torch.float64
+
+    def at_resolution(self, resolution: tuple[int, int]) -> Scene:
+        """The same scene (parameters, solver, time step) at another resolution."""
+        return replace(self, resolution=tuple(resolution))
+
+    def params_tensor(
+        self,
+        params: Mapping[str, Any],
+        batch_size: int | None = None,
+        device: torch.device | str | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Per-simulation parameters as ``(B,)`` tensors of this scene's dtype.
+
+        A single number is broadcast to ``batch_size``; tensors keep their autograd graph.
+        """
+        missing = [k for k in self.param_names if k not in params]
+        if missing:
+            raise KeyError(f"scene {self.name!r} needs parameters {missing}, got {list(params)}")
+        out = {}
+        for k in self.param_names:
+            t = torch.as_tensor(params[k], dtype=self.dtype, device=device).reshape(-1)
+            if batch_size is not None and t.numel() == 1:
+                t = t.expand(batch_size)
+            out[k] = t
+        return out
+
+    def initial_state(self, params: Mapping[str, Any], seeds: Sequence[int]) -> FluidState:
+        """The divergence-free initial state of a batch of simulations.
+
+        Parameters
+        ----------
+        params
+            Per-simulation parameters, each a sequence or tensor of length ``len(seeds)``.
+        seeds
+            One seed per simulation for its initial perturbation (the result for a seed
+            does not depend on the rest of the batch).
+        """
+        p = self.params_tensor(params, len(seeds))
+        state = self._initial(p, [int(s) for s in seeds])
+        # project once so that frame 0 is a state of the solver
+        return self.step(state, p, advance=False)
+
+    def step(
+        self, state: FluidState, params: Mapping[str, Any], *, advance: bool = True
+    ) -> FluidState:
+        """Advance a batch of simulations by one time step ``dt``.
+
+        Parameters
+        ----------
+        state
+            Velocity ``(B, 2, H + 1, W + 1)`` in the padded layout, density ``(B, H, W)``
+            (``None`` allowed where the scene does not need it) and optionally the last
+            pressure as a warm start.
+        params
+            The scene's :attr:`param_names`, each a ``(B,)`` tensor or a number.
+        advance
+            ``False`` applies only the boundary conditions and the pressure projection.
+
+        Returns
+        -------
+        FluidState
+            The next state, differentiable with respect to ``state.velocity``,
+            ``state.density`` and the parameters.
+
+        Raises
+        ------
+        SolverError
+            When the new state is not finite or its divergence exceeds the solver
+            tolerance (checked when ``solver.check`` is set).
+        """
+        from phiml import math
+
+        B = state.batch_size
+        H, W = self.resolution
+        if tuple(state.velocity.shape[1:]) != self.domain.velocity_shape:
+            raise ValueError(
+                f"{self.name} at {H}x{W} expects velocity (B, {self.domain.velocity_shape}), "
+                f"got {tuple(state.velocity.shape)}"
+            )
+        p = self.params_tensor(params, B, device=state.velocity.device)
+        density = state.density if state.density is not None else state.velocity.new_zeros(B, H, W)
+        pressure = state.pressure if state.pressure is not None else density.new_zeros(B, H, W)
+        with phi_context(self.precision):
+            coeffs = (
+                math.stack({k: _wrap(t) for k, t in p.items()}, math.channel("param"))
+                if p
+                else math.zeros(math.batch(**{BATCH: B}))
+            )
+            fn = self._step_fn(advance)
+            try:
+                outputs = fn(
+                    _wrap(state.velocity.to(self.dtype)),
+                    _wrap(density.to(self.dtype)),
+                    _wrap(pressure.detach().to(self.dtype)),
+                    coeffs,
+                )
+            except math.ConvergenceException as e:  # eager mode: PhiML checks convergence itself
+                values = "; ".join(f"{k}={t.tolist()}" for k, t in p.items())
+                raise SolverError(
+                    f"{self.name} pressure solve failed ({values}): {e}", list(range(B)), [str(e)]
+                ) from e
+            velocity, density, pressure, div_in, div_out = (_native(t) for t in outputs)
+        out = FluidState(velocity, None if state.density is None else density, pressure.detach())
+        self._check(out, div_in, div_out, p)
+        return out
+
+    def add_correction(self, velocity: torch.Tensor, correction: torch.Tensor) -> torch.Tensor:
+        """``velocity + correction`` on the faces the solver evolves only.
+
+        Fixed boundary faces (walls, inflow) and the padding keep their values, so a
+        learned correction can never change a boundary condition.
+
+        Parameters
+        ----------
+        velocity, correction
+            ``(B, 2, H + 1, W + 1)`` tensors in the padded layout.
+        """
+        mask = free_face_mask(self.domain, velocity.dtype).to(velocity.device)
+        return velocity + correction * mask
+
+    def free_faces(self) -> torch.Tensor:
+        """``(2, H + 1, W + 1)`` mask of the faces the solver evolves (1) or fixes (0)."""
+        return free_face_mask(self.domain, self.dtype)
+
+    def obstacle_mask(self) -> torch.Tensor:
+        """``(H, W)`` fraction of each cell covered by obstacles (zeros without obstacles)."""
+        from phi.field import CenteredGrid, resample
+        from phi.geom import union
+        from phiml import math
+
+        geoms = self._obstacle_geometries()
+        grid = CenteredGrid(0, 0, **self.domain.phi_kwargs())
+        if not geoms:
+            return torch.zeros(self.resolution, dtype=torch.float32)
+        with math.precision(32):
+            mask = resample(union(geoms), to=grid, soft=True)
+            return torch.as_tensor(mask.values.numpy(["y", "x"]), dtype=torch.float32)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-serialisable description: scene, domain, boundary, time step, solver."""
+        return {
+            "scene": self.name,
+            "domain_size": list(self.size),
+            "resolution": list(self.resolution),
+            "boundary": [list(pair) for pair in self.boundary()],
+            "dt": self.dt,
+            "solver": {
+                "method": self.solver.method,
+                "rel_tol": self.solver.rel_tol,
+                "abs_tol": self.solver.abs_tol,
+                "max_iterations": self.solver.max_iterations,
+            },
+            "precision": self.precision,
+            "param_names": list(self.param_names),
+        }
+
+    def default_probe(self) -> tuple[float, float]:
+        """``(y, x)`` where figures and tests probe the flow (default: the domain centre)."""
+        return self.size[0] / 2, self.size[1] / 2
+
+    def derived_params(self, params: Mapping[str, float]) -> dict[str, float]:
+        """Quantities derived from one simulation's parameters, recorded as attributes."""
+        return {}
+
+    # ------------------------------------------------------------ for subclasses
+
+    def _obstacle_geometries(self) -> list:
+        """PhiFlow geometries of the obstacles (no-slip, at rest)."""
+        return []
+
+    def _initial(self, params: dict[str, torch.Tensor], seeds: list[int]) -> FluidState:
+        """The state of a batch before the first projection (padded layout)."""
+        raise NotImplementedError
+
+    def _advance(self, v, rho, coeffs):
+        """Everything of one step before the projection: ``(v, rho) -> (v, rho)``."""
+        raise NotImplementedError
+
+    def _box_fraction(self, box: tuple[tuple[float, float], tuple[float, float]]):
+        """Centred grid of the exact fraction of each cell inside ``((y0, y1), (x0, x1))``.
+
+        Fractions keep a source's strength independent of the resolution (sampling the
+        box at cell centres would make a 5-unit band 3 or 5 units thick).
+        """
+        from phi.field import CenteredGrid
+        from phiml import math
+
+        values = box_fraction(self.domain, box).to(self.dtype)
+        return CenteredGrid(math.wrap(values, math.spatial("y,x")), 0, **self.domain.phi_kwargs())
+
+    def _param(self, coeffs, name: str):
+        return coeffs.param[name] if "param" in coeffs.shape else coeffs
+
+    # ------------------------------------------------------------------ internals
+
+    def _p_ext(self):
+        from phi.physics.fluid import _pressure_extrapolation
+
+        return _pressure_extrapolation(self.domain.velocity_extrapolation())
+
+    def _step_fn(self, advance: bool):
+        if self._compiled is None:
+            from phiml import math
+
+            fns = {a: self._make_step(a) for a in (True, False)}
+            self._compiled = {a: (math.jit_compile(f) if self.jit else f) for a, f in fns.items()}
+        return self._compiled[advance]
+
+    def _make_step(self, advance: bool):
+        from phi import field as phifield
+        from phi.physics import fluid
+        from phiml import math
+
+        obstacles = [fluid.Obstacle(g) for g in self._obstacle_geometries()]
+        fluid_cells = self._fluid_mask()
+        s = self.solver
+
+        domain, p_ext = self.domain, self._p_ext()
+
+        def step(velocity, density, pressure, coeffs):
+            v = tensor_to_staggered(_native(velocity), domain)
+            rho = tensor_to_centered(_native(density), domain)
+            p = tensor_to_centered(_native(pressure), domain, p_ext)
+            if advance:
+                v, rho = self._advance(v, rho, coeffs)
+            div_in = phifield.divergence(fluid.apply_boundary_conditions(v, obstacles))
+            solve = math.Solve(
+                s.method,
+                s.rel_tol,
+                s.abs_tol,
+                max_iterations=s.max_iterations,
+                x0=p,
+                rank_deficiency=0,  # closed box: the divergence is balanced, CG stays in range
+            )
+            v, p = fluid.make_incompressible(v, obstacles, solve)
+            norms = [
+                math.sqrt(math.sum((d.values * fluid_cells) ** 2, math.spatial))
+                for d in (self._balanced(div_in, fluid_cells), phifield.divergence(v))
+            ]
+            return (
+                _wrap(staggered_to_tensor(v, domain)),
+                _wrap(centered_to_tensor(rho)),
+                _wrap(centered_to_tensor(p)),
+                norms[0],
+                norms[1],
+            )
+
+        return step
+
+    def _balanced(self, div, fluid_cells):
+        """Closed domains solve for the divergence minus its mean (the solvable part)."""
+        from phiml import math
+
+        if not self.domain.closed:
+            return div
+        mean = math.sum(div.values * fluid_cells, math.spatial) / math.sum(
+            fluid_cells, math.spatial
+        )
+        return div - mean
+
+    def _fluid_mask(self):
+        """Cells whose pressure is solved for: 1 in the fluid, 0 inside obstacles."""
+        from phi.field import CenteredGrid
+        from phi.geom import union
+        from phiml import math
+
+        geoms = self._obstacle_geometries()
+        if not geoms:
+            return math.ones(self.domain.phi_kwargs()["resolution"])
+        return CenteredGrid(~union(geoms), 0, **self.domain.phi_kwargs()).values
+
+    def _check(self, state: FluidState, div_in, div_out, params: dict) -> None:
+        finite = torch.isfinite(state.velocity.detach()).flatten(1).all(1)
+        if state.density is not None:
+            finite &= torch.isfinite(state.density.detach()).flatten(1).all(1)
+        bad = ~finite
+        details = {}
+        for i in torch.nonzero(~finite).flatten().tolist():
+            details[i] = "velocity or density is not finite"
+        if self.solver.check:
+            d_in, d_out = div_in.detach().double(), div_out.detach().double()
+            tol = torch.clamp(self.solver.rel_tol * d_in, min=self.solver.abs_tol)
+            unsolved = ~(d_out <= self.solver.slack * tol)  # NaN counts as unsolved
+            for i in torch.nonzero(unsolved & finite).flatten().tolist():
+                details[i] = (
+                    f"pressure solve missed its tolerance: |div v|_2 = {float(d_out[i]):.3g} after "
+                    f"projection > {self.solver.slack:g} x {float(tol[i]):.3g} "
+                    f"({self.solver.method}, rel_tol={self.solver.rel_tol:g}, "
+                    f"abs_tol={self.solver.abs_tol:g})"
+                )
+            bad |= unsolved
+        if bool(bad.any()):
+            idx = sorted(details)
+            lines = []
+            for i in idx:
+                values = ", ".join(f"{k}={float(v[i]):g}" for k, v in params.items())
+                lines.append(f"sample {i} ({values}): {details[i]}")
+            raise SolverError(
+                f"{self.name} step failed for {len(idx)} of {state.batch_size} simulations:\n  "
+                + "\n  ".join(lines),
+                idx,
+                lines,
+            )
+
+
+def _wrap(native: torch.Tensor):
+    """A ``(B, ...)`` torch tensor as a PhiML tensor (batch dim :data:`BATCH`), no copy."""
+    from phiml import math
+
+    names = ("c", "row", "col")[-(native.ndim - 1) :] if native.ndim > 1 else ()
+    return math.wrap(native, math.batch(BATCH), *(math.spatial(n) for n in names))
+
+
+def _native(tensor) -> torch.Tensor:
+    """Inverse of :func:`_wrap`."""
+    return tensor.native([n for n in (BATCH, "c", "row", "col") if n in tensor.shape])

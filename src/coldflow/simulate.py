@@ -1,0 +1,425 @@
+"""Generate a fluid data set: reference, downsampled reference and source trajectories.
+
+:func:`simulate` is what ``coldflow simulate CONFIG --out FILE`` runs. Simulations run
+in batches (one PhiFlow batch dimension, ``batch_size`` simulations at a time); each
+simulation streams into its own part file beside the output, which appears atomically
+when the simulation is complete. A rerun skips complete parts, so an interrupted run
+resumes; ``shard=(i, n)`` runs only the simulations ``index % n == i`` (cluster arrays).
+When all parts exist, they are assembled into the data set file (atomically) and,
+unless sharded, the parts are removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from coldflow.config.base import ConfigError, dump_yaml, load_config
+from coldflow.config.fluids import FluidDataConfig
+from coldflow.data.fields import LAYOUT, SimulationWriter, merge_parts, part_attrs
+from coldflow.errors import UserError
+from coldflow.physics import (
+    SCENES,
+    FluidState,
+    PressureSolver,
+    Scene,
+    SolverError,
+    downsample_centered,
+    downsample_velocity,
+)
+
+__all__ = [
+    "SimulationError",
+    "SimulationSpec",
+    "build_scene",
+    "generate",
+    "parse_shard",
+    "simulate",
+    "simulation_specs",
+    "versions",
+]
+
+
+class SimulationError(UserError, RuntimeError):
+    """A simulation produced NaN or a failed pressure solve; names simulation, frame, params."""
+
+
+@dataclass(frozen=True)
+class SimulationSpec:
+    """One simulation of a data set: global index, split, seed and parameters."""
+
+    index: int
+    split: str
+    seed: int
+    params: dict[str, float]
+
+    def describe(self) -> str:
+        values = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
+        return f"simulation {self.index} ({self.split}, seed={self.seed}, {values})"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
+    if not 0 <= i < n:
+        raise ConfigError(f"--shard {text!r}: need 0 <= I < N")
+    return i, n
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries that made a data set."""
+    import h5py
+    import phi
+    import phiml
+
+    import coldflow
+
+    return {
+        "phiflow": phi.__version__,
+        "phiml": phiml.__version__,
+        "torch": str(torch.__version__),
+        "h5py": h5py.__version__,
+        "numpy": np.__version__,
+        "coldflow": coldflow.__version__,
+    }
+
+
+_SCENES_BUILT: dict[str, Scene] = {}
+
+
+def build_scene(cfg: FluidDataConfig, resolution: tuple[int, int] | None = None) -> Scene:
+    """The configured scene at ``resolution`` (default: the high resolution).
+
+    Scenes are cached per process (by settings and resolution), so a second data set
+    with the same scene reuses the compiled step instead of tracing it again.
+    """
+    resolution = tuple(resolution or cfg.resolution)
+    key = json.dumps([cfg.scene.model_dump(mode="json"), resolution], sort_keys=True)
+    if key not in _SCENES_BUILT:
+        scene_cfg = cfg.scene.model_dump()
+        kind = scene_cfg.pop("kind")
+        solver = PressureSolver(**scene_cfg.pop("solver"))
+        _SCENES_BUILT[key] = SCENES[kind](resolution=resolution, solver=solver, **scene_cfg)
+    return _SCENES_BUILT[key]
+
+
+def simulation_specs(cfg: FluidDataConfig) -> list[SimulationSpec]:
+    """All simulations of a data set, train first, numbered from 0."""
+    out: list[SimulationSpec] = []
+    for split in ("train", "test"):
+        sc = getattr(cfg.simulations, split)
+        for j, seed in enumerate(sc.seeds):
+            params = {k: float(v[j]) for k, v in sc.params.items()}
+            out.append(SimulationSpec(len(out), split, int(seed), params))
+    return out
+
+
+def _physics_hash(cfg: FluidDataConfig, spec: SimulationSpec) -> str:
+    """Hash of everything that decides one simulation's data (not batch size, threads...)."""
+    keep = cfg.model_dump(
+        mode="json",
+        exclude={"name", "batch_size", "threads", "compression", "simulations", "probe"},
+    )
+    keep["simulation"] = {"split": spec.split, "seed": spec.seed, "params": spec.params}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _parts_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".parts")
+
+
+def _part_path(out: Path, index: int) -> Path:
+    return _parts_dir(out) / f"sim_{index:04d}.h5"
+
+
+def _up_to_date(cfg: FluidDataConfig, out: Path, specs: Sequence[SimulationSpec]) -> bool:
+    """Whether ``out`` holds exactly the simulations ``cfg`` describes."""
+    from coldflow.data.fields import FieldData, FieldDataError
+
+    try:
+        with FieldData(out) as data:
+            stored = [s.attrs.get("physics_hash") for s in data.simulations()]
+    except (FieldDataError, OSError, KeyError):
+        return False
+    return stored == [_physics_hash(cfg, s) for s in specs]
+
+
+def _remove_stale_temporaries(out: Path, specs: Sequence[SimulationSpec]) -> None:
+    """Delete temporary part files a killed run left behind (only this shard's)."""
+    for spec in specs:
+        part = _part_path(out, spec.index)
+        for stale in part.parent.glob(f".{part.name}.*"):
+            stale.unlink(missing_ok=True)
+
+
+def _dataset_attrs(cfg: FluidDataConfig, scene: Scene, n: int) -> dict[str, Any]:
+    probe = cfg.probe or scene.default_probe()
+    return {
+        "name": cfg.name,
+        "scene": scene.name,
+        "dt": scene.dt,
+        "frames": cfg.frames,
+        "warmup": cfg.warmup,
+        "source_start": cfg.start,
+        "factor": cfg.factor,
+        "resolution_high": list(cfg.resolution),
+        "resolution_low": list(cfg.low_resolution),
+        "domain_size": list(scene.size),
+        "param_names": list(scene.param_names),
+        "probe": [float(probe[0]), float(probe[1])],
+        "layout": LAYOUT,
+        "scene_json": json.dumps(scene.describe()),
+        "config_yaml": dump_yaml(cfg),
+        "n_simulations": n,
+        **{f"version_{k}": v for k, v in versions().items()},
+    }
+
+
+# ---------------------------------------------------------------------------- driver
+
+
+def simulate(
+    config_path: str | Path,
+    out: str | Path,
+    shard: tuple[int, int] = (0, 1),
+    overrides: list[str] | None = None,
+    progress: bool = True,
+) -> Path | None:
+    """Generate the data set a config describes (``coldflow simulate``).
+
+    Parameters
+    ----------
+    config_path
+        A ``configs/fluids/*.yaml`` file.
+    out
+        The ``.h5`` data set file to write.
+    shard
+        ``(i, n)``: run only simulations with ``index % n == i``.
+    overrides
+        ``--set`` style ``key=value`` strings, e.g. ``["frames=100"]``.
+    progress
+        Show a progress bar with frames/s and ETA.
+
+    Returns
+    -------
+    Path or None
+        ``out`` once the data set is complete; ``None`` when this shard is done but
+        others are still missing.
+
+    Raises
+    ------
+    ConfigError
+        For an invalid config or parts left by a different config.
+    SimulationError
+        When a simulation diverges (NaN or a failed pressure solve); it names the
+        simulation, the frame and the parameters. Completed simulations are kept.
+    """
+    cfg = load_config(config_path, FluidDataConfig, overrides)
+    return generate(cfg, out, shard=shard, progress=progress, source=str(config_path))
+
+
+def generate(
+    cfg: FluidDataConfig,
+    out: str | Path,
+    shard: tuple[int, int] = (0, 1),
+    progress: bool = True,
+    source: str = "<config>",
+    log: Callable[[str], None] | None = None,
+) -> Path | None:
+    """:func:`simulate` for a validated config object."""
+    out = Path(out)
+    i, n = shard
+    if not 0 <= i < n:
+        raise ConfigError(f"shard {i}/{n}: need 0 <= i < n")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    say = log or _console_print
+    specs = simulation_specs(cfg)
+    scene = build_scene(cfg)
+    low = build_scene(cfg, cfg.low_resolution)
+
+    if out.exists():
+        if _up_to_date(cfg, out, specs):
+            say(f"{cfg.name}: {out} is complete and matches the config; nothing to do")
+            return out
+        raise ConfigError(
+            f"{out} exists but was not made by this config ({source}); delete it or choose "
+            "another --out"
+        )
+    _remove_stale_temporaries(out, specs[i::n])
+    todo = []
+    for spec in specs[i::n]:
+        attrs = part_attrs(_part_path(out, spec.index))
+        if attrs is None:
+            todo.append(spec)
+        elif attrs.get("physics_hash") != _physics_hash(cfg, spec):
+            raise ConfigError(
+                f"{_part_path(out, spec.index)}: this part was made with a different config "
+                f"than {source}; delete {_parts_dir(out)} (or use another --out) and rerun"
+            )
+    if todo:
+        say(
+            f"{cfg.name}: {len(todo)} of {len(specs)} simulations to run "
+            f"(shard {i}/{n}), {scene.name} {cfg.resolution[0]}x{cfg.resolution[1]} -> "
+            f"{cfg.low_resolution[0]}x{cfg.low_resolution[1]}, {cfg.frames} frames"
+        )
+    batches = [todo[k : k + cfg.batch_size] for k in range(0, len(todo), cfg.batch_size)]
+    steps = (cfg.frames - 1) + (cfg.frames - 1 - cfg.start)
+    with _Progress(progress, total=sum(len(b) for b in batches) * steps) as bar:
+        for batch in batches:
+            _run_batch(cfg, scene, low, batch, out, bar)
+
+    parts = [_part_path(out, s.index) for s in specs]
+    if not all(part_attrs(p) is not None for p in parts):
+        missing = sum(part_attrs(p) is None for p in parts)
+        say(f"{cfg.name}: shard {i}/{n} done; {missing} simulations still missing")
+        return None
+    shared = {
+        "obstacle/high": scene.obstacle_mask().numpy(),
+        "obstacle/low": low.obstacle_mask().numpy(),
+    }
+    merge_parts(parts, out, _dataset_attrs(cfg, scene, len(specs)), shared)
+    if n == 1:
+        shutil.rmtree(_parts_dir(out), ignore_errors=True)
+    say(f"{cfg.name}: wrote {out}")
+    return out
+
+
+def _run_batch(
+    cfg: FluidDataConfig, scene: Scene, low: Scene, batch: Sequence[SimulationSpec], out: Path, bar
+) -> None:
+    T, start, f = cfg.frames, cfg.start, cfg.factor
+    params = {k: [s.params[k] for s in batch] for k in scene.param_names}
+    H, W = cfg.resolution
+    h, w = cfg.low_resolution
+    shapes = {
+        "reference/velocity": (T, 2, H + 1, W + 1),
+        "reference/density": (T, H, W),
+        "downsampled/velocity": (T, 2, h + 1, w + 1),
+        "downsampled/density": (T, h, w),
+        "source/velocity": (T, 2, h + 1, w + 1),
+        "source/density": (T, h, w),
+    }
+    writers: list[SimulationWriter] = []
+    try:
+        for s in batch:
+            attrs = {
+                "index": s.index,
+                "split": s.split,
+                "seed": s.seed,
+                **s.params,
+                **scene.derived_params(s.params),
+                "physics_hash": _physics_hash(cfg, s),
+            }
+            writers.append(
+                SimulationWriter(_part_path(out, s.index), attrs, shapes, cfg.compression)
+            )
+
+        def write(kind: str, frame: int, state: FluidState) -> None:
+            for b, wr in enumerate(writers):
+                wr.write(f"{kind}/velocity", frame, state.velocity[b])
+                wr.write(f"{kind}/density", frame, state.density[b])
+
+        def advance(sc: Scene, state: FluidState, frame: int, run: str) -> FluidState:
+            try:
+                return sc.step(state, params)
+            except SolverError as e:
+                bad = [batch[k] for k in e.samples] or list(batch)
+                raise SimulationError(
+                    f"{out}: {run} run at {sc.resolution[0]}x{sc.resolution[1]} failed at frame "
+                    f"{frame}: " + "; ".join(s.describe() for s in bad) + f"\n{e}"
+                ) from e
+
+        state = scene.initial_state(params, [s.seed for s in batch])
+        start_state = None
+        for t in range(T):
+            if t > 0:
+                state = advance(scene, state, t, "reference")
+                bar.advance(len(batch))
+            down = FluidState(
+                downsample_velocity(state.velocity, f), downsample_centered(state.density, f)
+            )
+            write("reference", t, state)
+            write("downsampled", t, down)
+            if t <= start:
+                write("source", t, down)
+            if t == start:
+                start_state = FluidState(down.velocity.to(low.dtype), down.density.to(low.dtype))
+        state = start_state
+        for t in range(start + 1, T):
+            state = advance(low, state, t, "source")
+            write("source", t, state)
+            bar.advance(len(batch))
+    except BaseException:
+        for wr in writers:
+            wr.abort()
+        raise
+    for wr in writers:
+        wr.commit()
+
+
+# -------------------------------------------------------------------------- progress
+
+
+def _console_print(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(message, highlight=False)
+
+
+class _Progress:
+    """A rich progress bar counting simulated frames, with frames/s and ETA."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled, self.total = enabled and total > 0, total
+        self._bar = None
+        self._t0 = time.perf_counter()
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("[bold]simulate"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("frames"),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task("simulate", total=self.total, rate="")
+        return self
+
+    def advance(self, frames: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, frames)
+            done = self._bar.tasks[0].completed
+            rate = done / max(time.perf_counter() - self._t0, 1e-9)
+            self._bar.update(self._task, rate=f"{rate:.1f} frames/s")
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)

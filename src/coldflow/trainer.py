@@ -36,7 +36,15 @@ from torch.utils.data import (
 
 from coldflow.runs import RunDir
 
-__all__ = ["EMA", "Trainer", "resolve_device", "seed_everything", "config_hash"]
+__all__ = [
+    "EMA",
+    "Trainer",
+    "batch_size_of",
+    "config_hash",
+    "resolve_device",
+    "seed_everything",
+    "to_device",
+]
 
 Hook = Callable[["Trainer", int], None]
 
@@ -80,6 +88,27 @@ class EMA:
         torch._foreach_lerp_(ema_p, [p.detach() for p in model.parameters()], 1.0 - self.decay)
         for b_ema, b in zip(self.module.buffers(), model.buffers(), strict=True):
             b_ema.copy_(b)
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move the tensors of a (nested) tuple, list or dict batch to ``device``."""
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, tuple | list):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+def batch_size_of(batch: Any) -> int:
+    """Number of samples in a batch: the leading size of its first tensor."""
+    if torch.is_tensor(batch):
+        return batch.shape[0]
+    values = batch.values() if isinstance(batch, dict) else batch
+    return next(
+        batch_size_of(v) for v in values if torch.is_tensor(v) or isinstance(v, dict | tuple | list)
+    )
 
 
 def _is_dist() -> bool:
@@ -304,7 +333,7 @@ class Trainer:
         count = 0
         t0 = time.perf_counter()
         for batch in self._batches(epoch):
-            batch = tuple(b.to(self.device, non_blocking=True) for b in batch)
+            batch = to_device(batch, self.device)
             with autocast:
                 loss = self.ddp(batch)
             self.optimizer.zero_grad(set_to_none=True)
@@ -315,7 +344,7 @@ class Trainer:
             if self.ema is not None:
                 self.ema.update(self.model)
             self.step += 1
-            n = batch[0].shape[0]
+            n = batch_size_of(batch)
             total += loss.detach().double() * n
             count += n
             if progress is not None and (self.step % 10 == 0 or count == n):

@@ -30,6 +30,15 @@ console = Console()
 SET_HELP = "Override a config key, e.g. --set training.epochs=5 (repeatable; values typed as YAML)."
 
 
+def _method_kind(config: Path) -> str | None:
+    """``method.kind`` of a YAML config (or of a run directory's config.yaml)."""
+    from coldflow.config import load_yaml
+
+    path = config / "config.yaml" if config.is_dir() else config
+    method = load_yaml(path).get("method")
+    return method.get("kind") if isinstance(method, dict) else None
+
+
 @app.command()
 def train(
     config: Path = typer.Argument(
@@ -48,6 +57,14 @@ def train(
         if not (resume and run_dir):
             raise ConfigError("give a config file, or --resume with --run-dir of an existing run")
         config = run_dir / "config.yaml"
+    if _method_kind(config) == "sol":
+        from coldflow.config.sol import SolRunConfig
+        from coldflow.fluid_experiment import train_sol
+
+        sol_cfg = load_config(config, SolRunConfig, set_)
+        run = train_sol(sol_cfg, run_dir or Path("runs") / sol_cfg.name, resume=resume)
+        console.print(f"trained: {run.path}")
+        return
     cfg = load_config(config, RunConfig, set_)
     run_dir = run_dir or Path("runs") / cfg.name
     run = train_run(cfg, run_dir, resume=resume)
@@ -94,14 +111,28 @@ def sample(
 @app.command()
 def evaluate(
     run_dir: Path = typer.Argument(..., help="A trained run directory."),
-    fid: bool = typer.Option(True, "--fid/--no-fid", help="Score FID."),
+    fid: bool = typer.Option(True, "--fid/--no-fid", help="Score FID (diffusion runs)."),
     n: int = typer.Option(10000, "--n", help="Number of samples for FID."),
     sampler: str = typer.Option(None, help="Sampler (default: the config's evaluation sampler)."),
-    steps: int = typer.Option(None, help="DDIM steps (default: the config's)."),
+    steps: int = typer.Option(
+        None, help="DDIM steps (diffusion); rollout steps (Solver-in-the-Loop)."
+    ),
+    data: Path = typer.Option(None, "--data", help="Test data set (Solver-in-the-Loop runs)."),
     seed: int = typer.Option(0, help="Random seed."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
 ) -> None:
-    """Evaluate a run: FID against MNIST test (cold diffusion: also the Table 1 layout)."""
+    """Evaluate a run: FID (+ Table 1 for cold diffusion) or solver rollouts (SOL).
+
+    Writes evaluation.json into the run directory.
+    """
+    if _method_kind(run_dir) == "sol":
+        from coldflow.fluid_experiment import evaluate_sol
+        from coldflow.trainer import resolve_device
+
+        result = evaluate_sol(run_dir, data, steps, device=str(resolve_device(device)))
+        shown = {k: result[k] for k in ("mean", "improvement", "seconds_per_step") if k in result}
+        console.print_json(json.dumps(shown))
+        return
     from coldflow.experiment import evaluate as evaluate_run
 
     if not fid:
@@ -137,6 +168,13 @@ def report(
         target = out / p.stem if out else p.with_name(f"{p.stem}_figures")
         figures = report_dataset(p, target)
         console.print(f"{p}: {len(figures)} figures in {target}")
+    sol_runs = [p for p in runs if _method_kind(p) == "sol"]
+    if sol_runs:
+        from coldflow.report.sol import write_sol_report
+
+        target = out or Path("runs") / "comparison"
+        console.print(f"Solver-in-the-Loop comparison: {write_sol_report(sol_runs, target)}")
+    runs = [p for p in runs if p not in sol_runs]
     for p in runs:
         console.print(f"{p}: {write_run_report(p)}")
     if len(runs) > 1:

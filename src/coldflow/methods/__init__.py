@@ -9,11 +9,15 @@ from torch import nn
 
 from coldflow.methods.cold import ColdDiffusion, fit_gmm, fit_prior
 from coldflow.methods.ddpm import DDPM, SampleResult, ddim_timesteps
+from coldflow.methods.sol import SolverInTheLoop
 
-# method.kind -> constructor(net, degradation, **method options, **data context)
+# method.kind -> constructor. Diffusion methods take (net, degradation, **options,
+# **data context) through build_method; Solver-in-the-Loop takes (net, scene, loss, ...)
+# and is built by coldflow.fluid_experiment.build_sol_model.
 METHODS: dict[str, Callable[..., nn.Module]] = {
     "ddpm": DDPM,
     "cold": ColdDiffusion,
+    "sol": SolverInTheLoop,
 }
 
 
@@ -31,6 +35,7 @@ __all__ = [
     "METHODS",
     "ColdDiffusion",
     "SampleResult",
+    "SolverInTheLoop",
     "build_method",
     "ddim_timesteps",
     "fit_gmm",

@@ -15,12 +15,15 @@ from coldflow.nets.alexnet import ALEXNET_LAYERS, AlexNetFeatures
 from coldflow.nets.inception import FIDInceptionV3, load_fid_inception
 from coldflow.nets.mnist_classifier import MNISTClassifier
 from coldflow.nets.seed_cnn import SeedCNN
+from coldflow.nets.sol import SolCorrectionNet, sol_resnet, sol_resnet_small
 from coldflow.nets.unet import UNet
 from coldflow.nets.vgg import VGG16_LAYERS, VGG16Features, load_torchvision_features
 
 NETS: dict[str, Callable[..., nn.Module]] = {
     "seed_cnn": SeedCNN,
     "unet": UNet,
+    "sol_resnet": sol_resnet,
+    "sol_resnet_small": sol_resnet_small,
 }
 
 
@@ -38,6 +41,7 @@ __all__ = [
     "FIDInceptionV3",
     "MNISTClassifier",
     "SeedCNN",
+    "SolCorrectionNet",
     "UNet",
     "VGG16Features",
     "build_net",

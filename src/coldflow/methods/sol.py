@@ -1,0 +1,242 @@
+"""Solver-in-the-Loop (Um et al. 2020): a network corrects a low-resolution solver.
+
+One corrected step is the differentiable solver step followed by the learned correction,
+
+    v_{t+1} = S(v_t) + C(S(v_t), Re)            (Um et al. 2020, eq. 3)
+
+where ``S`` is the low-resolution solver of the data set's scene (advection, viscosity,
+pressure projection; gradients flow through all of it) and ``C`` the network. Training
+unrolls ``m`` corrected steps from the first frame of a window of downsampled reference
+frames and sums the distance of every corrected state to the reference of that step,
+
+    L = sum_{i=1}^{m} F(v_i, r_i)                (Um et al. 2020, eq. 4)
+
+``m = 1`` is the non-unrolled baseline ("NON"). ``F`` is any field distance of
+:mod:`coldflow.losses` applied to the staggered velocity.
+
+The network sees cell-centred velocity and one constant channel per scene parameter
+(the Reynolds number), each divided by its data-set standard deviation; its output,
+multiplied by the velocity standard deviation, is interpolated back to the faces and
+added where the solver evolves the velocity: boundary faces keep the boundary condition
+and faces inside obstacles keep the obstacle's velocity (zero: obstacles are at rest).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from coldflow.physics import FluidState, Scene
+
+__all__ = ["Rollout", "SolverInTheLoop", "centered_to_faces", "faces_to_centered"]
+
+
+def faces_to_centered(velocity: torch.Tensor) -> torch.Tensor:
+    """Average the two faces of each cell: padded ``[B, 2, H + 1, W + 1]`` -> ``[B, 2, H, W]``."""
+    vy = velocity[:, 0, :, :-1]
+    vx = velocity[:, 1, :-1, :]
+    return torch.stack(
+        (0.5 * (vy[:, :-1] + vy[:, 1:]), 0.5 * (vx[:, :, :-1] + vx[:, :, 1:])), dim=1
+    )
+
+
+def centered_to_faces(centered: torch.Tensor) -> torch.Tensor:
+    """Interpolate ``[B, 2, H, W]`` cell values to the padded staggered layout.
+
+    Interior faces get the mean of their two cells, boundary faces the value of their one
+    cell; the padding column / row is zero.
+    """
+    cy, cx = centered[:, 0], centered[:, 1]
+    ey = F.pad(cy[:, None], (0, 0, 1, 1), mode="replicate")[:, 0]  # [B, H + 2, W]
+    ex = F.pad(cx[:, None], (1, 1, 0, 0), mode="replicate")[:, 0]  # [B, H, W + 2]
+    fy = 0.5 * (ey[:, :-1] + ey[:, 1:])  # [B, H + 1, W]
+    fx = 0.5 * (ex[:, :, :-1] + ex[:, :, 1:])  # [B, H, W + 1]
+    return torch.stack((F.pad(fy, (0, 1, 0, 0)), F.pad(fx, (0, 0, 0, 1))), dim=1)
+
+
+def _face_fluid_fraction(obstacle: torch.Tensor) -> torch.Tensor:
+    """``[2, H + 1, W + 1]``: 1 - the larger obstacle fraction of a face's two cells."""
+    o = obstacle[None, None].float()
+    oy = F.pad(o, (0, 0, 1, 1), mode="replicate")[0, 0]
+    ox = F.pad(o, (1, 1, 0, 0), mode="replicate")[0, 0]
+    fy = 1 - torch.maximum(oy[:-1], oy[1:])
+    fx = 1 - torch.maximum(ox[:, :-1], ox[:, 1:])
+    return torch.stack((F.pad(fy, (0, 1, 0, 0)), F.pad(fx, (0, 0, 0, 1))))
+
+
+@dataclass(eq=False)
+class _Shared:
+    """Objects the module uses but does not own: kept out of ``state_dict`` and shared
+    (not copied) by ``copy.deepcopy`` (the trainer's EMA copy)."""
+
+    scene: Scene
+    loss: nn.Module | None
+
+    def __deepcopy__(self, memo: dict) -> _Shared:
+        return self
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """States of a rollout: ``velocity`` ``[steps + 1, B, 2, H + 1, W + 1]`` (frame 0 is
+    the start) and the wall time of each step in seconds."""
+
+    velocity: torch.Tensor
+    step_seconds: list[float]
+
+
+class SolverInTheLoop(nn.Module):
+    """A low-resolution solver with a learned correction after every step.
+
+    Parameters
+    ----------
+    net
+        Correction network ``[B, 2 + P, H, W] -> [B, 2, H, W]`` (P scene parameters).
+    scene
+        The low-resolution scene of the data set (its ``step`` is differentiable).
+    loss
+        Field distance ``F(a, b) -> [B]`` on padded staggered velocities (e.g.
+        ``build_field_loss("mse", grid="staggered")``); ``None`` for evaluation only.
+    velocity_std
+        Standard deviation of the velocity in the training data.
+    param_std
+        Standard deviation of each scene parameter (order of ``scene.param_names``).
+    correct
+        ``False`` turns the correction off (the source solver alone).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        scene: Scene,
+        loss: nn.Module | None = None,
+        velocity_std: float = 1.0,
+        param_std: Sequence[float] = (1.0,),
+        correct: bool = True,
+    ) -> None:
+        super().__init__()
+        if len(param_std) != len(scene.param_names):
+            raise ValueError(
+                f"param_std needs one value per scene parameter {list(scene.param_names)}, "
+                f"got {list(param_std)}"
+            )
+        self.net = net
+        self.shared = _Shared(scene, loss)
+        self.correct = correct
+        self.register_buffer("velocity_std", torch.tensor(float(velocity_std)))
+        self.register_buffer("param_std", torch.tensor([float(s) for s in param_std]))
+        mask = scene.free_faces().float() * _face_fluid_fraction(scene.obstacle_mask())
+        self.register_buffer("face_mask", mask, persistent=False)
+
+    @property
+    def scene(self) -> Scene:
+        return self.shared.scene
+
+    # ------------------------------------------------------------------ one step
+    def _params(self, params: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {n: params[:, i] for i, n in enumerate(self.scene.param_names)}
+
+    def correction(self, velocity: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """The network's correction of ``velocity`` ``[B, 2, H + 1, W + 1]`` on the faces
+        (zero on fixed faces and inside obstacles), in velocity units.
+
+        Parameters
+        ----------
+        velocity
+            Padded staggered velocity after the solver step.
+        params
+            ``[B, P]`` scene parameters.
+        """
+        centered = faces_to_centered(velocity) / self.velocity_std
+        h, w = centered.shape[-2:]
+        constants = (params / self.param_std)[:, :, None, None].expand(-1, -1, h, w)
+        dtype = next(self.net.parameters()).dtype  # e.g. float32 net, float64 plume solver
+        out = self.net(torch.cat((centered, constants.to(centered.dtype)), dim=1).to(dtype))
+        out = out.to(velocity.dtype) * self.velocity_std
+        return centered_to_faces(out) * self.face_mask
+
+    def step(self, state: FluidState, params: torch.Tensor, correct: bool = True) -> FluidState:
+        """One solver step, then (if ``correct``) the learned correction."""
+        out = self.scene.step(state, self._params(params))
+        if not correct:
+            return out
+        v = out.velocity + self.correction(out.velocity, params)
+        return FluidState(v, out.density, out.pressure)
+
+    # ------------------------------------------------------------------ training
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Unrolled training loss of a batch of windows (eq. 4), averaged over the batch.
+
+        Parameters
+        ----------
+        batch
+            ``downsampled_velocity`` ``[B, m + 1, 2, H + 1, W + 1]``, ``params`` ``[B, P]``
+            and optionally ``downsampled_density`` ``[B, m + 1, H, W]`` (carried along by
+            the solver, not corrected, not in the loss).
+        """
+        loss_fn = self.shared.loss
+        if loss_fn is None:
+            raise RuntimeError("this SolverInTheLoop was built without a loss (evaluation only)")
+        frames = batch["downsampled_velocity"]
+        params = batch["params"].to(frames.dtype)
+        density = batch.get("downsampled_density")
+        loss_fn.to(frames.device)
+        state = FluidState(frames[:, 0], None if density is None else density[:, 0])
+        total = frames.new_zeros(frames.shape[0])
+        for i in range(1, frames.shape[1]):
+            state = self.step(state, params, correct=self.correct)
+            total = total + loss_fn(state.velocity.to(frames.dtype), frames[:, i])
+        return total.mean()
+
+    # ---------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def rollout(
+        self,
+        velocity: torch.Tensor,
+        params: torch.Tensor,
+        steps: int,
+        *,
+        density: torch.Tensor | None = None,
+        correct: bool = True,
+    ) -> Rollout:
+        """Run ``steps`` (corrected or plain) solver steps from ``velocity``.
+
+        Parameters
+        ----------
+        velocity
+            ``[B, 2, H + 1, W + 1]`` start state.
+        params
+            ``[B, P]`` scene parameters.
+        steps
+            Number of steps.
+        density
+            Optional ``[B, H, W]`` start density (advected, never corrected).
+        correct
+            ``False`` runs the source solver alone.
+
+        Returns
+        -------
+        Rollout
+            Velocities ``[steps + 1, B, ...]`` on the CPU and seconds per step.
+        """
+        import time
+
+        state = FluidState(velocity, density)
+        params = params.to(velocity.dtype)
+        frames, seconds = [velocity.cpu()], []
+        sync = torch.cuda.synchronize if velocity.is_cuda else (lambda: None)
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            state = self.step(state, params, correct=correct)
+            sync()
+            seconds.append(time.perf_counter() - t0)
+            frames.append(state.velocity.cpu())
+        return Rollout(torch.stack(frames), seconds)
+
+    def extra_repr(self) -> str:
+        H, W = self.scene.resolution
+        return f"scene={self.scene.name} {H}x{W}, params={list(self.scene.param_names)}"

@@ -1,0 +1,252 @@
+"""Solver-in-the-Loop: the correction network, the corrected step, gradients through the
+solver, training and resume through the trainer, evaluation and the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from coldflow.config import load_config
+from coldflow.config.sol import SolRunConfig
+from coldflow.fluid_experiment import (
+    data_statistics,
+    evaluate_sol,
+    load_sol_run,
+    train_sol,
+)
+from coldflow.losses import build_field_loss
+from coldflow.methods.sol import SolverInTheLoop, centered_to_faces, faces_to_centered
+from coldflow.nets.sol import SolCorrectionNet, sol_resnet, sol_resnet_small
+from coldflow.physics import KarmanScene, PressureSolver
+from coldflow.simulate import simulate
+
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs" / "fluids"
+
+
+@pytest.fixture(scope="module")
+def karman_h5(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("karman_sol") / "karman.h5"
+    assert simulate(CONFIGS / "karman_tiny.yaml", out, progress=False) == out
+    return out
+
+
+def tiny_cfg(data: Path, **training) -> SolRunConfig:
+    cfg = load_config(CONFIGS / "karman_sol_mse_cpu.yaml", SolRunConfig)
+    return cfg.model_validate(
+        cfg.model_dump()
+        | {
+            "data": {"path": str(data), "stride": 1},
+            "model": {"kind": "sol_resnet_small", "width": 4, "blocks": 1, "kernel_size": 3},
+            "method": {"kind": "sol", "m": 2, "loss": {"name": "mse"}},
+            "training": cfg.training.model_dump()
+            | {"epochs": 2, "batch_size": 4, "progress": False, "device": "cpu"}
+            | training,
+            "evaluation": {"steps": 4, "metrics": ["mse", "rel_l1"], "timing_steps": 1},
+        }
+    )
+
+
+# ------------------------------------------------------------------------ network
+
+
+def test_paper_network_shape_and_parameter_count():
+    net = sol_resnet()
+    conv = lambda i, o, k=5: i * o * k * k + o  # noqa: E731
+    expected = conv(3, 32) + 10 * conv(32, 32) + conv(32, 2)  # head, 5 blocks x 2, tail
+    assert sum(p.numel() for p in net.parameters()) == expected
+    x = torch.randn(2, 3, 17, 9)
+    assert net(x).shape == (2, 2, 17, 9)
+    assert torch.count_nonzero(net(x)) == 0  # zero-initialised tail: no correction yet
+    small = sol_resnet_small()
+    assert sum(p.numel() for p in small.parameters()) < expected / 5
+    with pytest.raises(ValueError, match="odd"):
+        SolCorrectionNet(kernel_size=4)
+
+
+def test_centered_faces_round_trip_and_boundaries():
+    B, H, W = 2, 6, 5
+    y = torch.arange(H, dtype=torch.float64)[:, None].expand(H, W)
+    c = torch.stack((y, 3 + 0 * y))[None].expand(B, 2, H, W)
+    faces = centered_to_faces(c)
+    assert faces.shape == (B, 2, H + 1, W + 1)
+    # interior y faces lie half-way between cell centres: y = j - 0.5 for a linear field
+    assert torch.allclose(faces[0, 0, 1:H, 0], torch.arange(1, H, dtype=torch.float64) - 0.5)
+    assert faces[0, 0, 0, 0] == 0 and faces[0, 0, H, 0] == H - 1  # boundary: one cell
+    assert torch.all(faces[:, 0, :, W] == 0) and torch.all(faces[:, 1, H, :] == 0)  # padding
+    assert torch.allclose(faces[:, 1, :H, :], torch.full((B, H, W + 1), 3.0, dtype=c.dtype))
+    back = faces_to_centered(faces)
+    assert torch.allclose(back[:, 0, 1:-1], c[:, 0, 1:-1])  # linear: exact inside
+    assert torch.allclose(back[:, 1], c[:, 1])
+
+
+# ----------------------------------------------------------------- corrected step
+
+
+def tiny_scene(precision: int = 32, tol: float = 1e-5, resolution=(16, 8)) -> KarmanScene:
+    return KarmanScene(
+        resolution=resolution,
+        precision=precision,
+        jit=False,
+        solver=PressureSolver(rel_tol=tol, abs_tol=tol, max_iterations=5000),
+    )
+
+
+def random_net(dtype=torch.float32) -> SolCorrectionNet:
+    torch.manual_seed(0)
+    net = SolCorrectionNet(width=4, blocks=1, kernel_size=3, zero_init=False)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    return net.to(dtype)
+
+
+def test_correction_leaves_fixed_and_obstacle_faces_alone():
+    scene = tiny_scene(resolution=(32, 16))
+    model = SolverInTheLoop(random_net(), scene, None, 0.5, [2e5])
+    state = scene.initial_state({"re": [1e5, 5e5]}, [0, 1])
+    params = torch.tensor([[1e5], [5e5]])
+    corr = model.correction(state.velocity, params)
+    fixed = 1 - scene.free_faces()
+    assert torch.count_nonzero(corr * fixed) == 0
+    assert torch.count_nonzero(corr) > 0.5 * corr[0].numel()  # it does correct the fluid
+    # faces between two cells fully inside the obstacle keep the obstacle's velocity (0)
+    inside = scene.obstacle_mask() >= 0.999
+    assert inside.any()
+    both = inside[:-1] & inside[1:]  # y faces 1..H-1 between two obstacle cells
+    assert torch.count_nonzero(corr[:, 0, 1:-1, :-1][:, both]) == 0
+    after = model.step(state, params)
+    plain = scene.step(state, {"re": params[:, 0]})
+    assert torch.equal((after.velocity - plain.velocity) * fixed, torch.zeros_like(corr))
+
+
+def test_untrained_model_is_the_source_solver():
+    scene = tiny_scene()
+    model = SolverInTheLoop(sol_resnet_small(), scene, None, 0.5, [2e5])
+    state = scene.initial_state({"re": [3e5]}, [4])
+    params = torch.tensor([[3e5]])
+    a = model.rollout(state.velocity, params, 3, correct=True).velocity
+    b = model.rollout(state.velocity, params, 3, correct=False).velocity
+    assert a.shape == (4, 1, 2, 17, 9)
+    assert torch.equal(a, b)
+
+
+def test_gradient_through_two_solver_steps_matches_finite_differences():
+    """d(loss)/d(parameter) through two (step -> correction) steps, float64, tight solve."""
+    scene = tiny_scene(precision=64, tol=1e-9)
+    net = random_net(torch.float64)
+    for p in net.parameters():
+        p.data.mul_(0.3)
+    loss = build_field_loss("mse", grid="staggered")
+    model = SolverInTheLoop(net, scene, loss, 0.5, [2e5]).double()
+    start = scene.initial_state({"re": [2e5, 6e5]}, [0, 1])
+    warm = scene.step(scene.step(start, {"re": [2e5, 6e5]}), {"re": [2e5, 6e5]})
+    frames = torch.stack([warm.velocity, warm.velocity * 1.05, warm.velocity * 0.95], 1)
+    batch = {"downsampled_velocity": frames.detach(), "params": torch.tensor([[2e5], [6e5]])}
+    value = model(batch)
+    value.backward()
+    checked = 0
+    for name, p in (("head", net.head[0].weight), ("tail", net.tail.weight)):
+        flat = p.data.view(-1)
+        for i in (0, flat.numel() // 2):
+            old = flat[i].item()
+            eps = 1e-4
+            with torch.no_grad():
+                flat[i] = old + eps
+                up = model(batch).item()
+                flat[i] = old - eps
+                down = model(batch).item()
+                flat[i] = old
+            fd = (up - down) / (2 * eps)
+            ad = p.grad.view(-1)[i].item()
+            assert abs(ad) > 1e-8, name
+            assert ad == pytest.approx(fd, rel=1e-3, abs=1e-8), (name, i)
+            checked += 1
+    assert checked == 4
+
+
+# --------------------------------------------------------------- train / evaluate
+
+
+def test_statistics_match_the_data(karman_h5):
+    from coldflow.data.fields import FieldData
+
+    stats = data_statistics(karman_h5)
+    assert stats["param_names"] == ["re"]
+    assert stats["param_std"][0] == pytest.approx(torch.tensor([1e5, 8e5]).std(False).item())
+    with FieldData(karman_h5) as data:
+        v = torch.cat(
+            [
+                torch.from_numpy(data.read(s, "downsampled", "velocity", slice(data.warmup, None)))
+                for s in data.simulations("train")
+            ]
+        )
+    # every evolved face is inside the statistic; the result lies between these bounds
+    assert 0.5 * v.std().item() < stats["velocity_std"] < 2.0 * v.abs().max().item()
+
+
+def test_train_resume_equals_uninterrupted_and_evaluate(karman_h5, tmp_path):
+    full = train_sol(tiny_cfg(karman_h5), tmp_path / "full")
+    half = train_sol(tiny_cfg(karman_h5, epochs=1), tmp_path / "half")
+    train_sol(tiny_cfg(karman_h5), tmp_path / "half", resume=True)
+    a, _ = full.load_checkpoint()
+    b, _ = half.load_checkpoint()
+    for k in a:
+        if k.startswith("model."):
+            assert torch.equal(a[k], b[k]), k
+    assert json.loads((tmp_path / "full" / "data_stats.json").read_text())["velocity_std"] > 0
+    metrics = full.read_metrics()
+    assert [m["epoch"] for m in metrics if m["name"] == "loss"] == [1, 2]
+    loaded = load_sol_run(full.path)
+    assert loaded.model.velocity_std.item() == pytest.approx(
+        json.loads((full.path / "data_stats.json").read_text())["velocity_std"]
+    )
+    result = evaluate_sol(full.path, karman_h5, steps=4)
+    assert result["steps"] == 4 and len(result["per_step"]["corrected"]["rel_l1"]) == 4
+    assert set(result["seconds_per_step"]) == {"source", "corrected", "reference_high"}
+    assert (full.path / "evaluation.json").is_file()
+    # the source rollout equals the stored source trajectory (same solver, same start)
+    from coldflow.data.fields import FieldData
+
+    with FieldData(karman_h5) as data:
+        sim = data.simulations("test")[0]
+        if data.source_start == result["start"]:
+            stored = torch.from_numpy(data.read(sim, "source", "velocity", slice(None)))
+            from coldflow.runs import load_tensors
+
+            roll = load_tensors(full.path / "samples" / "rollout.safetensors")
+            n = min(4, stored.shape[0] - 1 - result["start"])
+            s0 = result["start"]
+            assert torch.allclose(roll["source"][: n + 1], stored[s0 : s0 + n + 1], atol=1e-4)
+
+
+def test_report_of_several_runs(karman_h5, tmp_path):
+    from coldflow.report.sol import write_sol_report
+
+    runs = []
+    for loss in ("mse", "mae"):
+        cfg = tiny_cfg(karman_h5, epochs=1)
+        cfg = cfg.model_validate(
+            cfg.model_dump() | {"name": loss, "method": {"m": 2, "loss": {"name": loss}}}
+        )
+        run = train_sol(cfg, tmp_path / loss)
+        evaluate_sol(run.path, karman_h5, steps=3)
+        runs.append(run.path)
+    out = write_sol_report(runs, tmp_path / "report")
+    table = (tmp_path / "report" / "sol_table.md").read_text()
+    assert "mse" in table and "mae" in table and "source" in table
+    for name in ("sol_error_vs_step.png", "sol_snapshots.png"):
+        assert (tmp_path / "report" / name).stat().st_size > 1000
+    assert out.exists()
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*_sol_*.yaml")), ids=lambda p: p.stem)
+def test_sol_configs_validate(path):
+    cfg = load_config(path, SolRunConfig)
+    assert cfg.method.kind == "sol"
+    assert cfg.method.loss.name in path.stem
+    assert cfg.training.grad_clip is not None

@@ -11,7 +11,7 @@ export COLDFLOW_DATA ?= $(SHARED_DATA)
 export COLDFLOW_WEIGHTS ?= $(SHARED_DATA)/weights
 endif
 
-.PHONY: setup demo test test-all lint format bench clean
+.PHONY: setup demo test test-all lint format bench bench-simulate clean
 
 $(BIN)/coldflow: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ bench: setup
 	$(BIN)/python benchmarks/bench_mnist.py
 	$(BIN)/python benchmarks/bench_blur.py
 	$(BIN)/python benchmarks/bench_losses.py
+	$(BIN)/python benchmarks/bench_sol.py
+
+bench-simulate: setup  # generates the four study data sets once (minutes, GBs in a temp dir)
+	$(BIN)/python benchmarks/bench_simulate.py
 
 clean:
 	rm -rf runs/demo .pytest_cache

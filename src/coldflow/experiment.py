@@ -23,7 +23,13 @@ from coldflow.io import write_json
 from coldflow.methods import SampleResult, build_method, fit_prior
 from coldflow.nets import build_net
 from coldflow.runs import RunDir
-from coldflow.trainer import Trainer, config_hash, resolve_device, seed_everything
+from coldflow.trainer import (
+    RESUMABLE_TRAINING_FIELDS,
+    Trainer,
+    config_hash,
+    resolve_device,
+    seed_everything,
+)
 
 __all__ = [
     "build_model",
@@ -101,7 +107,7 @@ def fid_of_samples(images: torch.Tensor, cfg: RunConfig, device: torch.device) -
 
 def trajectory_hash(cfg: RunConfig) -> str:
     """Hash of what determines the training trajectory (not epochs, device, evaluation)."""
-    free = {"epochs", "progress", "device", "keep_checkpoints", "num_workers"}
+    free = set(RESUMABLE_TRAINING_FIELDS)
     return config_hash(
         cfg.model_dump(
             mode="json",
@@ -323,11 +329,7 @@ def train(
     """
     cfg = config if isinstance(config, RunConfig) else load_config(config, RunConfig, overrides)
     run = RunDir(run_dir)
-    if run.checkpoints() and not resume:
-        raise FileExistsError(
-            f"{run.path} already holds checkpoints; pass --resume to continue it, or choose "
-            "another --run-dir"
-        )
+    run.check_can_train(resume)
     dataset = mnist_dataset("train", tuple(cfg.data.range), cfg.data.train_subset)
     seed_everything(cfg.seed)  # the initial weights depend on the seed alone
     model = build_model(cfg)

@@ -30,7 +30,13 @@ from coldflow.nets import NETS
 from coldflow.physics import FluidState, Scene
 from coldflow.runs import RunDir, save_tensors
 from coldflow.simulate import build_scene
-from coldflow.trainer import Trainer, config_hash, resolve_device, seed_everything
+from coldflow.trainer import (
+    RESUMABLE_TRAINING_FIELDS,
+    Trainer,
+    config_hash,
+    resolve_device,
+    seed_everything,
+)
 
 __all__ = [
     "LoadedSolRun",
@@ -122,7 +128,7 @@ def build_sol_model(
 
 def trajectory_hash(cfg: SolRunConfig) -> str:
     """Hash of what determines the training trajectory (not epochs, device, evaluation)."""
-    free = {"epochs", "progress", "device", "keep_checkpoints", "num_workers"}
+    free = set(RESUMABLE_TRAINING_FIELDS)
     return config_hash(
         cfg.model_dump(
             mode="json",
@@ -164,11 +170,7 @@ def train_sol(
     """
     cfg = _load_cfg(config, overrides)
     run = RunDir(run_dir)
-    if run.checkpoints() and not resume:
-        raise FileExistsError(
-            f"{run.path} already holds checkpoints; pass --resume to continue it, or choose "
-            "another --run-dir"
-        )
+    run.check_can_train(resume)
     stats_path = run.path / STATS_FILE
     if resume and stats_path.is_file():
         stats = json.loads(stats_path.read_text())

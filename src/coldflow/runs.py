@@ -89,6 +89,20 @@ class RunDir:
     def exists(self) -> bool:
         return self.config_path.is_file()
 
+    def check_can_train(self, resume: bool) -> None:
+        """Refuse to start a new run over the checkpoints of another one.
+
+        Raises
+        ------
+        FileExistsError
+            If the directory holds checkpoints and ``resume`` is false.
+        """
+        if self.checkpoints() and not resume:
+            raise FileExistsError(
+                f"{self.path} already holds checkpoints; pass --resume to continue it, or "
+                "choose another --run-dir"
+            )
+
     # ----------------------------------------------------------------- config
     def save_config(self, text: str) -> None:
         """Write the resolved config YAML."""

@@ -38,6 +38,7 @@ from coldflow.runs import RunDir
 
 __all__ = [
     "EMA",
+    "RESUMABLE_TRAINING_FIELDS",
     "Trainer",
     "batch_size_of",
     "config_hash",
@@ -47,6 +48,12 @@ __all__ = [
 ]
 
 Hook = Callable[["Trainer", int], None]
+
+# training settings that may differ between a run and its resumption: they do not change
+# the trajectory (config hashes leave them out)
+RESUMABLE_TRAINING_FIELDS = frozenset(
+    {"epochs", "progress", "device", "keep_checkpoints", "num_workers"}
+)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -367,6 +374,7 @@ class Trainer:
             progress.update(task, completed=self._n_batches(), loss=mean_loss, rate=rate)
         self.run.log(epoch, self.step, "train", "loss", mean_loss)
         self.run.log(epoch, self.step, "train", "images_per_s", rate)
+        self.run.log(epoch, self.step, "train", "epoch_seconds", elapsed)
         self.run.log(epoch, self.step, "train", "lr", self.optimizer.param_groups[0]["lr"])
 
     def _step0(self, epoch: int) -> int:

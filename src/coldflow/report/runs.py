@@ -423,8 +423,17 @@ def _format_duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+def _training_time(events: Sequence[dict]) -> str:
+    """Sum of the logged epoch durations; first-to-last event time for older runs."""
+    per_epoch = dict(zip(*_series(events, "train", "epoch_seconds"), strict=True))
+    if per_epoch:
+        return _format_duration(sum(per_epoch.values()))
+    times = [float(e["time"]) for e in events if "time" in e]
+    return _format_duration(max(times) - min(times)) if times else ""
+
+
 def _final_metrics(run: _Run) -> list[tuple[str, str]]:
-    """``(quantity, value)`` rows: last eval values, final loss, epochs, wall time."""
+    """``(quantity, value)`` rows: last eval values, final loss, epochs, training time."""
     rows = []
     for name in _eval_names(run.events):
         epochs, values = _series(run.events, "eval", name)
@@ -437,9 +446,8 @@ def _final_metrics(run: _Run) -> list[tuple[str, str]]:
     if logged:
         of = f" of {run.config.training.epochs}" if run.config is not None else ""
         table.append(("epochs logged", f"{len(logged)}{of} (epochs {logged[0]}-{logged[-1]})"))
-    times = [float(e["time"]) for e in run.events if "time" in e]
-    if times:
-        table.append(("wall time (first to last event)", _format_duration(max(times) - min(times))))
+    if run.events:
+        table.append(("training time (sum of epochs)", _training_time(run.events)))
     return table
 
 
@@ -657,7 +665,7 @@ def write_comparison(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.Pa
     metric_names = list(dict.fromkeys(n for r in runs for n in _eval_names(r.events)))
     metric_names.sort(key=lambda n: (n != "fid", n))
     shown_names = ["FID" if m == "fid" else m for m in metric_names]
-    header = ["run", "method / degradation", "epochs", "train loss", *shown_names, "wall time"]
+    header = ["run", "method / degradation", "epochs", "train loss", *shown_names, "train time"]
     lines = ["<table>", "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"]
     for r in runs:
         report = r.dir.path / "report.html"
@@ -675,8 +683,7 @@ def write_comparison(run_dirs: Sequence[str | os.PathLike], out_dir: str | os.Pa
         for m in metric_names:
             values = _series(r.events, "eval", m)[1]
             cells.append(_format_value(values[-1]) if values else "")
-        times = [float(e["time"]) for e in r.events if "time" in e]
-        cells.append(_format_duration(max(times) - min(times)) if times else "")
+        cells.append(_training_time(r.events))
         tds = "".join(f"<td class=num>{html.escape(c)}</td>" for c in cells)
         lines.append(f"<tr><td>{name}</td><td>{describe}</td>{tds}</tr>")
     lines.append("</table>")

@@ -139,3 +139,16 @@ def test_two_process_torchrun_writes_one_set_of_checkpoints(tmp_path, tiny_overr
     assert files == [f"epoch_000{e}.{x}" for e in (2, 3) for x in ("json", "safetensors")]
     losses = [e for e in run.read_metrics() if e["name"] == "loss"]
     assert [e["epoch"] for e in losses] == [1, 2, 3]  # rank 0 alone logs
+
+
+@pytest.mark.skipif(
+    os.environ.get("ONEDNN_MAX_CPU_ISA") is None,
+    reason="bf16 on CPUs that advertise AMX needs ONEDNN_MAX_CPU_ISA (the Makefile sets it)",
+)
+def test_bf16_autocast_trains_and_keeps_float32_weights(tmp_path, tiny_overrides):
+    cfg = load_config(QUICK, RunConfig, [*tiny_overrides, "training.epochs=1", "training.amp=bf16"])
+    run = train(cfg, tmp_path / "bf16", final_samples=False)
+    losses = [e["value"] for e in run.read_metrics() if e["name"] == "loss"]
+    assert len(losses) == 1 and 0 < losses[0] < 10
+    weights = _final_weights(tmp_path / "bf16")
+    assert all(w.dtype in (torch.float32, torch.uint8, torch.int64) for w in weights.values())

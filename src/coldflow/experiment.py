@@ -23,13 +23,7 @@ from coldflow.io import write_json
 from coldflow.methods import SampleResult, build_method, fit_prior
 from coldflow.nets import build_net
 from coldflow.runs import RunDir
-from coldflow.trainer import (
-    RESUMABLE_TRAINING_FIELDS,
-    Trainer,
-    config_hash,
-    resolve_device,
-    seed_everything,
-)
+from coldflow.trainer import Trainer, resolve_device, seed_everything, trajectory_hash
 
 __all__ = [
     "build_model",
@@ -103,17 +97,6 @@ def fid_of_samples(images: torch.Tensor, cfg: RunConfig, device: torch.device) -
     extractor = build_feature_extractor(cfg.evaluation.fid.extractor).to(device)
     real = mnist_real_statistics(extractor, "test", n=10000, device=device)
     return fid_from_images(images, real, extractor, tuple(cfg.data.range), device=device)
-
-
-def trajectory_hash(cfg: RunConfig) -> str:
-    """Hash of what determines the training trajectory (not epochs, device, evaluation)."""
-    free = set(RESUMABLE_TRAINING_FIELDS)
-    return config_hash(
-        cfg.model_dump(
-            mode="json",
-            exclude={"name": True, "evaluation": True, "sampling": True, "training": free},
-        )
-    )
 
 
 # ----------------------------------------------------------------- DDPM evaluation
@@ -301,7 +284,7 @@ class EvalHook:
             note = (
                 f"FID on {fid.n_samples} samples, {fid.extractor} features; " if fid.enabled else ""
             )
-            trainer._print(f"epoch {epoch}: {shown} ({note}{time.perf_counter() - t0:.0f} s)")
+            trainer.say(f"epoch {epoch}: {shown} ({note}{time.perf_counter() - t0:.0f} s)")
         trainer.eval_model.train()
 
 
@@ -342,7 +325,7 @@ def train(
         cfg.seed,
         hooks=[EvalHook(cfg)],
         config_text=dump_yaml(cfg),
-        config_hash=trajectory_hash(cfg),
+        config_hash=trajectory_hash(cfg, {"sampling": True}),
     )
     try:
         trainer.fit(resume=resume)

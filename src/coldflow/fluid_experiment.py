@@ -30,13 +30,7 @@ from coldflow.nets import NETS
 from coldflow.physics import FluidState, Scene
 from coldflow.runs import RunDir, save_tensors
 from coldflow.simulate import build_scene
-from coldflow.trainer import (
-    RESUMABLE_TRAINING_FIELDS,
-    Trainer,
-    config_hash,
-    resolve_device,
-    seed_everything,
-)
+from coldflow.trainer import Trainer, resolve_device, seed_everything, trajectory_hash
 
 __all__ = [
     "LoadedSolRun",
@@ -47,7 +41,6 @@ __all__ = [
     "load_sol_run",
     "low_scene",
     "train_sol",
-    "trajectory_hash",
 ]
 
 STATS_FILE = "data_stats.json"
@@ -126,17 +119,6 @@ def build_sol_model(
     return SolverInTheLoop(net, scene, loss, stats["velocity_std"], stats["param_std"])
 
 
-def trajectory_hash(cfg: SolRunConfig) -> str:
-    """Hash of what determines the training trajectory (not epochs, device, evaluation)."""
-    free = set(RESUMABLE_TRAINING_FIELDS)
-    return config_hash(
-        cfg.model_dump(
-            mode="json",
-            exclude={"name": True, "evaluation": True, "training": free, "data": {"test_path"}},
-        )
-    )
-
-
 def _load_cfg(config: SolRunConfig | str | Path, overrides: list[str] | None) -> SolRunConfig:
     if isinstance(config, SolRunConfig):
         return config
@@ -197,7 +179,7 @@ def train_sol(
         run,
         cfg.seed,
         config_text=dump_yaml(cfg),
-        config_hash=trajectory_hash(cfg),
+        config_hash=trajectory_hash(cfg, {"data": {"test_path"}}),
     )
     try:
         trainer.fit(resume=resume)

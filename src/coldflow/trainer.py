@@ -45,6 +45,7 @@ __all__ = [
     "resolve_device",
     "seed_everything",
     "to_device",
+    "trajectory_hash",
 ]
 
 Hook = Callable[["Trainer", int], None]
@@ -77,6 +78,17 @@ def seed_everything(seed: int) -> None:
 def config_hash(obj: Any) -> str:
     """Short stable hash of a JSON-serialisable object (a config dump)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def trajectory_hash(cfg: Any, exclude: dict[str, Any] | None = None) -> str:
+    """Hash of the config fields that determine a training trajectory.
+
+    Leaves out the run's ``name``, its ``evaluation`` section, the
+    :data:`RESUMABLE_TRAINING_FIELDS` and whatever ``exclude`` adds (pydantic's
+    ``model_dump`` exclude syntax). Stored in checkpoints and checked on resume.
+    """
+    skip = {"name": True, "evaluation": True, "training": set(RESUMABLE_TRAINING_FIELDS)}
+    return config_hash(cfg.model_dump(mode="json", exclude=skip | (exclude or {})))
 
 
 class EMA:
@@ -306,7 +318,7 @@ class Trainer:
         if resume and self.run.checkpoints():
             self.load_checkpoint()
             self.run.truncate_metrics(self.epoch)
-            self._print(f"resumed from epoch {self.epoch} (step {self.step})")
+            self.say(f"resumed from epoch {self.epoch} (step {self.step})")
         if self.config_text:
             self.run.save_config(self.config_text)
         progress = self._progress()
@@ -393,7 +405,8 @@ class Trainer:
             TimeRemainingColumn(),
         )
 
-    def _print(self, msg: str) -> None:
+    def say(self, msg: str) -> None:
+        """Print a line on rank 0 when progress output is on (hooks use it too)."""
         if self.rank == 0 and self.cfg.progress:
             print(msg, flush=True)
 

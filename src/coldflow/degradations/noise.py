@@ -38,11 +38,13 @@ class LinearNoise:
         self.alpha_bar64 = sched["alpha_bar"]
         self.beta = self.beta64.float()
         self.alpha_bar = self.alpha_bar64.float()
+        self._alpha_bar_on: dict[torch.device, torch.Tensor] = {}
 
-    def to(self, device: torch.device | str) -> LinearNoise:
-        self.beta = self.beta.to(device)
-        self.alpha_bar = self.alpha_bar.to(device)
-        return self
+    def _alpha_bar(self, device: torch.device) -> torch.Tensor:
+        """alpha_bar on ``device``, copied there once (not on every training step)."""
+        if device not in self._alpha_bar_on:
+            self._alpha_bar_on[device] = self.alpha_bar.to(device)
+        return self._alpha_bar_on[device]
 
     def degrade(
         self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None
@@ -50,7 +52,7 @@ class LinearNoise:
         """Noise ``x0`` to integer timesteps ``t`` (shape [B], values 1..n_T)."""
         if noise is None:
             noise = torch.randn_like(x0)
-        abar = self.alpha_bar.to(x0.device)[t].view(-1, *([1] * (x0.ndim - 1)))
+        abar = self._alpha_bar(x0.device)[t].view(-1, *([1] * (x0.ndim - 1)))
         return abar.sqrt() * x0 + (1 - abar).sqrt() * noise  # DDPM eq. (4)
 
     def schedule_curves(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

@@ -1,19 +1,28 @@
 """Speed of the batched Gaussian blur of cold diffusion, in images per second.
 
-On one batch of MNIST test digits (random t per image, sigma_t of the default linear
-schedule, a kernel covering the whole image: 29 for 28 x 28), three ways to blur:
+On one batch of MNIST test digits (zero-padded to the centre of larger canvases; random
+images when MNIST is not found), each image with its own random t of the default linear
+schedule and a kernel covering the whole image (29 for 28 x 28), five ways to blur:
 
-- ``separable``: :func:`coldflow.degradations.blur.blur`, two 1-D grouped convolutions
-  with per-image kernels in one call;
+- ``per-image loop``: the two 1-D convolutions called once per image in a Python loop;
 - ``dense 2-D``: one grouped conv2d with the full k x k outer-product kernel per image;
-- ``per-image loop``: the separable blur called once per image in a Python loop.
+- ``old separable``: :func:`coldflow.degradations.blur.blur_by_convolution`, two 1-D
+  grouped convolutions with one group per image (what ``blur`` was before);
+- ``new blur()``: :func:`coldflow.degradations.blur.blur`, per-image banded matrices with
+  the reflect padding folded in, ``M_h X M_w^T`` as two batched matmuls (matrices built
+  in the call);
+- ``new degrade()``: :meth:`GaussianBlur.degrade` with the matrices of every t built once
+  and indexed (what training and sampling call).
 
-It also prints how far the three results are apart (they should agree to ~1e-5 in
-float32). ``--sizes`` adds larger canvases (the digits zero-padded to the centre), where the
-separable form's k instead of k^2 multiplications per pixel show.
+Each is also reported as a fraction of this machine's measured peak (``_machine.peak``:
+sgemm for the matmul form, conv2d for the convolutions), with the FLOP per image it
+assumes: ``2 (k_h + k_w) H W`` for the separable convolutions, ``2 k_h k_w H W`` for the
+dense one, ``2 H W (H + W)`` for the two dense matmuls (the zeros of the band included;
+building the matrices is not counted). The largest difference to ``old separable`` is
+printed too (float32: ~1e-6).
 
-    python benchmarks/bench_blur.py [--batch 256] [--repeats 5] [--sizes 28 64]
-                                    [--device cpu] [--out benchmarks/results/blur.json]
+    python benchmarks/bench_blur.py [--batch 128] [--repeats 5] [--sizes 28 64 128]
+                                    [--quick] [--device cpu] [--out benchmarks/results/blur.json]
 
 Prints a table and writes JSON; never asserts on time.
 """
@@ -21,19 +30,25 @@ Prints a table and writes JSON; never asserts on time.
 from __future__ import annotations
 
 import argparse
-import platform
-import time
 from collections.abc import Callable
 from pathlib import Path
 
+import _machine
 import torch
 import torch.nn.functional as F
 
+from coldflow import hub
 from coldflow.data import mnist_dataset
-from coldflow.degradations.blur import GaussianBlur, blur, gaussian_kernel1d
+from coldflow.degradations.blur import (
+    GaussianBlur,
+    blur,
+    blur_by_convolution,
+    gaussian_kernel1d,
+)
 from coldflow.io import write_json
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "blur.json"
+NEW = "new blur()"
 
 
 def dense_blur(x: torch.Tensor, sigma: torch.Tensor, k: int) -> torch.Tensor:
@@ -46,71 +61,76 @@ def dense_blur(x: torch.Tensor, sigma: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def loop_blur(x: torch.Tensor, sigma: torch.Tensor, k: int) -> torch.Tensor:
-    """Reference: the separable blur, one image at a time."""
-    return torch.cat([blur(x[i : i + 1], sigma[i : i + 1], k) for i in range(len(x))])
+    """Reference: the separable convolutions, one image at a time."""
+    return torch.cat(
+        [blur_by_convolution(x[i : i + 1], sigma[i : i + 1], k) for i in range(len(x))]
+    )
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def images_per_second(fn: Callable[[], torch.Tensor], n: int, repeats: int) -> float:
-    """Best of ``repeats`` timed calls after one warm-up call."""
-    fn()
-    device = fn().device
-    best = float("inf")
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return n / best
+def flop_per_image(method: str, h: int, w: int, k: int) -> tuple[int, str]:
+    """FLOP of one image and the peak it is compared with (sgemm or conv2d)."""
+    if method == "dense 2-D":
+        return 2 * k * k * h * w, "conv2d"
+    if method.startswith("new"):
+        return 2 * h * w * (h + w), "sgemm"
+    return 2 * 2 * k * h * w, "conv2d"
 
 
 def blur_rates(
-    batch: torch.Tensor, repeats: int = 5, t: torch.Tensor | None = None, seed: int = 0
+    batch: torch.Tensor, machine: dict, repeats: int = 5, t: torch.Tensor | None = None
 ) -> dict:
-    """Images/s of the three blurs on ``batch`` [B, C, H, W] and their largest differences.
+    """Images/s, GFLOP/s and fraction of peak of each blur on ``batch``, and their differences.
 
     Parameters
     ----------
     batch
-        Images on the device to measure; the kernel covers the whole image.
+        ``[B, C, H, W]`` images on the device to measure; the kernel covers the whole image.
+    machine
+        :func:`_machine.peak` of the same device.
     repeats
         Timed calls of each method (the best is kept).
     t
-        Timesteps of the default :class:`GaussianBlur` schedule, one per image; drawn
-        uniformly from 1..n_T with ``seed`` when ``None``.
-
-    Returns
-    -------
-    dict
-        ``images_per_s`` (method -> rate), ``max_abs_diff`` (separable vs each reference),
-        ``kernel_size``, ``batch``, ``image_shape``, ``dtype``, ``device``.
+        Timesteps of the default :class:`GaussianBlur` schedule, one per image; uniform in
+        1..n_T (seed 0) when ``None``.
     """
     deg = GaussianBlur()
-    n = len(batch)
+    n, _, h, w = batch.shape
     if t is None:
-        t = torch.randint(1, deg.n_T + 1, (n,), generator=torch.Generator().manual_seed(seed))
-    sigma = deg.sigma(t.cpu()).to(batch.device)
-    k = 2 * (max(batch.shape[-2:]) // 2) + 1
-    with torch.no_grad():
-        results = {
-            "separable": lambda: blur(batch, sigma, k),
-            "dense 2-D": lambda: dense_blur(batch, sigma, k),
-            "per-image loop": lambda: loop_blur(batch, sigma, k),
-        }
-        rates = {name: images_per_second(fn, n, repeats) for name, fn in results.items()}
-        outputs = {name: fn() for name, fn in results.items()}
-    sep = outputs["separable"]
-    diffs = {
-        name: (out - sep).abs().max().item() for name, out in outputs.items() if name != "separable"
+        t = torch.randint(1, deg.n_T + 1, (n,), generator=torch.Generator().manual_seed(0))
+    t = t.to(batch.device)
+    sigma = deg.sigma(t).to(batch.dtype)
+    k = 2 * (max(h, w) // 2) + 1
+    methods: dict[str, Callable[[], torch.Tensor]] = {
+        "per-image loop": lambda: loop_blur(batch, sigma, k),
+        "dense 2-D": lambda: dense_blur(batch, sigma, k),
+        "old separable": lambda: blur_by_convolution(batch, sigma, k),
+        NEW: lambda: blur(batch, sigma, k),
+        "new degrade()": lambda: deg.degrade(batch, t),
     }
+    rows = {}
+    with torch.no_grad():
+        reference = methods["old separable"]()
+        times = _machine.timed_together(methods, batch.device, repeats)
+        for name, fn in methods.items():
+            seconds = times[name]
+            flop, kind = flop_per_image(name, h, w, k)
+            achieved = _machine.gflops(flop * n, seconds)
+            rows[name] = {
+                "images_per_s": n / seconds,
+                "flop_per_image": flop,
+                "gflops": achieved,
+                "peak_kind": kind,
+                "fraction_of_peak": _machine.fraction(achieved, machine, kind),
+                "max_abs_diff_to_old": (fn() - reference).abs().max().item(),
+            }
+    new = rows[NEW]["images_per_s"]
     return {
-        "images_per_s": rates,
-        "max_abs_diff": diffs,
+        "methods": rows,
+        "new_over_loop": new / rows["per-image loop"]["images_per_s"],
+        "new_over_dense": new / rows["dense 2-D"]["images_per_s"],
+        "new_over_old_separable": new / rows["old separable"]["images_per_s"],
+        "degrade_over_loop": rows["new degrade()"]["images_per_s"]
+        / rows["per-image loop"]["images_per_s"],
         "kernel_size": k,
         "batch": n,
         "image_shape": list(batch.shape[1:]),
@@ -119,8 +139,12 @@ def blur_rates(
     }
 
 
-def mnist_batch(n: int, size: int, device: torch.device) -> torch.Tensor:
-    """``n`` MNIST test digits in [-0.5, 0.5], centred on a ``size`` x ``size`` canvas."""
+def image_batch(n: int, size: int, device: torch.device) -> torch.Tensor:
+    """``n`` MNIST test digits in [-0.5, 0.5] centred on a ``size`` x ``size`` canvas
+    (random images in that range when MNIST is not found)."""
+    if hub.locate("mnist-test-images") is None:
+        gen = torch.Generator().manual_seed(0)
+        return (torch.rand(n, 1, size, size, generator=gen) - 0.5).to(device)
     digits = mnist_dataset("test", (-0.5, 0.5), subset=n).tensors[0]
     if size > 28:
         lo = (size - 28) // 2
@@ -130,39 +154,52 @@ def mnist_batch(n: int, size: int, device: torch.device) -> torch.Tensor:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--batch", type=int, default=256, help="images per blur call")
+    ap.add_argument("--batch", type=int, default=128, help="images per blur call")
     ap.add_argument("--repeats", type=int, default=5, help="timed calls of each (best kept)")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[28, 64], help="image sides")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[28, 64, 128], help="image sides")
+    ap.add_argument("--quick", action="store_true", help="2 repeats, a smaller peak measurement")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=str(DEFAULT_OUT))
     args = ap.parse_args()
+    repeats = 2 if args.quick else args.repeats
 
     device = torch.device(args.device)
+    first = _machine.peak(device, quick=args.quick)
+    print(_machine.describe(first), flush=True)
     runs = []
-    print(f"{'image':>7} {'kernel':>6} {'method':<16} {'images/s':>12} {'max |diff|':>11}")
     for size in args.sizes:
-        r = blur_rates(mnist_batch(args.batch, size, device), args.repeats)
-        for name, rate in r["images_per_s"].items():
-            diff = r["max_abs_diff"].get(name)
-            diff_text = "-" if diff is None else f"{diff:.1e}"
-            shape = f"{size}x{size}"
-            print(f"{shape:>7} {r['kernel_size']:>6} {name:<16} {rate:>12.0f} {diff_text:>11}")
-        rates = r["images_per_s"]
-        r["separable_over_dense"] = rates["separable"] / rates["dense 2-D"]
-        r["separable_over_loop"] = rates["separable"] / rates["per-image loop"]
+        runs.append(blur_rates(image_batch(args.batch, size, device), first, repeats))
+        print(f"measured {size}x{size}", flush=True)
+    machine = _machine.best_peak(first, _machine.peak(device, quick=args.quick))
+    print(_machine.describe(machine), "(best of before and after)")
+    print(
+        f"{'image':>7} {'k':>4} {'method':<15} {'images/s':>10} {'FLOP/image':>11} "
+        f"{'GFLOP/s':>8} {'of peak':>13} {'|diff|':>8}"
+    )
+    for size, r in zip(args.sizes, runs, strict=True):
+        for name, row in r["methods"].items():
+            row["fraction_of_peak"] = _machine.fraction(row["gflops"], machine, row["peak_kind"])
+            print(
+                f"{f'{size}x{size}':>7} {r['kernel_size']:>4} {name:<15} "
+                f"{row['images_per_s']:>10.0f} {row['flop_per_image']:>11.3g} "
+                f"{row['gflops']:>8.1f} {row['fraction_of_peak']:>6.1%} {row['peak_kind']:<6} "
+                f"{row['max_abs_diff_to_old']:>8.1e}"
+            )
         print(
-            f"{'':>7} separable is {r['separable_over_dense']:.1f}x dense 2-D and "
-            f"{r['separable_over_loop']:.1f}x the loop"
+            f"{'':>7} new blur() is {r['new_over_loop']:.1f}x the loop, "
+            f"{r['new_over_dense']:.1f}x dense 2-D, {r['new_over_old_separable']:.1f}x the old "
+            f"separable; new degrade() {r['degrade_over_loop']:.1f}x the loop"
         )
-        runs.append(r)
     result = {
+        "benchmark": "batched Gaussian blur, mixed t (images per second)",
+        "peak": machine,
+        "flop_counts": {
+            "per-image loop, old separable": "2 (k_h + k_w) H W per image",
+            "dense 2-D": "2 k_h k_w H W per image",
+            "new": "2 H W (H + W) per image (two dense n x n matmuls; building not counted)",
+        },
         "runs": runs,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **_machine.machine_info(device),
     }
     write_json(args.out, result)
     print(f"wrote {args.out}")

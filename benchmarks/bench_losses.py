@@ -8,9 +8,15 @@ in one batched call (resize on the device + per-sample joint scaling).
 
 The ImageNet backbones are not needed: VGG-16 and AlexNet run with random weights, which
 cost the same time as the pretrained ones. LSiM and the LPIPS linear layers are the real
-weights when the hub finds them.
+weights when the hub finds them. Every loss is also timed one pair per call in a Python
+loop ("pair loop", eval) against the batched call.
 
-    python benchmarks/bench_losses.py [--sizes 64 128] [--batch 16] [--repeats 3]
+FLOP per pair are counted with ``torch.utils.flop_counter.FlopCounterMode`` on the batched
+call (convolutions and matmuls, forward for eval, forward + backward for train; elementwise
+work is not counted, so mse/mae show 0) and reported as GFLOP/s and as a fraction of this
+machine's conv2d peak measured in the same run (``_machine.peak``).
+
+    python benchmarks/bench_losses.py [--sizes 64 128] [--batch 16] [--repeats 3] [--quick]
                                       [--device cpu] [--out benchmarks/results/losses.json]
 
 Prints a table and writes JSON; never asserts on time.
@@ -26,6 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import _machine
 import numpy as np
 import torch
 
@@ -89,7 +96,7 @@ def build_losses(device: torch.device) -> dict[str, torch.nn.Module]:
     return {name: loss.to(device) for name, loss in losses.items()}
 
 
-def bench_losses(args: argparse.Namespace, device: torch.device) -> list[dict]:
+def bench_losses(args: argparse.Namespace, device: torch.device, machine: dict) -> list[dict]:
     rows = []
     for name, loss in build_losses(device).items():
         for size in args.sizes:
@@ -104,15 +111,39 @@ def bench_losses(args: argparse.Namespace, device: torch.device) -> list[dict]:
                 x = a.clone().requires_grad_(True)
                 loss(x, b).sum().backward()
 
+            def pair_loop(loss=loss, a=a, b=b) -> None:
+                with torch.no_grad():
+                    for i in range(len(a)):
+                        loss(a[i : i + 1], b[i : i + 1])
+
             row = {"loss": name, "size": size, "batch": args.batch}
-            for mode, call in (("eval", evaluate), ("train", train)):
-                seconds = timed(call, device, args.repeats)
+            for mode, call, repeats in (
+                ("eval", evaluate, args.repeats),
+                ("train", train, args.repeats),
+                ("pair_loop", pair_loop, 1),  # slow: one measurement
+            ):
+                seconds = timed(call, device, repeats)
                 row[f"{mode}_seconds"] = seconds
                 row[f"{mode}_per_second"] = args.batch / seconds
+            row["batched_over_pair_loop"] = row["eval_per_second"] / row["pair_loop_per_second"]
+            for mode, call in (("eval", evaluate), ("train", train)):
+                flop = _machine.count_flops(call) / args.batch
+                achieved = _machine.gflops(flop * args.batch, row[f"{mode}_seconds"])
+                row[f"{mode}_flop_per_pair"] = flop
+                row[f"{mode}_gflops"] = achieved
+                row[f"{mode}_fraction_of_conv2d_peak"] = _machine.fraction(
+                    achieved, machine, "conv2d"
+                )
             rows.append(row)
             print(
-                f"{name:<15} {size:>4}  eval {row['eval_per_second']:>9.1f}/s  "
-                f"train {row['train_per_second']:>9.1f}/s",
+                f"{name:<15} {size:>4}  eval {row['eval_per_second']:>8.1f}/s "
+                f"({row['eval_flop_per_pair']:>8.3g} FLOP/pair, "
+                f"{row['eval_fraction_of_conv2d_peak']:>6.1%} of peak)  "
+                f"train {row['train_per_second']:>8.1f}/s "
+                f"({row['train_flop_per_pair']:>8.3g}, "
+                f"{row['train_fraction_of_conv2d_peak']:>6.1%})"
+                f"  pair loop {row['pair_loop_per_second']:>8.1f}/s "
+                f"(batched x{row['batched_over_pair_loop']:.1f})",
                 flush=True,
             )
     return rows
@@ -172,12 +203,17 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (1 on a shared machine)"
     )
+    parser.add_argument("--quick", action="store_true", help="64 x 64 only, 1 repeat")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.repeats = [64], 1
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    machine = _machine.peak(device, quick=args.quick)
+    print(_machine.describe(machine), flush=True)
     result = {
         "benchmark": "coldflow.losses throughput (distances per second)",
         "device": str(device),
@@ -193,9 +229,17 @@ def main() -> None:
             "random smooth 1-channel fields; VGG-16/AlexNet backbones randomly initialised "
             "(same cost as pretrained)"
         ),
-        "losses": bench_losses(args, device),
+        "peak": machine,
+        "flop_counts": (
+            "per pair, torch.utils.flop_counter.FlopCounterMode on the batched call "
+            "(conv + matmul; eval forward, train forward + backward); fraction of the conv2d peak"
+        ),
+        "losses": bench_losses(args, device, machine),
         "lsim_pair_loop": bench_lsim_loop(args, device),
     }
+    after = _machine.peak(device, quick=args.quick)
+    result["peak_after"] = after
+    print(_machine.describe(after), "(after; fractions use the one before)")
     write_json(args.out, result)
     print(f"wrote {args.out}")
 

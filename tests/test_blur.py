@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from coldflow.degradations.blur import (
     GaussianBlur,
     blur,
+    blur_by_convolution,
+    blur_matrix,
     blur_sigma_schedule,
     gaussian_kernel1d,
     noise_std_schedule,
@@ -351,3 +353,68 @@ def test_cuda_matches_cpu():
     gpu = deg.degrade(x.cuda(), t.cuda(), noise=eps.cuda())
     assert gpu.device.type == "cuda"
     assert torch.allclose(gpu.cpu(), deg.degrade(x, t, noise=eps), atol=1e-6)
+
+
+# ------------------------------------------------- matmul form against the convolution form
+
+
+def mixed_batch(b: int, c: int, h: int, w: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(b, c, h, w, generator=gen) - 0.5
+    t = torch.randint(0, 501, (b,), generator=gen)
+    t[:3] = torch.tensor([0, 1, 500])[:b]
+    return x, t
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (64, 64), (128, 128), (28, 45), (37, 16)])
+def test_matmul_blur_equals_the_convolution_at_mixed_t(shape):
+    x, t = mixed_batch(128 if shape[0] < 128 else 32, 1, *shape, seed=sum(shape))
+    deg = GaussianBlur()
+    sigma = deg.sigma(t).float().masked_fill(t == 0, 0.0)
+    reference = blur_by_convolution(x, sigma)
+    assert torch.allclose(blur(x, sigma), reference, atol=1e-6, rtol=0)
+    assert torch.allclose(deg.degrade(x, t), reference, atol=1e-6, rtol=0)
+    assert torch.equal(deg.degrade(x, t)[t == 0], x[t == 0])
+
+
+@pytest.mark.parametrize("padding", ["reflect", "replicate", "circular", "zeros"])
+@pytest.mark.parametrize("kernel_size", [None, 5, (3, 9)])
+def test_matmul_blur_equals_the_convolution_for_every_padding(padding, kernel_size):
+    x, _ = mixed_batch(6, 3, 11, 14, seed=7)
+    x = x.double()
+    sigma = torch.tensor([0.0, 0.4, 1.0, 2.5, 5.0, 30.0], dtype=torch.float64)
+    expected = blur_by_convolution(x, sigma, kernel_size, padding)
+    assert torch.allclose(blur(x, sigma, kernel_size, padding), expected, atol=1e-13)
+    if isinstance(kernel_size, tuple):
+        return  # GaussianBlur takes one kernel size for both axes
+    deg = GaussianBlur(n_T=20, sigma_scale=0.3, kernel_size=kernel_size, padding=padding)
+    t = torch.tensor([0, 1, 5, 10, 17, 20])
+    reference = blur_by_convolution(x, deg.sigma(t).masked_fill(t == 0, 0.0), kernel_size, padding)
+    assert torch.allclose(deg.degrade(x, t), reference, atol=1e-13)
+
+
+def test_blur_matrix_folds_reflect_padding_and_rows_sum_to_one():
+    m = blur_matrix(torch.tensor([1.0], dtype=torch.float64), 4, 3)[0]
+    e = math.exp(-0.5)
+    a, b = e / (1 + 2 * e), 1 / (1 + 2 * e)
+    # reflect pads x_1 before x_0: the first row reads x_1 twice
+    expected = torch.tensor(
+        [[b, 2 * a, 0, 0], [a, b, a, 0], [0, a, b, a], [0, 0, 2 * a, b]], dtype=torch.float64
+    )
+    assert torch.allclose(m, expected, atol=1e-15)
+    wide = blur_matrix(torch.rand(5, dtype=torch.float64) * 9, 28)
+    assert torch.allclose(wide.sum(-1), torch.ones(5, 28, dtype=torch.float64), atol=1e-14)
+
+
+def test_long_axes_with_short_kernels_use_the_convolution_and_agree():
+    x, _ = mixed_batch(2, 1, 96, 200, seed=3)
+    sigma = torch.tensor([0.7, 2.0])
+    # 200 px > 4 x 11: convolution along the width, the same numbers either way
+    expected = dense_reference(x.double(), sigma.double(), 11).float()
+    assert torch.allclose(blur(x, sigma, 11), expected, atol=1e-6)
+    assert torch.allclose(blur(x, sigma), blur_by_convolution(x, sigma), atol=1e-6)
+
+
+def test_degrade_checks_the_shape_of_t():
+    with pytest.raises(ValueError, match="one per image"):
+        GaussianBlur().degrade(torch.zeros(3, 1, 8, 8), torch.tensor([1, 2]))

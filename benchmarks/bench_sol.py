@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 
 import torch
+from coldflow.fluid_experiment import build_sol_model, data_config, data_statistics, low_scene
 
 from coldflow.config.sol import SolRunConfig
 from coldflow.data.fields import FieldData, FieldWindows
-from coldflow.fluid_experiment import build_sol_model, data_config, data_statistics, low_scene
 from coldflow.io import write_json
 from coldflow.physics import FluidState
 from coldflow.simulate import build_scene

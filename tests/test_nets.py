@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from coldflow.config import SeedCNNConfig, UNetConfig
-from coldflow.nets import build_net
+from coldflow.nets import build_net, call_with_context
 
 
 @pytest.mark.parametrize("cfg", [SeedCNNConfig(), UNetConfig(channels=(8, 16, 16), time_dim=16)])
@@ -51,3 +51,32 @@ def test_unet_fits_a_fixed_batch():
         loss.backward()
         opt.step()
     assert loss.item() < 0.5 * first
+
+
+def test_build_net_passes_each_constructor_only_the_context_it_names():
+    # SOL's net takes no image_shape, the autoencoder no out_channels: both are offered
+    sol = build_net({"kind": "sol_resnet_small", "width": None}, 3, (16, 8), out_channels=2)
+    assert sol.head[0].in_channels == 3 and sol.tail.out_channels == 2
+    assert sol.head[0].out_channels == 16  # width None: the kind's own
+    ae = build_net({"kind": "field_autoencoder", "levels": 1, "compression": 2}, 2, (8, 8))
+    assert ae(torch.zeros(1, 2, 8, 8)).shape == (1, 2, 8, 8)
+    with pytest.raises(ValueError, match="unknown model kind 'resnet'.*field_superres"):
+        build_net({"kind": "resnet"}, 1)
+
+
+def test_call_with_context_rules():
+    def make(net, scene, loss=None, *, scale=1.0):
+        return net, scene, loss, scale
+
+    def loose(net, **options):
+        return net, options
+
+    # context wins over a config option of the same name; unnamed context is left out
+    got = call_with_context(
+        make, "n", options={"loss": "spec", "m": 2}, context={"loss": "built", "scene": "s", "x": 1}
+    )
+    assert got == ("n", "s", "built", 1.0)
+    # **kwargs take config options, never unnamed context
+    assert call_with_context(loose, "n", options={"m": 2}, context={"x": 1}) == ("n", {"m": 2})
+    with pytest.raises(TypeError, match=r"building thing needs \['scene'\]"):
+        call_with_context(make, "n", context={"loss": 1}, what="thing")

@@ -14,14 +14,15 @@ import torch
 
 from coldflow.config import RunConfig, dump_yaml
 from coldflow.degradations import build_degradation
-from coldflow.report import plot_schedules, save_figure, write_comparison, write_run_report
+from coldflow.experiment import report, report_run
+from coldflow.report import plot_schedules, save_figure
+from coldflow.report.diffusion import _degraded_strip, strip_timesteps
 from coldflow.report.figures import (
     image_grid_figure,
     metric_figure,
     tile_images,
     trajectory_figure,
 )
-from coldflow.report.runs import _degraded_strip, strip_timesteps
 from coldflow.report.style import DPI
 from coldflow.runs import RunDir
 
@@ -109,7 +110,7 @@ def brightness(image: np.ndarray) -> np.ndarray:
 
 def test_run_report_writes_every_figure_and_references_it(tmp_path: Path) -> None:
     run = make_run(tmp_path / "run", name="noise <b>& co</b>")
-    page = write_run_report(run)
+    page = report_run(run)
 
     assert page == run / "report.html"
     expected = {
@@ -142,32 +143,32 @@ def test_run_report_writes_every_figure_and_references_it(tmp_path: Path) -> Non
 
 def test_missing_inputs_are_skipped(tmp_path: Path) -> None:
     run = make_run(tmp_path / "run", fid=False, samples=False)
-    page = write_run_report(run)
+    page = report_run(run)
     written = {p.name for p in (run / "figures").iterdir()}
     assert written == {"schedule.png", "loss.png", "eval_ssim.png"}
     assert "fid.png" not in page.read_text()
 
     bare = tmp_path / "bare"  # a config and nothing else yet
     RunDir(bare).save_config(dump_yaml(RunConfig(name="bare")))
-    page = write_run_report(bare)
+    page = report_run(bare)
     assert {p.name for p in (bare / "figures").iterdir()} == {"schedule.png"}
     assert "No metrics logged yet" in page.read_text()
 
     with pytest.raises(FileNotFoundError, match="no such run directory"):
-        write_run_report(tmp_path / "absent")
+        report_run(tmp_path / "absent")
 
 
 def test_samples_by_epoch_uses_configured_epochs(tmp_path: Path) -> None:
     run = make_run(tmp_path / "run", evaluation={"sample_epochs": [1, 3]})
-    text = write_run_report(run).read_text()
+    text = report_run(run).read_text()
     assert "at epochs 1, 3:" in text
 
 
 def test_sample_grid_pixels_follow_the_samples(tmp_path: Path) -> None:
     white = make_run(tmp_path / "white", final=torch.full((16, 1, 28, 28), HIGH))
     black = make_run(tmp_path / "black", final=torch.full((16, 1, 28, 28), LOW))
-    write_run_report(white)
-    write_run_report(black)
+    report_run(white)
+    report_run(black)
     bright = brightness(read_png(white / "figures" / "samples_grid.png"))
     dark = brightness(read_png(black / "figures" / "samples_grid.png"))
     assert bright.shape == dark.shape
@@ -275,8 +276,7 @@ def test_plot_schedules_draws_one_or_two_panels(tmp_path: Path) -> None:
 def test_comparison_of_two_runs(tmp_path: Path) -> None:
     a = make_run(tmp_path / "a", name="same")
     b = make_run(tmp_path / "b", name="same", n_T=50, fid=False)
-    write_run_report(a)
-    page = write_comparison([a, b], tmp_path / "cmp")
+    page = report([a, b], tmp_path / "cmp")[-1]
 
     assert page == tmp_path / "cmp" / "index.html"
     expected = {"schedules.png", "samples.png", "loss.png", "fid.png", "eval_ssim.png"}
@@ -285,7 +285,7 @@ def test_comparison_of_two_runs(tmp_path: Path) -> None:
         read_png(tmp_path / "cmp" / "figures" / name)
     assert sorted(img_srcs(page)) == sorted(f"figures/{n}" for n in expected)
     text = page.read_text()
-    assert "same (a)" in text and "same (b)" in text  # repeated names made unique
-    assert 'href="../a/report.html"' in text  # a has a report, b not yet
-    assert "../b/report.html" not in text
+    # runs are labelled by their directories (unique), not their config names (same)
+    assert ">a</a>" in text and ">b</a>" in text
+    assert 'href="../a/report.html"' in text and 'href="../b/report.html"' in text
     assert "since n_T differ (20, 50)" in text

@@ -11,17 +11,16 @@ import torch
 
 from coldflow.config import load_config
 from coldflow.config.sol import SolRunConfig
-from coldflow.fluid_experiment import (
-    data_statistics,
-    evaluate_sol,
-    load_sol_run,
-    train_sol,
-)
+from coldflow.errors import UserError
+from coldflow.experiment import evaluate, load_run, report, train
 from coldflow.losses import build_field_loss
-from coldflow.methods.sol import SolverInTheLoop, centered_to_faces, faces_to_centered
+from coldflow.methods import build_method
+from coldflow.methods.sol import SolverInTheLoop
+from coldflow.nets import build_net
 from coldflow.nets.sol import SolCorrectionNet, sol_resnet, sol_resnet_small
 from coldflow.physics import KarmanScene, PressureSolver
 from coldflow.simulate import simulate
+from coldflow.tasks.sol import data_statistics
 
 torch.set_num_threads(1)
 
@@ -67,22 +66,6 @@ def test_paper_network_shape_and_parameter_count():
     assert sum(p.numel() for p in small.parameters()) < expected / 5
     with pytest.raises(ValueError, match="odd"):
         SolCorrectionNet(kernel_size=4)
-
-
-def test_centered_faces_round_trip_and_boundaries():
-    B, H, W = 2, 6, 5
-    y = torch.arange(H, dtype=torch.float64)[:, None].expand(H, W)
-    c = torch.stack((y, 3 + 0 * y))[None].expand(B, 2, H, W)
-    faces = centered_to_faces(c)
-    assert faces.shape == (B, 2, H + 1, W + 1)
-    # interior y faces lie half-way between cell centres: y = j - 0.5 for a linear field
-    assert torch.allclose(faces[0, 0, 1:H, 0], torch.arange(1, H, dtype=torch.float64) - 0.5)
-    assert faces[0, 0, 0, 0] == 0 and faces[0, 0, H, 0] == H - 1  # boundary: one cell
-    assert torch.all(faces[:, 0, :, W] == 0) and torch.all(faces[:, 1, H, :] == 0)  # padding
-    assert torch.allclose(faces[:, 1, :H, :], torch.full((B, H, W + 1), 3.0, dtype=c.dtype))
-    back = faces_to_centered(faces)
-    assert torch.allclose(back[:, 0, 1:-1], c[:, 0, 1:-1])  # linear: exact inside
-    assert torch.allclose(back[:, 1], c[:, 1])
 
 
 # ----------------------------------------------------------------- corrected step
@@ -133,6 +116,22 @@ def test_untrained_model_is_the_source_solver():
     b = model.rollout(state.velocity, params, 3, correct=False).velocity
     assert a.shape == (4, 1, 2, 17, 9)
     assert torch.equal(a, b)
+
+
+def test_sol_is_built_through_the_registries_like_every_method():
+    scene = tiny_scene()
+    cfg = tiny_cfg(Path("unused.h5"))
+    net = build_net(cfg.model, in_channels=3, out_channels=2, image_shape=(16, 8))
+    assert isinstance(net, SolCorrectionNet) and net.head[0].in_channels == 3
+    loss = build_field_loss("mse", grid="staggered")
+    model = build_method(
+        cfg.method, net, scene=scene, loss=loss, velocity_std=0.5, param_std=[2e5], black=0.0
+    )
+    assert isinstance(model, SolverInTheLoop) and model.shared.loss is loss
+    assert float(model.velocity_std) == 0.5 and model.param_std.tolist() == [2e5]
+    assert "loss" not in str(list(model.state_dict()))  # the loss is not saved with the model
+    with pytest.raises(TypeError, match="scene"):
+        build_method(cfg.method, net, loss=loss)
 
 
 def test_gradient_through_two_solver_steps_matches_finite_differences():
@@ -190,9 +189,9 @@ def test_statistics_match_the_data(karman_h5):
 
 
 def test_train_resume_equals_uninterrupted_and_evaluate(karman_h5, tmp_path):
-    full = train_sol(tiny_cfg(karman_h5), tmp_path / "full")
-    half = train_sol(tiny_cfg(karman_h5, epochs=1), tmp_path / "half")
-    train_sol(tiny_cfg(karman_h5), tmp_path / "half", resume=True)
+    full = train(tiny_cfg(karman_h5), tmp_path / "full")
+    half = train(tiny_cfg(karman_h5, epochs=1), tmp_path / "half")
+    train(tiny_cfg(karman_h5), tmp_path / "half", resume=True)
     a, _ = full.load_checkpoint()
     b, _ = half.load_checkpoint()
     for k in a:
@@ -201,12 +200,15 @@ def test_train_resume_equals_uninterrupted_and_evaluate(karman_h5, tmp_path):
     assert json.loads((tmp_path / "full" / "data_stats.json").read_text())["velocity_std"] > 0
     metrics = full.read_metrics()
     assert [m["epoch"] for m in metrics if m["name"] == "loss"] == [1, 2]
-    loaded = load_sol_run(full.path)
+    loaded = load_run(full.path, device="cpu")
     assert loaded.model.velocity_std.item() == pytest.approx(
         json.loads((full.path / "data_stats.json").read_text())["velocity_std"]
     )
-    result = evaluate_sol(full.path, karman_h5, steps=4)
+    result = evaluate(full.path, device="cpu", data=karman_h5, steps=4)
     assert result["steps"] == 4 and len(result["per_step"]["corrected"]["rel_l1"]) == 4
+    # the nearest training trajectory is scored beside source and corrected
+    assert set(result["mean"]) == {"source", "corrected", "nearest_training"}
+    assert result["verdict"]
     assert set(result["seconds_per_step"]) == {"source", "corrected", "reference_high"}
     assert (full.path / "evaluation.json").is_file()
     # the source rollout equals the stored source trajectory (same solver, same start)
@@ -225,23 +227,45 @@ def test_train_resume_equals_uninterrupted_and_evaluate(karman_h5, tmp_path):
 
 
 def test_report_of_several_runs(karman_h5, tmp_path):
-    from coldflow.report.sol import write_sol_report
-
     runs = []
-    for loss in ("mse", "mae"):
+    for name, loss in (("a", "mse"), ("b", "mse"), ("c", "mae")):
         cfg = tiny_cfg(karman_h5, epochs=1)
         cfg = cfg.model_validate(
-            cfg.model_dump() | {"name": loss, "method": {"m": 2, "loss": {"name": loss}}}
+            cfg.model_dump() | {"name": name, "method": {"m": 2, "loss": {"name": loss}}}
         )
-        run = train_sol(cfg, tmp_path / loss)
-        evaluate_sol(run.path, karman_h5, steps=3)
+        run = train(cfg, tmp_path / name)
+        evaluate(run.path, device="cpu", data=karman_h5, steps=3)
         runs.append(run.path)
-    out = write_sol_report(runs, tmp_path / "report")
-    table = (tmp_path / "report" / "sol_table.md").read_text()
-    assert "mse" in table and "mae" in table and "source" in table
+    pages = report(runs, tmp_path / "report")
+    index = pages[-1].read_text()
+    # two runs with the same loss keep their own labels (their directory names)
+    assert "SOL a (mse" in index and "SOL b (mse" in index and "SOL c (mae" in index
+    assert "nearest training trajectory" in index and "source (no correction)" in index
     for name in ("sol_error_vs_step.png", "sol_snapshots.png"):
-        assert (tmp_path / "report" / name).stat().st_size > 1000
-    assert out.exists()
+        assert (tmp_path / "report" / "figures" / name).stat().st_size > 1000
+    for run in runs:  # every run has its own page with rollout figures
+        assert (run / "report.html").is_file() and (run / "figures" / "snapshots.png").is_file()
+    # runs evaluated differently are not put in one table
+    evaluate(runs[2], device="cpu", data=karman_h5, steps=2)
+    with pytest.raises(UserError, match="evaluated differently"):
+        report(runs, tmp_path / "report2")
+
+
+def test_evaluate_refuses_other_scene_and_needs_no_training_file(karman_h5, tmp_path):
+    import shutil
+
+    from coldflow.config import ConfigError
+
+    copy = tmp_path / "train.h5"
+    shutil.copy(karman_h5, copy)
+    run = train(tiny_cfg(copy, epochs=1), tmp_path / "run")
+    copy.unlink()  # the run keeps what it needs: evaluation on another file still works
+    result = evaluate(run.path, device="cpu", data=karman_h5, steps=2)
+    assert result["steps"] == 2
+    other = tmp_path / "other.h5"
+    simulate(CONFIGS / "karman_tiny.yaml", other, overrides=["resolution=[64, 32]"], progress=False)
+    with pytest.raises(ConfigError, match=r"resolution \(high\): trained on \(32, 16\)"):
+        evaluate(run.path, device="cpu", data=other, steps=2)
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*_sol_*.yaml")), ids=lambda p: p.stem)

@@ -30,13 +30,12 @@ console = Console()
 SET_HELP = "Override a config key, e.g. --set training.epochs=5 (repeatable; values typed as YAML)."
 
 
-def _method_kind(config: Path) -> str | None:
-    """``method.kind`` of a YAML config (or of a run directory's config.yaml)."""
-    from coldflow.config import load_yaml
-
-    path = config / "config.yaml" if config.is_dir() else config
-    method = load_yaml(path).get("method")
-    return method.get("kind") if isinstance(method, dict) else None
+def _resume_config(config: Path | None, run_dir: Path | None, resume: bool) -> Path:
+    if config is not None:
+        return config
+    if not (resume and run_dir):
+        raise ConfigError("give a config file, or --resume with --run-dir of an existing run")
+    return run_dir / "config.yaml"
 
 
 @app.command()
@@ -49,112 +48,107 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint."),
     report: bool = typer.Option(True, help="Write figures and report.html at the end."),
 ) -> None:
-    """Train a model from a YAML config into a run directory."""
-    from coldflow.config import RunConfig, load_config
+    """Train a model (any task: diffusion, Solver-in-the-Loop, autoencoder, super-resolution)."""
+    from coldflow.experiment import load_config_file, report_run
     from coldflow.experiment import train as train_run
 
-    if config is None:
-        if not (resume and run_dir):
-            raise ConfigError("give a config file, or --resume with --run-dir of an existing run")
-        config = run_dir / "config.yaml"
-    if _method_kind(config) == "sol":
-        from coldflow.config.sol import SolRunConfig
-        from coldflow.fluid_experiment import train_sol
-
-        sol_cfg = load_config(config, SolRunConfig, set_)
-        run = train_sol(sol_cfg, run_dir or Path("runs") / sol_cfg.name, resume=resume)
-        console.print(f"trained: {run.path}")
-        return
-    cfg = load_config(config, RunConfig, set_)
-    run_dir = run_dir or Path("runs") / cfg.name
-    run = train_run(cfg, run_dir, resume=resume)
+    cfg = load_config_file(_resume_config(config, run_dir, resume), set_)
+    run = train_run(cfg, run_dir or Path("runs") / cfg.name, resume=resume)
+    console.print(f"trained: {run.path}")
     if report and run.write:
-        from coldflow.report import write_run_report
-
-        console.print(f"report: {write_run_report(run.path)}")
+        console.print(f"report: {report_run(run.path)}")
 
 
 @app.command()
 def sample(
-    run_dir: Path = typer.Argument(..., help="A trained run directory."),
+    run_dir: Path = typer.Argument(..., help="A trained diffusion run directory."),
     n: int = typer.Option(16, "--n", help="Number of samples."),
     sampler: str = typer.Option(
         None, help="ancestral | ddim (DDPM); naive | improved (cold). Default: the config's."
     ),
-    steps: int = typer.Option(None, help="DDIM steps (default 50)."),
-    eta: float = typer.Option(0.0, help="DDIM eta."),
+    steps: int = typer.Option(None, help="DDIM steps (default: the config's, else 50)."),
+    eta: float = typer.Option(None, help="DDIM eta (default: the config's sampling.eta)."),
+    prior: str = typer.Option(None, help="Cold diffusion start: gmm | black (default: config's)."),
     seed: int = typer.Option(0, help="Random seed."),
     out: Path = typer.Option(Path("samples.png"), "--out", help="Grid image (.png)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
 ) -> None:
-    """Draw samples from a trained run and save them as an image grid."""
+    """Draw samples from a trained diffusion run and save them as an image grid."""
     import math
 
-    from coldflow.config import SAMPLERS, RunConfig, load_config
     from coldflow.experiment import sample as sample_run
     from coldflow.report.figures import image_grid_figure
     from coldflow.report.style import save_figure
 
-    cfg = load_config(run_dir / "config.yaml", RunConfig)
-    sampler = sampler or cfg.sampling.sampler
-    if sampler not in SAMPLERS[cfg.method.kind]:
-        allowed = " or ".join(SAMPLERS[cfg.method.kind])
-        raise typer.BadParameter(f"--sampler for {cfg.method.kind} must be {allowed}")
-    res, loaded = sample_run(run_dir, n, sampler, steps, eta, seed, device)
-    title = f"{cfg.name}: {sampler}" + (f", {steps or 50} steps" if sampler == "ddim" else "")
+    res, loaded = sample_run(
+        run_dir, n, device, sampler=sampler, steps=steps, eta=eta, prior=prior, seed=seed
+    )
+    cfg = loaded.cfg
+    used = sampler or cfg.sampling.sampler
+    title = f"{cfg.name}: {used}"
+    if used == "ddim":
+        title += f", {steps or cfg.sampling.steps or 50} steps, eta {_or(eta, cfg.sampling.eta)}"
+    if cfg.method.kind == "cold":
+        title += f", {prior or cfg.method.prior} start"
     ncol = math.ceil(math.sqrt(n))
-    fig = image_grid_figure(res.images, tuple(loaded.cfg.data.range), ncol=ncol, title=title)
+    fig = image_grid_figure(res.images, tuple(cfg.data.range), ncol=ncol, title=title)
     save_figure(fig, out)
-    console.print(f"{n} samples ({sampler}) from epoch {loaded.epoch} -> {out}")
+    console.print(f"{n} samples ({title}) from epoch {loaded.epoch} -> {out}")
+
+
+def _or(value, default):
+    return default if value is None else value
 
 
 @app.command()
 def evaluate(
     run_dir: Path = typer.Argument(..., help="A trained run directory."),
-    fid: bool = typer.Option(True, "--fid/--no-fid", help="Score FID (diffusion runs)."),
-    n: int = typer.Option(10000, "--n", help="Number of samples for FID."),
-    sampler: str = typer.Option(None, help="Sampler (default: the config's evaluation sampler)."),
-    steps: int = typer.Option(
-        None, help="DDIM steps (diffusion); rollout steps (Solver-in-the-Loop)."
-    ),
-    data: Path = typer.Option(None, "--data", help="Test data set (Solver-in-the-Loop runs)."),
-    seed: int = typer.Option(0, help="Random seed."),
+    n: int = typer.Option(None, "--n", help="Diffusion: number of samples (default 10000)."),
+    sampler: str = typer.Option(None, help="Diffusion: sampler (default: the config's)."),
+    steps: int = typer.Option(None, help="DDIM steps (DDPM); rollout steps (SOL)."),
+    eta: float = typer.Option(None, help="DDPM: DDIM eta (default: the config's)."),
+    data: Path = typer.Option(None, "--data", help="Fluid runs: test data set (.h5)."),
+    start: int = typer.Option(None, help="SOL: first frame of the rollouts."),
+    split: str = typer.Option(None, help="Fluid runs: simulations to evaluate (default test)."),
+    seed: int = typer.Option(None, help="Diffusion: random seed (default 0)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
 ) -> None:
-    """Evaluate a run: FID (+ Table 1 for cold diffusion) or solver rollouts (SOL).
+    """Evaluate a run with its task's evaluation; writes evaluation.json into the run.
 
-    Writes evaluation.json into the run directory.
+    Diffusion: FID (cold diffusion: the paper's Table 1 too). Solver-in-the-Loop: rollouts
+    of source, corrected solver and nearest training trajectory. Autoencoder and
+    super-resolution: field metrics on the test simulations against their baselines.
     """
-    if _method_kind(run_dir) == "sol":
-        from coldflow.fluid_experiment import evaluate_sol
-        from coldflow.trainer import resolve_device
-
-        result = evaluate_sol(run_dir, data, steps, device=str(resolve_device(device)))
-        shown = {k: result[k] for k in ("mean", "improvement", "seconds_per_step") if k in result}
-        console.print_json(json.dumps(shown))
-        return
     from coldflow.experiment import evaluate as evaluate_run
+    from coldflow.experiment import report_run
 
-    if not fid:
-        console.print("nothing to evaluate: pass --fid")
-        raise typer.Exit(0)
-    result = evaluate_run(run_dir, n, sampler, steps, seed, device)
-    console.print_json(json.dumps(result))
+    options = {
+        "n": n, "sampler": sampler, "steps": steps, "eta": eta, "data": data, "start": start,
+        "split": split, "seed": seed,
+    }  # fmt: skip
+    result = evaluate_run(run_dir, device, **options)
+    shown = {k: v for k, v in result.items() if k not in ("per_step", "per_simulation")}
+    console.print_json(json.dumps(shown, default=str))
+    console.print(f"report: {report_run(run_dir)}")
 
 
 @app.command()
 def report(
     paths: list[Path] = typer.Argument(
         ...,
-        help="Run directories (several: also a comparison), config YAMLs (their schedules "
-        "together) or fluid data sets (.h5).",
+        help="Run directories (several of one task: also a comparison), diffusion config "
+        "YAMLs (their schedules together) or fluid data sets (.h5).",
     ),
     out: Path = typer.Option(None, "--out", help="Output directory of a comparison."),
 ) -> None:
-    """Figures and report.html of runs; schedules of configs; figures of fluid data sets."""
+    """report.html of runs (and a comparison); schedules of configs; data-set figures."""
     from coldflow.config import RunConfig, load_config
-    from coldflow.report import plot_schedules, write_comparison, write_run_report
+    from coldflow.experiment import report as report_runs
+    from coldflow.report import plot_schedules
 
+    for p in paths:
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such file or run directory")
     configs = [p for p in paths if p.suffix in (".yaml", ".yml")]
     datasets = [p for p in paths if p.suffix in (".h5", ".hdf5")]
     runs = [p for p in paths if p not in configs and p not in datasets]
@@ -168,18 +162,9 @@ def report(
         target = out / p.stem if out else p.with_name(f"{p.stem}_figures")
         figures = report_dataset(p, target)
         console.print(f"{p}: {len(figures)} figures in {target}")
-    sol_runs = [p for p in runs if _method_kind(p) == "sol"]
-    if sol_runs:
-        from coldflow.report.sol import write_sol_report
-
-        target = out or Path("runs") / "comparison"
-        console.print(f"Solver-in-the-Loop comparison: {write_sol_report(sol_runs, target)}")
-    runs = [p for p in runs if p not in sol_runs]
-    for p in runs:
-        console.print(f"{p}: {write_run_report(p)}")
-    if len(runs) > 1:
-        out = out or Path("runs") / "comparison"
-        console.print(f"comparison: {write_comparison(runs, out)}")
+    if runs:
+        for page_path in report_runs(runs, out):
+            console.print(f"report: {page_path}")
 
 
 @app.command()
@@ -189,12 +174,22 @@ def simulate(
     shard: str = typer.Option("0/1", help="Run only simulations i, i+n, ... (cluster arrays)."),
     set_: list[str] = typer.Option(None, "--set", help=SET_HELP),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    checkpoint_every: int = typer.Option(
+        None, help="Save a running batch every N frames (default 50; 0: never)."
+    ),
 ) -> None:
-    """Simulate a fluid data set (high-res reference, downsampled, low-res source) to HDF5."""
+    """Simulate a fluid data set (high-res reference, downsampled, low-res source) to HDF5.
+
+    A killed run resumes where it stopped: finished simulations are kept, and a running
+    batch restarts from its last saved frame.
+    """
     from coldflow.simulate import parse_shard
     from coldflow.simulate import simulate as run_simulation
 
-    done = run_simulation(config, out, parse_shard(shard), set_ or [], progress=progress)
+    done = run_simulation(
+        config, out, parse_shard(shard), set_ or [], progress=progress,
+        checkpoint_every=checkpoint_every,
+    )  # fmt: skip
     if done is None:
         console.print(f"shard {shard} done; run the other shards to complete {out}")
     else:
@@ -203,15 +198,18 @@ def simulate(
 
 @app.command()
 def study(
-    config: Path = typer.Argument(..., help="Study YAML: a list of runs to train and compare."),
+    config: Path = typer.Argument(..., help="Study YAML: runs of any tasks to train and compare."),
     out: Path = typer.Option(None, "--out", help="Output directory (default runs/<study name>)."),
     set_: list[str] = typer.Option(None, "--set", help="Override applied to every run."),
+    shard: str = typer.Option("0/1", help="Run only runs i, i+n, ... of the study (arrays)."),
+    collect: bool = typer.Option(False, help="Train nothing: build the pages from finished runs."),
 ) -> None:
-    """Train every run of a study (resuming finished or interrupted ones) and compare them."""
-    from coldflow.study import run_study
+    """Train, evaluate and compare every run of a study (finished runs are not redone)."""
+    from coldflow.study import parse_shard, run_study
 
-    index = run_study(config, out, set_ or [])
-    console.print(f"study report: {index}")
+    index = run_study(config, out, set_ or [], parse_shard(shard), collect)
+    if index is not None:
+        console.print(f"study report: {index}")
 
 
 @app.command("evaluate-fields")
@@ -265,6 +263,7 @@ def data_mnist() -> None:
 def weights_list() -> None:
     """List known weight and data files and where they are found."""
     table = Table("name", "kind", "status", "description")
+    table.columns[2].overflow = "fold"
     for name, res in hub.RESOURCES.items():
         found = hub.locate(name)
         table.add_row(name, res.kind, str(found) if found else "[yellow]missing", res.description)
@@ -279,16 +278,29 @@ def weights_fetch(
     console.print(f"[green]ok[/green] {name}: {hub.fetch(name)}")
 
 
+_DEBUG = {"on": False}
+
+
+@app.callback()
+def _options(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of any error."),
+) -> None:
+    _DEBUG["on"] = debug
+
+
 def main() -> None:
-    """Entry point: run the app and turn known errors into one clear line."""
+    """Entry point: run the app and turn errors about the user's input into one clear line.
+
+    Errors of the program itself keep their traceback; ``--debug`` shows it for all.
+    """
     try:
         app()
-    except ConfigError as e:
-        console.print(f"[red]config error:[/red] {escape(str(e))}", highlight=False)
-        sys.exit(2)
-    except (UserError, FileNotFoundError, FileExistsError) as e:
-        console.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
-        sys.exit(1)
+    except (UserError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
+        if _DEBUG["on"] or "--debug" in sys.argv:
+            raise
+        kind = "config error" if isinstance(e, ConfigError) else "error"
+        console.print(f"[red]{kind}:[/red] {escape(str(e))}", highlight=False)
+        sys.exit(2 if isinstance(e, ConfigError) else 1)
 
 
 if __name__ == "__main__":

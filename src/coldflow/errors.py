@@ -1,8 +1,57 @@
 """The base of errors whose message already tells the user what went wrong and the fix.
 
-The command line prints such errors as one line instead of a traceback.
+The command line prints such errors as one line instead of a traceback. The subclasses
+here are the failures of files and training that any floor may raise; each also derives
+from the built-in exception it replaces, so older ``except`` clauses keep working.
 """
+
+from __future__ import annotations
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointWarning",
+    "DiskFullError",
+    "NoCheckpointError",
+    "NonFiniteError",
+    "UserError",
+]
 
 
 class UserError(Exception):
     """An error about the user's input, files or environment, with an actionable message."""
+
+
+class DiskFullError(UserError, OSError):
+    """The disk (or quota) ran out while writing a file; the previous file is unchanged.
+
+    Attributes
+    ----------
+    path
+        The file that was being written.
+    """
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class CheckpointError(UserError, RuntimeError):
+    """A checkpoint is damaged (torn, truncated, bit-flipped) or missing; names the files."""
+
+
+class NoCheckpointError(CheckpointError, FileNotFoundError):
+    """A run directory holds no (such) checkpoint."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class CheckpointWarning(UserWarning):
+    """A damaged checkpoint was skipped and an older intact one loaded instead."""
+
+
+class NonFiniteError(UserError, FloatingPointError):
+    """Training produced a NaN or infinite loss or weights; names epoch, step, last checkpoint."""

@@ -1,419 +1,253 @@
-"""Training, sampling and evaluation of diffusion runs, from a config to a run directory.
+"""The one path from a config to a trained, evaluated and reported run, for every task.
 
-This is the glue the CLI calls: it builds the degradation, network and method that a
-:class:`~coldflow.config.RunConfig` names, trains them with the one
-:class:`~coldflow.trainer.Trainer`, and evaluates samples with FID.
+``train`` checks what can fail, writes the run files, builds the task's model and data
+set and trains them with the one :class:`~coldflow.trainer.Trainer`; ``load_run``
+rebuilds a trained model (EMA weights when kept); ``evaluate`` writes
+``evaluation.json``; ``report`` writes ``report.html`` (and compares several runs). What
+differs between kinds of runs is asked of the task (:mod:`coldflow.tasks`).
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
+from pydantic import BaseModel
 
-from coldflow.config import RunConfig, dump_yaml, load_config
-from coldflow.data import mnist_dataset
-from coldflow.degradations import build_degradation
+from coldflow.config import ConfigError, dump_yaml, load_config
+from coldflow.errors import UserError
 from coldflow.io import write_json
-from coldflow.methods import SampleResult, build_method, fit_prior
-from coldflow.nets import build_net
 from coldflow.runs import RunDir
+from coldflow.tasks import TASKS, LoadedRun, Task, kind_of
 from coldflow.trainer import Trainer, resolve_device, seed_everything, trajectory_hash
 
-__all__ = [
-    "build_model",
-    "train",
-    "load_run",
-    "sample",
-    "evaluate",
-    "fid_of_samples",
-    "LoadedRun",
-]
-
-IMAGE_SHAPE = (1, 28, 28)  # MNIST (C, H, W)
+__all__ = ["LoadedRun", "evaluate", "load_config_file", "load_run", "report", "sample", "train"]
 
 
-def build_model(cfg: RunConfig) -> nn.Module:
-    """The method module (network + degradation) that ``cfg`` describes."""
-    degradation = build_degradation(cfg.degradation)
-    net = build_net(cfg.model, in_channels=IMAGE_SHAPE[0], image_shape=IMAGE_SHAPE[1:])
-    return build_method(
-        cfg.method, net, degradation, black=cfg.data.range[0], image_shape=IMAGE_SHAPE
-    )
+def load_config_file(path: str | Path, overrides: list[str] | None = None) -> BaseModel:
+    """Validate a config file (any task) against its task's model, with ``--set`` overrides."""
+    return load_config(path, TASKS[kind_of(path)].config_model, overrides)
 
 
-def _generator(device: torch.device, seed: int) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(seed)
+def _task(cfg: BaseModel) -> Task:
+    return TASKS[cfg.method.kind]
 
 
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-def draw(
-    model: nn.Module,
-    n: int,
-    *,
-    seed: int = 0,
-    batch_size: int = 1000,
-    start: torch.Tensor | None = None,
-    snapshots: list[int] | tuple[int, ...] = (),
-    **options: Any,
-) -> SampleResult:
-    """Sample ``n`` images in batches (the trajectory comes from the first batch).
-
-    ``start`` (cold diffusion) gives the x_T of each sample; ``options`` go to
-    ``model.sample`` (``sampler``, ``steps``, ``eta``, ``prior``).
-    """
-    gen = _generator(_device(model), seed)
-    model.eval()
-    images, first = [], None
-    for i in range(0, n, batch_size):
-        m = min(batch_size, n - i)
-        extra = {} if start is None else {"start": start[i : i + m]}
-        res = model.sample(
-            m,
-            IMAGE_SHAPE,
-            snapshots=snapshots if i == 0 else (),
-            generator=gen,
-            **extra,
-            **options,
-        )
-        first = first or res
-        images.append(res.images.cpu())
-    return SampleResult(torch.cat(images), first.trajectory, first.timesteps)
-
-
-def fid_of_samples(images: torch.Tensor, cfg: RunConfig, device: torch.device) -> float:
-    """FID of ``images`` against the MNIST test set with the configured feature extractor."""
-    from coldflow.metrics.features import build_feature_extractor
-    from coldflow.metrics.fid import fid_from_images, mnist_real_statistics
-
-    extractor = build_feature_extractor(cfg.evaluation.fid.extractor).to(device)
-    real = mnist_real_statistics(extractor, "test", n=10000, device=device)
-    return fid_from_images(images, real, extractor, tuple(cfg.data.range), device=device)
-
-
-# ----------------------------------------------------------------- DDPM evaluation
-
-
-def _ddpm_epoch(model: nn.Module, cfg: RunConfig) -> tuple[dict, dict]:
-    fid = cfg.evaluation.fid
-    opts = {"sampler": fid.sampler, "steps": fid.steps, "eta": fid.eta}
-    grid = draw(model, cfg.sampling.n_grid, seed=cfg.seed + 1, **opts)
-    metrics = {}
-    if fid.enabled:
-        samples = draw(model, fid.n_samples, seed=cfg.seed + 2, batch_size=fid.batch_size, **opts)
-        metrics["fid"] = fid_of_samples(samples.images, cfg, _device(model))
-    return metrics, {"images": grid.images}
-
-
-def _ddpm_final(model: nn.Module, cfg: RunConfig) -> dict[str, torch.Tensor]:
-    s = cfg.sampling
-    res = draw(
-        model,
-        s.n_grid,
-        sampler=s.sampler,
-        steps=s.steps,
-        eta=s.eta,
-        snapshots=s.snapshot_timesteps,
-        seed=cfg.seed + 3,
-    )
-    return _with_trajectory({"images": res.images}, res, "")
-
-
-def _ddpm_evaluate(model: nn.Module, cfg: RunConfig, n: int, seed: int, **opts: Any) -> dict:
-    fid = cfg.evaluation.fid
-    opts = {"sampler": fid.sampler, "steps": fid.steps, "eta": fid.eta} | {
-        k: v for k, v in opts.items() if v is not None
-    }
-    res = draw(model, n, seed=seed, batch_size=fid.batch_size, **opts)
-    return {"fid": fid_of_samples(res.images, cfg, _device(model)), **opts}
-
-
-# ----------------------------------------------------------------- cold evaluation
-
-
-def _fit_cold_prior(model: nn.Module, cfg: RunConfig, dataset: Any) -> None:
-    """Fit the unconditional start distribution to fully degraded training images."""
-    if cfg.method.prior != "gmm":
-        return
-    x = dataset.tensors[0][: cfg.method.prior_fit_images]
-    t = torch.full((len(x),), model.n_T, dtype=torch.long)
-    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(cfg.seed + 4))
-    with torch.no_grad():
-        degraded = model.degradation.degrade(x, t, noise=noise)
-    params = fit_prior(degraded, cfg.method.prior_dims, cfg.method.prior_components, cfg.seed)
-    model.set_prior(params)
-
-
-def _conditional_inputs(model: nn.Module, cfg: RunConfig, n: int) -> tuple[torch.Tensor, ...]:
-    """Held-out test images and their degradation to t = n_T (seeded noise if hybrid)."""
-    x = mnist_dataset("test", tuple(cfg.data.range), n).tensors[0]
-    t = torch.full((len(x),), model.n_T, dtype=torch.long)
-    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(cfg.seed + 5))
-    with torch.no_grad():
-        x_T = model.degradation.degrade(x, t, noise=noise)
-    return x, x_T
-
-
-def _quality(
-    images: torch.Tensor, originals: torch.Tensor, cfg: RunConfig, fid_device: Any = None
-) -> dict:
-    """RMSE and SSIM against the originals on [0, 1] pixels; FID too given a device."""
-    from coldflow.data import from_range
-    from coldflow.metrics.image import rmse, ssim
-
-    rng = tuple(cfg.data.range)
-    a, b = from_range(images.cpu(), rng), from_range(originals.cpu(), rng)
-    out = {"rmse": rmse(a, b).mean().item(), "ssim": ssim(a, b).mean().item()}
-    if fid_device is not None:
-        out["fid"] = fid_of_samples(images, cfg, fid_device)
+def _read_files(run: RunDir, names: tuple[str, ...]) -> dict[str, Any]:
+    out = {}
+    for name in names:
+        path = run.path / name
+        if path.is_file():
+            try:
+                out[name] = json.loads(path.read_text())
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path}: unreadable ({e}); the run cannot be resumed") from None
     return out
-
-
-def _cold_epoch(model: nn.Module, cfg: RunConfig) -> tuple[dict, dict]:
-    fid, sampler = cfg.evaluation.fid, cfg.evaluation.fid.sampler
-    grid = draw(model, cfg.sampling.n_grid, seed=cfg.seed + 1, sampler=sampler)
-    x, x_T = _conditional_inputs(model, cfg, cfg.method.conditional_images)
-    cond = draw(model, len(x), start=x_T, sampler=sampler, batch_size=fid.batch_size)
-    q = _quality(cond.images, x, cfg)
-    metrics = {"cond_rmse": q["rmse"], "cond_ssim": q["ssim"]}
-    if fid.enabled:
-        samples = draw(
-            model, fid.n_samples, seed=cfg.seed + 2, batch_size=fid.batch_size, sampler=sampler
-        )
-        metrics["fid"] = fid_of_samples(samples.images, cfg, _device(model))
-    n = cfg.sampling.n_grid
-    return metrics, {"images": grid.images, "images_conditional": cond.images[:n]}
-
-
-def _cold_final(model: nn.Module, cfg: RunConfig) -> dict[str, torch.Tensor]:
-    s, n = cfg.sampling, cfg.sampling.n_grid
-    snaps = s.snapshot_timesteps
-    uncond = draw(model, n, seed=cfg.seed + 3, sampler=s.sampler, snapshots=snaps)
-    black = draw(model, n, seed=cfg.seed + 3, sampler=s.sampler, prior="black")
-    x, x_T = _conditional_inputs(model, cfg, n)
-    cond = draw(model, n, start=x_T, sampler=s.sampler, snapshots=snaps)
-    out = {
-        "images": uncond.images,
-        "images_black_start": black.images,
-        "images_conditional": cond.images,
-        "images_conditional_input": x_T,
-        "images_conditional_original": x,
-    }
-    out = _with_trajectory(out, uncond, "")
-    return _with_trajectory(out, cond, "_conditional")
-
-
-def _cold_evaluate(model: nn.Module, cfg: RunConfig, n: int, seed: int, **opts: Any) -> dict:
-    """The paper's Table 1 on held-out test images, plus unconditional FIDs."""
-    sampler = opts.get("sampler") or cfg.evaluation.fid.sampler
-    bs = cfg.evaluation.fid.batch_size
-    x, x_T = _conditional_inputs(model, cfg, min(n, 10000))
-    t = torch.full((len(x_T),), model.n_T, dtype=torch.long, device=_device(model))
-    with torch.no_grad():
-        direct = torch.cat(
-            [model.restore(c.to(t.device), t[: len(c)]).cpu() for c in x_T.split(bs)]
-        )
-    sampled = draw(model, len(x), start=x_T, sampler=sampler, batch_size=bs).images
-    dev = _device(model)
-    table = {
-        "degraded": _quality(x_T, x, cfg, dev),
-        "direct": _quality(direct, x, cfg, dev),
-        sampler: _quality(sampled, x, cfg, dev),
-    }
-    uncond = {
-        prior: fid_of_samples(
-            draw(model, n, seed=seed, batch_size=bs, sampler=sampler, prior=prior).images,
-            cfg,
-            _device(model),
-        )
-        for prior in ("gmm", "black")
-    }
-    return {"conditional": table, "unconditional_fid": uncond, "sampler": sampler}
-
-
-def _with_trajectory(out: dict, res: SampleResult, suffix: str) -> dict[str, torch.Tensor]:
-    if res.trajectory is not None:
-        out[f"trajectory{suffix}"] = res.trajectory
-        out[f"timesteps{suffix}"] = torch.tensor(res.timesteps, dtype=torch.long)
-    return out
-
-
-@dataclass(frozen=True)
-class MethodEvaluation:
-    """What evaluation means for one method."""
-
-    prepare: Callable[[nn.Module, RunConfig, Any], None]  # before training (e.g. priors)
-    epoch: Callable[[nn.Module, RunConfig], tuple[dict, dict]]  # metrics, sample grids
-    final: Callable[[nn.Module, RunConfig], dict[str, torch.Tensor]]  # samples/final
-    evaluate: Callable[..., dict]  # `coldflow evaluate`
-
-
-# method.kind -> its evaluation
-EVALUATIONS: dict[str, MethodEvaluation] = {
-    "ddpm": MethodEvaluation(lambda *_: None, _ddpm_epoch, _ddpm_final, _ddpm_evaluate),
-    "cold": MethodEvaluation(_fit_cold_prior, _cold_epoch, _cold_final, _cold_evaluate),
-}
-
-
-class EvalHook:
-    """Every ``evaluation.interval`` epochs (and at the last): save samples, log metrics."""
-
-    def __init__(self, cfg: RunConfig) -> None:
-        self.cfg = cfg
-        self.evaluation = EVALUATIONS[cfg.method.kind]
-
-    def __call__(self, trainer: Trainer, epoch: int) -> None:
-        if epoch % self.cfg.evaluation.interval and epoch != self.cfg.training.epochs:
-            return
-        t0 = time.perf_counter()
-        metrics, grids = self.evaluation.epoch(trainer.eval_model, self.cfg)
-        trainer.run.save_samples(grids, epoch=epoch, meta={"epoch": epoch})
-        for name, value in metrics.items():
-            trainer.run.log(epoch, trainer.step, "eval", name, value)
-        if metrics:
-            shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-            fid = self.cfg.evaluation.fid
-            note = (
-                f"FID on {fid.n_samples} samples, {fid.extractor} features; " if fid.enabled else ""
-            )
-            trainer.say(f"epoch {epoch}: {shown} ({note}{time.perf_counter() - t0:.0f} s)")
-        trainer.eval_model.train()
 
 
 def train(
-    config: RunConfig | str | Path,
+    config: BaseModel | str | Path,
     run_dir: str | Path,
     *,
     overrides: list[str] | None = None,
     resume: bool = False,
-    final_samples: bool = True,
+    finish: bool = True,
 ) -> RunDir:
     """Train the run described by ``config`` into ``run_dir``.
 
     Parameters
     ----------
     config
-        A config or the path of a YAML file (then ``overrides`` apply).
+        A validated config of any task, or the path of a YAML file (then ``overrides``
+        apply).
     run_dir
         Output directory. It must not hold checkpoints of another run unless ``resume``.
     resume
-        Continue from the latest checkpoint of ``run_dir`` (with its own config.yaml when
-        ``config`` is omitted by the caller).
-    final_samples
-        After training, draw the final sample grid and trajectory (``samples/final``).
+        Continue from the latest checkpoint of ``run_dir``.
+    finish
+        After training, let the task finish the run (e.g. draw the final samples).
+
+    Returns
+    -------
+    RunDir
+        The run directory.
     """
-    cfg = config if isinstance(config, RunConfig) else load_config(config, RunConfig, overrides)
+    cfg = config if isinstance(config, BaseModel) else load_config_file(config, overrides)
+    task = _task(cfg)
     run = RunDir(run_dir)
     run.check_can_train(resume)
-    dataset = mnist_dataset("train", tuple(cfg.data.range), cfg.data.train_subset)
+    resolve_device(cfg.training.device)  # a missing GPU fails before anything is written
+    task.check(cfg)
+    stored = _read_files(run, task.files) if resume else {}
     seed_everything(cfg.seed)  # the initial weights depend on the seed alone
-    model = build_model(cfg)
-    EVALUATIONS[cfg.method.kind].prepare(model, cfg, dataset)
+    prepared = task.prepare(cfg, stored)
+    if run.write:
+        for name, content in prepared.files.items():
+            write_json(run.path / name, content)
     trainer = Trainer(
-        model,
-        dataset,
+        prepared.model,
+        prepared.dataset,
         cfg.training,
         run,
         cfg.seed,
-        hooks=[EvalHook(cfg)],
+        hooks=prepared.hooks,
         config_text=dump_yaml(cfg),
-        config_hash=trajectory_hash(cfg, {"sampling": True}),
+        config_hash=trajectory_hash(cfg, task.hash_exclude),
     )
     try:
         trainer.fit(resume=resume)
-        if final_samples and trainer.rank == 0:
-            write_final_samples(trainer.eval_model, cfg, run)
+        if finish and trainer.rank == 0:
+            loaded = LoadedRun(
+                cfg, run, trainer.eval_model, trainer.epoch, trainer.device, prepared.files
+            )
+            task.finish(loaded)
     finally:
         trainer.close()
     return run
 
 
-def write_final_samples(model: nn.Module, cfg: RunConfig, run: RunDir) -> None:
-    """Draw the final grids (and trajectories) with the configured sampler."""
-    tensors = EVALUATIONS[cfg.method.kind].final(model, cfg)
-    run.save_samples(tensors, meta={"sampler": cfg.sampling.sampler})
-
-
-@dataclass
-class LoadedRun:
-    """A trained run ready for sampling."""
-
-    cfg: RunConfig
-    run: RunDir
-    model: nn.Module
-    epoch: int
-    device: torch.device
-
-
 def load_run(run_dir: str | Path, device: str = "auto", epoch: int | None = None) -> LoadedRun:
-    """Load a run's config and checkpoint (EMA weights when the run kept them)."""
+    """Load a run's config, files and checkpoint (EMA weights when the run kept them)."""
     run = RunDir(run_dir)
     if not run.exists():
         raise FileNotFoundError(f"{run.path}: not a run directory (no config.yaml)")
-    cfg = load_config(run.config_path, RunConfig)
+    task = TASKS[kind_of(run.path)]
+    cfg = load_config(run.config_path, task.config_model)
+    files = _read_files(run, task.files)
     tensors, sidecar = run.load_checkpoint(epoch)
-    model = build_model(cfg)
+    model = task.build(cfg, files)
     prefix = "ema." if any(k.startswith("ema.") for k in tensors) else "model."
     model.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
     dev = resolve_device(device)
-    return LoadedRun(cfg, run, model.to(dev).eval(), sidecar["epoch"], dev)
+    return LoadedRun(cfg, run, model.to(dev).eval(), sidecar["epoch"], dev, files)
 
 
-def sample(
-    run_dir: str | Path,
-    n: int = 16,
-    sampler: str | None = None,
-    steps: int | None = None,
-    eta: float = 0.0,
-    seed: int = 0,
-    device: str = "auto",
-) -> tuple[SampleResult, LoadedRun]:
-    """Draw ``n`` samples from a trained run (``sampler`` defaults to the config's)."""
-    loaded = load_run(run_dir, device)
-    cfg = loaded.cfg
-    res = draw(
-        loaded.model,
-        n,
-        sampler=sampler or cfg.sampling.sampler,
-        steps=steps,
-        eta=eta,
-        snapshots=cfg.sampling.snapshot_timesteps,
-        seed=seed,
-    )
-    return res, loaded
+def _options_for(task: Task, method: str, options: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The options a task's ``method`` accepts; a given option it does not take is an error."""
+    accepted = set(inspect.signature(getattr(task, method)).parameters) - {"loaded"}
+    given = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(given) - accepted)
+    if unknown:
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in unknown)
+        raise UserError(
+            f"{flags} does not apply to {kind} runs; their {method} takes "
+            + (", ".join(f"--{k.replace('_', '-')}" for k in sorted(accepted)) or "no options")
+        )
+    return given
 
 
-def evaluate(
-    run_dir: str | Path,
-    n: int = 10000,
-    sampler: str | None = None,
-    steps: int | None = None,
-    seed: int = 0,
-    device: str = "auto",
-) -> dict[str, Any]:
-    """Score a trained run on ``n`` samples (FID; Table 1 for cold diffusion).
+def sample(run_dir: str | Path, n: int = 16, device: str = "auto", **options: Any):
+    """Draw ``n`` samples from a trained generative run (the config's sampler by default).
 
-    Writes ``evaluation.json`` into the run directory and returns its content.
+    Returns
+    -------
+    tuple
+        ``(SampleResult, LoadedRun)``.
     """
+    kind = kind_of(run_dir)
+    task = TASKS[kind]
+    if not hasattr(task, "sample"):
+        raise UserError(
+            f"{run_dir} is a {kind} run, which draws no samples; use `coldflow evaluate`"
+        )
+    if n < 1:
+        raise UserError(f"--n must be at least 1, got {n}")
+    opts = _options_for(task, "sample", options, kind)
+    loaded = load_run(run_dir, device)
+    return task.sample(loaded, n, **opts), loaded
+
+
+def evaluate(run_dir: str | Path, device: str = "auto", **options: Any) -> dict[str, Any]:
+    """Score a trained run with its task's evaluation; writes ``evaluation.json``.
+
+    ``options`` are the task's evaluation options (``None`` values mean the default).
+    """
+    kind = kind_of(run_dir)
+    task = TASKS[kind]
+    opts = _options_for(task, "evaluate", options, kind)
     loaded = load_run(run_dir, device)
     t0 = time.perf_counter()
-    result = EVALUATIONS[loaded.cfg.method.kind].evaluate(
-        loaded.model, loaded.cfg, n, seed, sampler=sampler, steps=steps
-    )
+    result = task.evaluate(loaded, **opts)
     result |= {
+        "task": kind,
         "epoch": loaded.epoch,
-        "n_samples": n,
-        "extractor": loaded.cfg.evaluation.fid.extractor,
         "seconds": time.perf_counter() - t0,
         "device": str(loaded.device),
     }
+    if getattr(loaded.cfg, "evaluation", None) is not None and hasattr(
+        loaded.cfg.evaluation, "fid"
+    ):
+        result.setdefault("extractor", loaded.cfg.evaluation.fid.extractor)
     write_json(loaded.run.path / "evaluation.json", result)
     return result
+
+
+def report(paths: list[str | Path], out: str | Path | None = None) -> list[Path]:
+    """``report.html`` of every run, and a comparison page when there are several.
+
+    Runs compared together must be of one task. Returns the pages written.
+    """
+    from coldflow.report import write_comparison
+
+    runs = [Path(p) for p in paths]
+    tasks = {}
+    pages = []
+    for p in runs:
+        kind = kind_of(p)
+        tasks[p] = TASKS[kind]
+        pages.append(report_run(p))
+    if len(runs) > 1:
+        kinds = {t.kinds[0] for t in tasks.values()}
+        if len(kinds) > 1:
+            raise UserError(
+                f"runs of different tasks ({', '.join(sorted(kinds))}) cannot be compared on "
+                "one page; report them separately (or run a study)"
+            )
+        if out is None:
+            raise UserError("give --out DIR for the comparison page of several runs")
+        task = tasks[runs[0]]
+        labels = [_label(p) for p in runs]
+        extra = task.compare(runs, Path(out), labels)
+        pages.append(write_comparison(runs, out, labels=labels, extra=extra, describe=_describe))
+    return pages
+
+
+def _config_of(run_dir: Path) -> BaseModel | None:
+    try:
+        return load_config(run_dir / "config.yaml", TASKS[kind_of(run_dir)].config_model)
+    except (ConfigError, FileNotFoundError):
+        return None
+
+
+def _label(run_dir: Path) -> str:
+    """Runs are labelled by their directory names: unique, unlike config names."""
+    return run_dir.name
+
+
+def _describe(run_dir: Path) -> str:
+    cfg = _config_of(run_dir)
+    return "" if cfg is None else _task(cfg).describe(cfg)
+
+
+def report_run(run_dir: str | Path) -> Path:
+    """Write ``report.html`` of one run (any task): curves, the task's figures, evaluation."""
+    from coldflow.report import write_run_report
+
+    run = RunDir(run_dir)
+    if not run.path.is_dir():
+        raise FileNotFoundError(f"{run.path}: no such run directory")
+    cfg = _config_of(run.path) if run.exists() else None
+    notes: list[str] = []
+    figures = [] if cfg is None else _task(cfg).figures(run, cfg, notes)
+    if cfg is None:
+        notes.append("config.yaml is missing or unreadable: task figures skipped")
+    description = "" if cfg is None else _task(cfg).describe(cfg)
+    label = cfg.name if cfg is not None else run.path.name
+    epochs = None if cfg is None else cfg.training.epochs
+    return write_run_report(
+        run.path, label=label, description=description, figures=figures, notes=notes,
+        epochs=epochs,
+    )  # fmt: skip

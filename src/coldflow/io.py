@@ -1,14 +1,25 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+
+One implementation, :func:`atomic_path`: write a temporary file beside the target, flush
+it to disk, rename it onto the target. A failure of any kind removes the temporary file
+and leaves the target as it was; running out of disk space becomes a
+:class:`~coldflow.errors.DiskFullError` that names the file.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from coldflow.errors import DiskFullError
+
+__all__ = ["atomic_open", "atomic_path", "is_disk_full", "write_bytes", "write_json", "write_text"]
 
 
 def _umask() -> int:
@@ -18,6 +29,71 @@ def _umask() -> int:
 
 
 _MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone gives 0600
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` (or an error it wraps) means the disk or quota ran out.
+
+    Libraries that write files themselves (safetensors, h5py) do not always raise an
+    ``OSError`` with ``errno`` set, so their messages are checked too.
+    """
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in _DISK_FULL:
+            return True
+        text = str(error).lower()
+        if "no space left on device" in text or "disk quota exceeded" in text:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Give a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
+
+    Useful for libraries (matplotlib, safetensors, h5py) that open files themselves; see
+    :func:`atomic_open` for a file object. The parent directory is created if needed.
+
+    Raises
+    ------
+    DiskFullError
+        When the disk or quota runs out while writing (the temporary file is removed and
+        ``path`` keeps its previous content).
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # keep the suffix: some writers (np.savez) append their own unless it is there
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=final.suffix, dir=final.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        _fsync(tmp)
+        os.chmod(tmp, _MODE)
+        os.replace(tmp, final)
+    except BaseException as error:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if isinstance(error, DiskFullError) or not isinstance(error, Exception):
+            raise
+        if not is_disk_full(error):
+            raise
+        raise DiskFullError(
+            f"{final}: out of disk space while writing this file ({error}); the previous "
+            f"version of the file is unchanged. Free space on {final.parent} (or write "
+            "elsewhere) and rerun.",
+            str(final),
+        ) from error
 
 
 @contextlib.contextmanager
@@ -35,48 +111,16 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     ------
     IO
         The open temporary file. If the block raises, the temporary file is removed
-        and ``path`` is left untouched.
+        and ``path`` is left untouched (see :func:`atomic_path`).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, mode) as f:
+        yield f
 
 
-def atomic_path(path: str | os.PathLike) -> contextlib.AbstractContextManager[Path]:
-    """Give a temporary path beside ``path`` for writers that need a file name.
-
-    The temporary file is renamed onto ``path`` when the block ends without error and
-    removed otherwise. Useful for libraries (matplotlib, safetensors, h5py) that open
-    files themselves.
-    """
-
-    @contextlib.contextmanager
-    def _ctx() -> Iterator[Path]:
-        final = Path(path)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=final.suffix, dir=final.parent)
-        os.close(fd)
-        try:
-            yield Path(tmp)
-            os.chmod(tmp, _MODE)
-            os.replace(tmp, final)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-
-    return _ctx()
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_open(path, "wb") as f:
+        f.write(data)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

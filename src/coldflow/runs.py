@@ -15,39 +15,100 @@ Layout of ``runs/<name>/``::
 
 Every file is written atomically; a checkpoint counts only once its JSON sidecar exists
 (the sidecar is written last), so a kill at any moment leaves the previous checkpoint intact.
+The sidecar also stores the sha256 of its tensor file; loading checks it, and loading the
+latest checkpoint falls back to the newest intact one when a later one is damaged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
+import safetensors.torch
 import torch
-from safetensors.torch import load_file, save_file
 
-from coldflow.io import atomic_open, atomic_path, write_json, write_text
+from coldflow.errors import CheckpointError, CheckpointWarning, DiskFullError, NoCheckpointError
+from coldflow.io import atomic_open, is_disk_full, write_bytes, write_json, write_text
 
-__all__ = ["RunDir", "save_tensors", "load_tensors"]
+__all__ = ["RunDir", "load_tensors", "save_tensors"]
 
 _CKPT = re.compile(r"epoch_(\d+)\.json$")
+SHA_KEY = "tensors_sha256"  # sidecar key: sha256 of the checkpoint's safetensors file
 
 
 def save_tensors(
     path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict | None = None
-) -> None:
-    """Write tensors to a safetensors file atomically (string metadata allowed)."""
+) -> str:
+    """Write tensors to a safetensors file atomically (string metadata allowed).
+
+    Returns
+    -------
+    str
+        The sha256 (hex) of the bytes written.
+    """
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={k: str(v) for k, v in (meta or {}).items()})
+    data = safetensors.torch.save(tensors, metadata={k: str(v) for k, v in (meta or {}).items()})
+    write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
 
 
-def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read every tensor of a safetensors file (on the CPU)."""
-    return load_file(str(path))
+def load_tensors(path: str | os.PathLike, sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """Read every tensor of a safetensors file (on the CPU).
+
+    Parameters
+    ----------
+    path
+        The file.
+    sha256
+        When given, the file's checksum must match.
+
+    Raises
+    ------
+    CheckpointError
+        If the file cannot be read, fails its checksum or is not valid safetensors
+        (truncated, overwritten, bit-flipped); the message names the file.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot be read ({e})") from e
+    if sha256:
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha256:
+            raise CheckpointError(
+                f"{path}: checksum mismatch (sha256 {actual[:16]}..., expected "
+                f"{sha256[:16]}...; {len(data)} bytes): the file is truncated or damaged"
+            )
+    try:
+        return safetensors.torch.load(data)
+    except Exception as e:  # SafetensorError, or a header that is not JSON
+        raise CheckpointError(
+            f"{path}: not a valid safetensors file ({type(e).__name__}: {e}); "
+            "it is truncated or damaged"
+        ) from e
+
+
+def _read_sidecar(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: cannot be read ({e})") from e
+    try:
+        sidecar = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CheckpointError(
+            f"{path}: checkpoint sidecar is not valid JSON ({e}); it is torn or damaged"
+        ) from e
+    if not isinstance(sidecar, dict):
+        raise CheckpointError(f"{path}: checkpoint sidecar is not a JSON object; it is damaged")
+    return sidecar
 
 
 class RunDir:
@@ -123,8 +184,17 @@ class RunDir:
             "name": name,
             "value": float(value),
         }
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(event) + "\n")
+        try:
+            with open(self.metrics_path, "a") as f:
+                f.write(json.dumps(event) + "\n")
+        except OSError as e:
+            if is_disk_full(e):
+                raise DiskFullError(
+                    f"{self.metrics_path}: out of disk space while appending to this file "
+                    f"({e}); free space on {self.path} and resume the run",
+                    str(self.metrics_path),
+                ) from e
+            raise
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """All events of ``metrics.jsonl`` (a torn last line from a kill is skipped)."""
@@ -165,28 +235,89 @@ class RunDir:
     def save_checkpoint(
         self, epoch: int, tensors: dict[str, torch.Tensor], sidecar: dict, keep: int = 2
     ) -> None:
-        """Write a checkpoint (tensors first, sidecar last) and prune old ones."""
+        """Write a checkpoint (tensors first, sidecar with their sha256 last), prune old ones.
+
+        Raises
+        ------
+        DiskFullError
+            When the disk runs out; the checkpoints already on disk are unchanged.
+        """
         if not self.write:
             return
         weights, meta = self.checkpoint_paths(epoch)
-        save_tensors(weights, tensors)
-        write_json(meta, sidecar)
+        sha = save_tensors(weights, tensors)
+        write_json(meta, {**sidecar, SHA_KEY: sha})
         for old in self.checkpoints()[:-keep]:
             for p in self.checkpoint_paths(old)[::-1]:  # sidecar first: never a torn pair
                 p.unlink(missing_ok=True)
 
+    def read_checkpoint(self, epoch: int) -> tuple[dict[str, torch.Tensor], dict]:
+        """Read and verify the checkpoint of ``epoch`` (no fallback).
+
+        Raises
+        ------
+        NoCheckpointError
+            If there is no complete checkpoint of ``epoch``.
+        CheckpointError
+            If its sidecar is not valid JSON, its tensors fail the checksum stored in the
+            sidecar, or they are not valid safetensors. The message names the file.
+        """
+        weights, meta = self.checkpoint_paths(epoch)
+        if not (weights.is_file() and meta.is_file()):
+            raise NoCheckpointError(
+                f"{self.checkpoint_dir}: no checkpoint for epoch {epoch}; "
+                f"available: {self.checkpoints()}"
+            )
+        sidecar = _read_sidecar(meta)
+        if "epoch" in sidecar and sidecar["epoch"] != epoch:
+            raise CheckpointError(
+                f"{meta}: sidecar says epoch {sidecar['epoch']!r}, its name says {epoch}; "
+                "it is damaged"
+            )
+        return load_tensors(weights, sidecar.get(SHA_KEY)), sidecar
+
     def load_checkpoint(self, epoch: int | None = None) -> tuple[dict[str, torch.Tensor], dict]:
-        """Return ``(tensors, sidecar)`` of ``epoch`` (default: the latest)."""
+        """Return ``(tensors, sidecar)`` of ``epoch`` (default: the newest intact one).
+
+        With ``epoch=None``, a damaged latest checkpoint (torn sidecar, truncated or
+        bit-flipped tensors) is skipped with a :class:`~coldflow.errors.CheckpointWarning`
+        naming the file, and the newest intact one is loaded; ``sidecar["epoch"]`` says
+        which.
+
+        Raises
+        ------
+        NoCheckpointError
+            If the directory holds no checkpoint (of ``epoch``).
+        CheckpointError
+            If the requested checkpoint, or with ``epoch=None`` every checkpoint, is
+            damaged; the message names each file and what is wrong with it.
+        """
         available = self.checkpoints()
         if not available:
-            raise FileNotFoundError(f"{self.checkpoint_dir}: no complete checkpoint to load")
-        epoch = available[-1] if epoch is None else epoch
-        if epoch not in available:
-            raise FileNotFoundError(
-                f"{self.checkpoint_dir}: no checkpoint for epoch {epoch}; available: {available}"
-            )
-        weights, meta = self.checkpoint_paths(epoch)
-        return load_tensors(weights), json.loads(meta.read_text())
+            raise NoCheckpointError(f"{self.checkpoint_dir}: no complete checkpoint to load")
+        if epoch is not None:
+            return self.read_checkpoint(epoch)
+        problems = []
+        for candidate in reversed(available):
+            try:
+                loaded = self.read_checkpoint(candidate)
+            except CheckpointError as e:
+                problems.append(str(e))
+                continue
+            if problems:
+                warnings.warn(
+                    "skipped damaged checkpoint(s): "
+                    + "; ".join(problems)
+                    + f". Loaded epoch {candidate} instead.",
+                    CheckpointWarning,
+                    stacklevel=2,
+                )
+            return loaded
+        raise CheckpointError(
+            f"{self.checkpoint_dir}: every checkpoint is damaged:\n  "
+            + "\n  ".join(problems)
+            + "\nDelete the damaged files and train again (or restore them from a backup)."
+        )
 
     # ---------------------------------------------------------------- samples
     def samples_path(self, epoch: int | None = None) -> Path:

@@ -7,14 +7,23 @@ when the simulation is complete. A rerun skips complete parts, so an interrupted
 resumes; ``shard=(i, n)`` runs only the simulations ``index % n == i`` (cluster arrays).
 When all parts exist, they are assembled into the data set file (atomically) and,
 unless sharded, the parts are removed.
+
+Within a batch, every ``checkpoint_every`` frames (default 50) the frames computed since
+the last checkpoint and the full solver state (velocity, density and the pressure that
+warm-starts the next solve) are written atomically beside the parts, with a manifest of
+their checksums; a killed run resumes from the last one and produces bit for bit the
+file an uninterrupted run would, losing at most ``checkpoint_every`` frames of work.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +35,8 @@ import torch
 from coldflow.config.base import ConfigError, dump_yaml, load_config
 from coldflow.config.fluids import FluidDataConfig
 from coldflow.data.fields import LAYOUT, SimulationWriter, merge_parts, part_attrs
-from coldflow.errors import UserError
+from coldflow.errors import CheckpointError, DiskFullError, UserError
+from coldflow.io import is_disk_full, write_json
 from coldflow.physics import (
     SCENES,
     FluidState,
@@ -38,6 +48,7 @@ from coldflow.physics import (
 )
 
 __all__ = [
+    "DEFAULT_CHECKPOINT_EVERY",
     "SimulationError",
     "SimulationSpec",
     "build_scene",
@@ -47,6 +58,9 @@ __all__ = [
     "simulation_specs",
     "versions",
 ]
+
+
+DEFAULT_CHECKPOINT_EVERY = 50  # frames; $COLDFLOW_CHECKPOINT_FRAMES overrides, 0 disables
 
 
 class SimulationError(UserError, RuntimeError):
@@ -157,11 +171,29 @@ def _up_to_date(cfg: FluidDataConfig, out: Path, specs: Sequence[SimulationSpec]
 
 
 def _remove_stale_temporaries(out: Path, specs: Sequence[SimulationSpec]) -> None:
-    """Delete temporary part files a killed run left behind (only this shard's)."""
+    """Delete temporary files a killed run left behind (only this shard's)."""
     for spec in specs:
         part = _part_path(out, spec.index)
         for stale in part.parent.glob(f".{part.name}.*"):
             stale.unlink(missing_ok=True)
+        for stale in part.parent.glob(f".batch_{spec.index:04d}.*"):
+            stale.unlink(missing_ok=True)
+
+
+def _checkpoint_every(cfg: FluidDataConfig, every: int | None) -> int:
+    if every is None:
+        every = getattr(cfg, "checkpoint_every", None)
+    if every is None:
+        env = os.environ.get("COLDFLOW_CHECKPOINT_FRAMES", "")
+        try:
+            every = int(env) if env else DEFAULT_CHECKPOINT_EVERY
+        except ValueError:
+            raise ConfigError(
+                f"COLDFLOW_CHECKPOINT_FRAMES={env!r}: expected a whole number of frames"
+            ) from None
+    if every < 0:
+        raise ConfigError(f"checkpoint_every={every}: expected >= 0 frames (0 disables)")
+    return int(every)
 
 
 def _dataset_attrs(cfg: FluidDataConfig, scene: Scene, n: int) -> dict[str, Any]:
@@ -196,6 +228,7 @@ def simulate(
     shard: tuple[int, int] = (0, 1),
     overrides: list[str] | None = None,
     progress: bool = True,
+    checkpoint_every: int | None = None,
 ) -> Path | None:
     """Generate the data set a config describes (``coldflow simulate``).
 
@@ -210,7 +243,12 @@ def simulate(
     overrides
         ``--set`` style ``key=value`` strings, e.g. ``["frames=100"]``.
     progress
-        Show a progress bar with frames/s and ETA.
+        Show a progress bar with frames/s and ETA (a plain line every 5 % when stderr
+        is not a terminal, e.g. in cluster logs).
+    checkpoint_every
+        Save a running batch every this many frames so that a killed run resumes from
+        there (0 disables). Default: the config's ``checkpoint_every`` if it has one,
+        else ``$COLDFLOW_CHECKPOINT_FRAMES``, else 50.
 
     Returns
     -------
@@ -225,9 +263,18 @@ def simulate(
     SimulationError
         When a simulation diverges (NaN or a failed pressure solve); it names the
         simulation, the frame and the parameters. Completed simulations are kept.
+    DiskFullError
+        When the disk runs out; it names the file. Files already complete are kept.
     """
     cfg = load_config(config_path, FluidDataConfig, overrides)
-    return generate(cfg, out, shard=shard, progress=progress, source=str(config_path))
+    return generate(
+        cfg,
+        out,
+        shard=shard,
+        progress=progress,
+        source=str(config_path),
+        checkpoint_every=checkpoint_every,
+    )
 
 
 def generate(
@@ -237,6 +284,7 @@ def generate(
     progress: bool = True,
     source: str = "<config>",
     log: Callable[[str], None] | None = None,
+    checkpoint_every: int | None = None,
 ) -> Path | None:
     """:func:`simulate` for a validated config object."""
     out = Path(out)
@@ -246,6 +294,7 @@ def generate(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     say = log or _console_print
+    every = _checkpoint_every(cfg, checkpoint_every)
     specs = simulation_specs(cfg)
     scene = build_scene(cfg)
     low = build_scene(cfg, cfg.low_resolution)
@@ -277,7 +326,8 @@ def generate(
         )
     batches = [todo[k : k + cfg.batch_size] for k in range(0, len(todo), cfg.batch_size)]
     steps = (cfg.frames - 1) + (cfg.frames - 1 - cfg.start)
-    with _Progress(progress, total=sum(len(b) for b in batches) * steps) as bar:
+    total = sum(len(b) for b in batches) * steps
+    with _Progress(progress, total=total, say=say, checkpoint_every=every) as bar:
         for batch in batches:
             _run_batch(cfg, scene, low, batch, out, bar)
 
@@ -298,8 +348,25 @@ def generate(
 
 
 def _run_batch(
-    cfg: FluidDataConfig, scene: Scene, low: Scene, batch: Sequence[SimulationSpec], out: Path, bar
+    cfg: FluidDataConfig,
+    scene: Scene,
+    low: Scene,
+    batch: Sequence[SimulationSpec],
+    out: Path,
+    bar: _Progress,
+    checkpoint_every: int | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> None:
+    """Simulate one batch into its part files, resuming from its checkpoint if any.
+
+    ``checkpoint_every`` and ``say`` default to those of ``bar`` (the run's progress).
+
+    The work is a sequence of positions: ``0 .. T-1`` are the reference frames (frame 0
+    is the initial state), ``T ..`` the source frames ``start+1 .. T-1``.
+    """
+    if checkpoint_every is None:
+        checkpoint_every = bar.checkpoint_every
+    say = say or bar.say
     T, start, f = cfg.frames, cfg.start, cfg.factor
     params = {k: [s.params[k] for s in batch] for k in scene.param_names}
     H, W = cfg.resolution
@@ -312,6 +379,7 @@ def _run_batch(
         "source/velocity": (T, 2, h + 1, w + 1),
         "source/density": (T, h, w),
     }
+    ckpt = _BatchCheckpoint(out, batch, [_physics_hash(cfg, s) for s in batch], say)
     writers: list[SimulationWriter] = []
     try:
         for s in batch:
@@ -323,14 +391,23 @@ def _run_batch(
                 **scene.derived_params(s.params),
                 "physics_hash": _physics_hash(cfg, s),
             }
-            writers.append(
-                SimulationWriter(_part_path(out, s.index), attrs, shapes, cfg.compression)
-            )
+            part = _part_path(out, s.index)
+            with _disk_full_names(part):
+                writers.append(SimulationWriter(part, attrs, shapes, cfg.compression))
 
-        def write(kind: str, frame: int, state: FluidState) -> None:
+        def store(name: str, frame: int, array: np.ndarray) -> None:
             for b, wr in enumerate(writers):
-                wr.write(f"{kind}/velocity", frame, state.velocity[b])
-                wr.write(f"{kind}/density", frame, state.density[b])
+                with _disk_full_names(wr.path):
+                    wr.write(name, frame, array[b])
+
+        pending: dict[str, list[tuple[int, np.ndarray]]] = {}
+
+        def record(kind: str, frame: int, state: FluidState) -> None:
+            for field, value in (("velocity", state.velocity), ("density", state.density)):
+                # the conversion SimulationWriter.write makes, once for the whole batch
+                array = np.asarray(value.detach().cpu().numpy(), dtype=np.float32)
+                store(f"{kind}/{field}", frame, array)
+                pending.setdefault(f"{kind}/{field}", []).append((frame, array))
 
         def advance(sc: Scene, state: FluidState, frame: int, run: str) -> FluidState:
             try:
@@ -342,32 +419,227 @@ def _run_batch(
                     f"{frame}: " + "; ".join(s.describe() for s in bad) + f"\n{e}"
                 ) from e
 
-        state = scene.initial_state(params, [s.seed for s in batch])
-        start_state = None
-        for t in range(T):
-            if t > 0:
-                state = advance(scene, state, t, "reference")
+        pos0, state, start_state = 0, None, None
+        restored = ckpt.restore(store) if checkpoint_every else None
+        if restored is not None:
+            pos0, state, start_state = restored
+            for sc, first in ((scene, 1), (low, T)):  # steps the run took before the kill
+                if pos0 > first:
+                    _warm_up(sc, params, [s.seed for s in batch])
+            bar.skip(max(pos0 - 1, 0) * len(batch))
+            say(f"{ckpt.describe()}: resumed at {_describe_position(pos0, T, start)}")
+        else:
+            ckpt.clear()
+            state = scene.initial_state(params, [s.seed for s in batch])
+        positions = T + (T - 1 - start)
+        since = 0
+        for pos in range(pos0, positions):
+            if pos < T:  # the reference run, and the source run up to its start
+                t = pos
+                if t > 0:
+                    state = advance(scene, state, t, "reference")
+                    bar.advance(len(batch))
+                down = FluidState(
+                    downsample_velocity(state.velocity, f), downsample_centered(state.density, f)
+                )
+                record("reference", t, state)
+                record("downsampled", t, down)
+                if t <= start:
+                    record("source", t, down)
+                if t == start:
+                    start_state = FluidState(
+                        down.velocity.to(low.dtype), down.density.to(low.dtype)
+                    )
+            else:  # the source run from its start
+                t = start + 1 + (pos - T)
+                if pos == T:
+                    state = start_state
+                state = advance(low, state, t, "source")
+                record("source", t, state)
                 bar.advance(len(batch))
-            down = FluidState(
-                downsample_velocity(state.velocity, f), downsample_centered(state.density, f)
-            )
-            write("reference", t, state)
-            write("downsampled", t, down)
-            if t <= start:
-                write("source", t, down)
-            if t == start:
-                start_state = FluidState(down.velocity.to(low.dtype), down.density.to(low.dtype))
-        state = start_state
-        for t in range(start + 1, T):
-            state = advance(low, state, t, "source")
-            write("source", t, state)
-            bar.advance(len(batch))
+            since += 1
+            if checkpoint_every and since >= checkpoint_every and pos + 1 < positions:
+                ckpt.save(pos + 1, pending, state, start_state)
+                pending.clear()
+                since = 0
     except BaseException:
         for wr in writers:
             wr.abort()
         raise
     for wr in writers:
-        wr.commit()
+        with _disk_full_names(wr.path):
+            wr.commit()
+    ckpt.clear()
+
+
+_WARM: set[tuple[int, int]] = set()
+
+
+def _warm_up(scene: Scene, params: dict[str, list[float]], seeds: list[int]) -> None:
+    """Take (and discard) the first step of ``scene`` at this batch size in this process.
+
+    The first call of a compiled step traces it and rounds differently (~1e-5) from the
+    compiled calls after it. A batch resumed past its first step takes that call here,
+    so that its next frames come from compiled calls as in the uninterrupted run.
+    """
+    key = (id(scene), len(seeds))
+    if key not in _WARM:
+        scene.step(scene.initial_state(params, seeds), params)
+        _WARM.add(key)
+
+
+def _describe_position(pos: int, frames: int, start: int) -> str:
+    if pos < frames:
+        return f"reference frame {pos} of {frames}"
+    return f"source frame {start + 1 + pos - frames} of {frames}"
+
+
+class _disk_full_names:
+    """Turn running out of disk space inside the block into a DiskFullError naming ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is None or isinstance(exc, DiskFullError) or not isinstance(exc, Exception):
+            return
+        if is_disk_full(exc):
+            raise DiskFullError(
+                f"{self.path}: out of disk space while writing this simulation part "
+                f"({exc}); the part is discarded and complete parts are kept. Free space on "
+                f"{self.path.parent} and rerun the same command to resume.",
+                str(self.path),
+            ) from exc
+
+
+# ----------------------------------------------------------------- batch checkpoints
+
+
+class _BatchCheckpoint:
+    """Segments of a running batch: frames since the last segment and the solver state.
+
+    ``batch_NNNN.seg_KKKK.safetensors`` holds the frames of segment ``K`` (``name`` ->
+    ``[n, B, ...]`` float32, ``name#frames`` -> ``[n]``) and the state after it
+    (``state.*``, ``start.*`` in the solver's dtype); ``batch_NNNN.resume.json`` (written
+    after each segment) lists the segments with their sha256, the batch's simulations
+    and physics hashes, and the position to continue from.
+    """
+
+    def __init__(
+        self,
+        out: Path,
+        batch: Sequence[SimulationSpec],
+        hashes: list[str],
+        say: Callable[[str], None],
+    ) -> None:
+        self.dir = _parts_dir(out)
+        self.stem = f"batch_{batch[0].index:04d}"
+        self.indices = [s.index for s in batch]
+        self.hashes = hashes
+        self.say = say
+        self.segments: list[dict[str, Any]] = []
+
+    @property
+    def manifest(self) -> Path:
+        return self.dir / f"{self.stem}.resume.json"
+
+    def describe(self) -> str:
+        return f"simulations {', '.join(map(str, self.indices))}"
+
+    def _segment(self, k: int) -> Path:
+        return self.dir / f"{self.stem}.seg_{k:04d}.safetensors"
+
+    def save(
+        self,
+        pos: int,
+        pending: dict[str, list[tuple[int, np.ndarray]]],
+        state: FluidState,
+        start_state: FluidState | None,
+    ) -> None:
+        from coldflow.runs import save_tensors
+
+        tensors: dict[str, torch.Tensor] = {}
+        for name, items in pending.items():
+            tensors[name] = torch.from_numpy(np.stack([a for _, a in items]))
+            tensors[f"{name}#frames"] = torch.tensor([t for t, _ in items], dtype=torch.int64)
+        for prefix, st in (("state", state), ("start", start_state)):
+            if st is None:
+                continue
+            for field in ("velocity", "density", "pressure"):
+                value = getattr(st, field)
+                if value is not None:
+                    tensors[f"{prefix}.{field}"] = value.detach()
+        k = len(self.segments)
+        path = self._segment(k)
+        sha = save_tensors(path, tensors)
+        self.segments.append({"file": path.name, "sha256": sha, "pos": pos})
+        write_json(
+            self.manifest,
+            {"indices": self.indices, "physics_hashes": self.hashes, "segments": self.segments},
+        )
+
+    def restore(self, store: Callable[[str, int, np.ndarray], None]):
+        """Replay the saved frames through ``store``; ``(pos, state, start_state)`` or None."""
+        from coldflow.runs import load_tensors
+
+        if not self.manifest.is_file():
+            return None
+        try:
+            info = json.loads(self.manifest.read_text())
+            segments = list(info["segments"])
+            same = info["indices"] == self.indices and info["physics_hashes"] == self.hashes
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            self._warn(f"{self.manifest}: unreadable ({e}); simulating the batch from frame 0")
+            return None
+        if not same:
+            self._warn(
+                f"{self.manifest}: saved for other simulations or another config; simulating "
+                "the batch from frame 0"
+            )
+            return None
+        loaded = []
+        for seg in segments:
+            try:
+                loaded.append(load_tensors(self.dir / seg["file"], seg["sha256"]))
+            except CheckpointError as e:
+                self._warn(f"{e}; resuming from the segment before it")
+                break
+        if not loaded:
+            return None
+        self.segments = segments[: len(loaded)]
+        for tensors in loaded:
+            for name, values in tensors.items():
+                if "#" in name or "." in name:
+                    continue
+                frames = tensors[f"{name}#frames"].tolist()
+                for t, array in zip(frames, values.numpy(), strict=True):
+                    store(name, t, array)
+        last = loaded[-1]
+
+        def state_of(prefix: str) -> FluidState | None:
+            if f"{prefix}.velocity" not in last:
+                return None
+            return FluidState(
+                last[f"{prefix}.velocity"],
+                last.get(f"{prefix}.density"),
+                last.get(f"{prefix}.pressure"),
+            )
+
+        return int(self.segments[-1]["pos"]), state_of("state"), state_of("start")
+
+    def _warn(self, message: str) -> None:
+        warnings.warn(message, stacklevel=3)
+        self.say(message)
+
+    def clear(self) -> None:
+        """Remove the manifest (first) and every segment of this batch."""
+        self.manifest.unlink(missing_ok=True)
+        for seg in self.dir.glob(f"{self.stem}.seg_*.safetensors"):
+            seg.unlink(missing_ok=True)
+        self.segments = []
 
 
 # -------------------------------------------------------------------------- progress
@@ -380,15 +652,30 @@ def _console_print(message: str) -> None:
 
 
 class _Progress:
-    """A rich progress bar counting simulated frames, with frames/s and ETA."""
+    """Frames simulated, with frames/s and ETA.
 
-    def __init__(self, enabled: bool, total: int):
+    A rich progress bar on a terminal; otherwise (cluster logs) a plain line every 5 %.
+    """
+
+    def __init__(
+        self,
+        enabled: bool,
+        total: int,
+        say: Callable[[str], None] | None = None,
+        checkpoint_every: int = 0,
+    ):
         self.enabled, self.total = enabled and total > 0, total
+        self.checkpoint_every = checkpoint_every  # the run's setting, read by _run_batch
         self._bar = None
         self._t0 = time.perf_counter()
+        self._done = 0  # frames, restored ones included
+        self._restored = 0  # frames replayed from a checkpoint (not in the rate)
+        self._said = 0  # last 5 % mark printed
+        self.say = say or (lambda m: print(m, file=sys.stderr, flush=True))
+        self.plain = self.enabled and not _is_terminal()
 
     def __enter__(self) -> _Progress:
-        if self.enabled:
+        if self.enabled and not self.plain:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -413,13 +700,48 @@ class _Progress:
             self._task = self._bar.add_task("simulate", total=self.total, rate="")
         return self
 
+    def _rate(self) -> float:
+        return (self._done - self._restored) / max(time.perf_counter() - self._t0, 1e-9)
+
+    def skip(self, frames: int) -> None:
+        """Count frames restored from a checkpoint (done, but not in the rate)."""
+        self._restored += frames
+        self.advance(frames)
+
     def advance(self, frames: int) -> None:
+        self._done += frames
         if self._bar is not None:
-            self._bar.advance(self._task, frames)
-            done = self._bar.tasks[0].completed
-            rate = done / max(time.perf_counter() - self._t0, 1e-9)
-            self._bar.update(self._task, rate=f"{rate:.1f} frames/s")
+            self._bar.update(self._task, completed=self._done, rate=f"{self._rate():.1f} frames/s")
+        elif self.plain:
+            mark = 20 * self._done // self.total
+            if mark > self._said:
+                self._said = mark
+                self.say(self.line())
+
+    def line(self) -> str:
+        """``simulate: 120/2400 frames (5%), 12.3 frames/s, ETA 3m05s``."""
+        rate = self._rate()
+        left = self.total - self._done
+        eta = _duration(left / rate) if rate > 0 else "?"
+        return (
+            f"simulate: {self._done}/{self.total} frames ({100 * self._done // self.total}%), "
+            f"{rate:.1f} frames/s, ETA {eta}"
+        )
 
     def __exit__(self, *exc) -> None:
         if self._bar is not None:
             self._bar.__exit__(*exc)
+
+
+def _is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"

@@ -1,47 +1,172 @@
-"""Studies: train several runs (resuming any that exist) and compare them in one report."""
+"""Studies: many runs of any tasks, trained, evaluated and compared on one page.
+
+A study file lists runs (a config file and overrides each). ``run_study`` trains every
+run that is not finished (resuming interrupted ones), evaluates it when asked, writes
+its ``report.html``, and builds ``index.html`` and ``results.md``: one comparison per
+task, with each run's headline numbers. ``shard=(i, n)`` runs only runs i, i + n, ...
+(one job of a scheduler's array); ``collect`` builds the pages from finished runs only.
+"""
 
 from __future__ import annotations
 
+import html
+import json
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
-from coldflow.config import RunConfig, StudyConfig, load_config
-from coldflow.experiment import evaluate, train
+from coldflow.config import StudyConfig, load_config
+from coldflow.errors import UserError
+from coldflow.experiment import evaluate, load_config_file, report_run, train
+from coldflow.io import write_text
+from coldflow.report import write_comparison
+from coldflow.report.html import markdown_table, markdown_to_html, notes_html, page
 from coldflow.runs import RunDir
+from coldflow.tasks import TASKS, kind_of
 
-__all__ = ["run_study"]
+__all__ = ["parse_shard", "run_study"]
 
 
-def run_study(path: str | Path, out: str | Path | None = None, overrides: list[str] = ()) -> Path:
-    """Train every run of the study file ``path`` into ``out/<run name>`` and compare them.
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise UserError(f"--shard i/n needs 0 <= i < n, got {text!r}")
+    return i, n
 
-    A run whose directory already holds checkpoints is resumed, so an interrupted study
-    continues where it stopped and a finished one only redraws its report.
+
+def _finished(run_dir: Path, epochs: int) -> bool:
+    run = RunDir(run_dir)
+    done = run.checkpoints() if run.exists() else []
+    return bool(done) and done[-1] >= epochs and TASKS[kind_of(run_dir)].finished(run)
+
+
+def run_study(
+    path: str | Path,
+    out: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    shard: tuple[int, int] = (0, 1),
+    collect: bool = False,
+) -> Path | None:
+    """Train, evaluate and report every run of the study file ``path`` into ``out``.
+
+    Parameters
+    ----------
+    path
+        Study YAML (:class:`~coldflow.config.StudyConfig`).
+    out
+        Output directory (default ``runs/<study name>``); run ``r`` goes to ``out/r``.
+    overrides
+        ``--set`` overrides applied to every run (a run's own ``set`` wins).
+    shard
+        ``(i, n)``: handle only runs ``i, i + n, ...``.
+    collect
+        Train nothing; build the pages from the runs that are finished.
 
     Returns
     -------
-    Path
-        The comparison page ``out/index.html``.
+    Path or None
+        ``out/index.html``; None for a shard of several (collect afterwards).
     """
-    from coldflow.report import write_comparison, write_run_report
-
     path = Path(path)
     study = load_config(path, StudyConfig)
     out = Path(out) if out else Path("runs") / study.name
-    run_dirs = []
-    for spec in study.runs:
+    configs = {}
+    for spec in study.runs:  # validate every config before the first run starts
         cfg_path = (path.parent / spec.config).resolve()
-        cfg = load_config(cfg_path, RunConfig, [*spec.set, *overrides])
+        configs[spec.name] = load_config_file(cfg_path, [*overrides, *spec.set])
+    index, count = shard
+    for k, spec in enumerate(study.runs):
+        if collect or k % count != index:
+            continue
+        cfg = configs[spec.name]
         run_dir = out / spec.name
-        run = RunDir(run_dir)
-        done = run.checkpoints()
-        if done and done[-1] >= cfg.training.epochs and run.samples_path().is_file():
-            print(f"{spec.name}: already trained ({done[-1]} epochs)", flush=True)
+        if _finished(run_dir, cfg.training.epochs):
+            print(f"{spec.name}: already trained", flush=True)
         else:
-            print(f"{spec.name}: training {cfg_path.name} into {run_dir}", flush=True)
-            train(cfg, run_dir, resume=bool(done))
-        if spec.evaluate and not (run.path / "evaluation.json").is_file():
-            print(f"{spec.name}: evaluating on {spec.evaluate} samples", flush=True)
-            evaluate(run_dir, n=spec.evaluate, device=cfg.training.device)
-        write_run_report(run_dir)
-        run_dirs.append(run_dir)
-    return write_comparison(run_dirs, out)
+            resume = bool(RunDir(run_dir).checkpoints())
+            print(f"{spec.name}: {'resuming' if resume else 'training'} {spec.config}", flush=True)
+            train(cfg, run_dir, resume=resume)
+        if spec.evaluate and not (run_dir / "evaluation.json").is_file():
+            options = dict(spec.evaluate_options)
+            if spec.evaluate is not True:
+                options["n"] = spec.evaluate
+            print(f"{spec.name}: evaluating", flush=True)
+            evaluate(run_dir, device=cfg.training.device, **options)
+        report_run(run_dir)
+    if count > 1 and not collect:
+        print(f"shard {index}/{count} done; build the page with --collect once all are done")
+        return None
+    finished = [s for s in study.runs if _finished(out / s.name, configs[s.name].training.epochs)]
+    missing = [s.name for s in study.runs if s not in finished]
+    if not finished:
+        raise UserError(f"{out}: no run of the study is finished yet; train it first")
+    groups: dict[str, list[Path]] = {}
+    for spec in finished:
+        groups.setdefault(configs[spec.name].method.kind, []).append(out / spec.name)
+    return write_study_page(study.name, out, groups, missing, configs)
+
+
+def _summary_table(kind: str, runs: list[Path]) -> str:
+    """Each run's training outcome (epochs, final loss, last logged evaluation metrics)
+    and the headline numbers of its ``evaluation.json`` (the task's summary)."""
+    from coldflow.report.runs import metric_series
+
+    rows, columns = [], {}
+    for run in runs:
+        events = RunDir(run).read_metrics()
+        epochs, losses = metric_series(events, "train", "loss")
+        summary: dict = {
+            "epochs": epochs[-1] if epochs else "",
+            "train loss": losses[-1] if losses else "",
+        }
+        for name in sorted({e["name"] for e in events if e.get("split") == "eval"}):
+            summary[f"{name} (last epoch)"] = metric_series(events, "eval", name)[1][-1]
+        ev_path = run / "evaluation.json"
+        if ev_path.is_file():
+            summary |= TASKS[kind].summary(json.loads(ev_path.read_text()))
+        columns |= dict.fromkeys(summary)
+        rows.append((run.name, summary))
+    return markdown_table(
+        ["run", *columns], [[name, *(s.get(c, "") for c in columns)] for name, s in rows]
+    )
+
+
+def write_study_page(
+    name: str, out: Path, groups: dict[str, list[Path]], missing: list[str], configs: dict
+) -> Path:
+    """``out/index.html`` and ``out/results.md``; one comparison page per task."""
+    md = [f"# Study {name}", ""]
+    body = [f"<h1>Study {html.escape(name)}</h1>"]
+    if missing:
+        note = f"Not finished (not shown): {', '.join(missing)}."
+        md += [note, ""]
+        body += notes_html([note])
+    for kind, runs in groups.items():
+        task = TASKS[kind]
+        labels = [r.name for r in runs]
+        extra = task.compare(runs, out / kind, labels)
+
+        def describe(run: Path) -> str:
+            cfg = configs[run.name]
+            return TASKS[cfg.method.kind].describe(cfg)
+
+        page_path = write_comparison(
+            runs, out / kind, labels=labels, extra=extra, describe=describe, title=f"{kind} runs"
+        )
+        summary = _summary_table(kind, runs)
+        md += [f"## {kind}", "", summary]
+        for caption, table in extra.tables:
+            md += [f"### {caption}", "", table]
+        href = html.escape(Path(os.path.relpath(page_path, out)).as_posix(), quote=True)
+        body += [f'<h2>{html.escape(kind)}: <a href="{href}">comparison page</a></h2>']
+        body += markdown_to_html(summary)
+        for caption, table in extra.tables:
+            body += [f"<h3>{html.escape(caption)}</h3>", *markdown_to_html(table)]
+    write_text(out / "results.md", "\n".join(md))
+    index = out / "index.html"
+    write_text(index, page(f"coldflow study {name}", body))
+    return index

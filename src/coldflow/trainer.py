@@ -6,6 +6,11 @@ continues from the latest one and reproduces an uninterrupted run bit for bit on
 the optimizer, EMA and RNG states are restored, and the data order of epoch ``e`` depends
 only on ``(seed, e)``. Evaluation hooks run under a forked RNG, so they never change the
 training trajectory.
+
+A NaN or infinite loss stops training with a :class:`~coldflow.errors.NonFiniteError`
+naming the epoch, the step and the last good checkpoint; no checkpoint with non-finite
+weights is ever written. ``max_nonfinite_steps`` allows skipping a bounded number of such
+steps instead (no weight or EMA update; counted in the ``nonfinite_steps`` metric).
 """
 
 from __future__ import annotations
@@ -34,10 +39,12 @@ from torch.utils.data import (
     TensorDataset,
 )
 
+from coldflow.errors import NonFiniteError, UserError
 from coldflow.runs import RunDir
 
 __all__ = [
     "EMA",
+    "ConfigMismatchError",
     "RESUMABLE_TRAINING_FIELDS",
     "Trainer",
     "batch_size_of",
@@ -53,8 +60,12 @@ Hook = Callable[["Trainer", int], None]
 # training settings that may differ between a run and its resumption: they do not change
 # the trajectory (config hashes leave them out)
 RESUMABLE_TRAINING_FIELDS = frozenset(
-    {"epochs", "progress", "device", "keep_checkpoints", "num_workers"}
+    {"epochs", "progress", "device", "keep_checkpoints", "num_workers", "max_nonfinite_steps"}
 )
+
+
+class ConfigMismatchError(UserError, RuntimeError):
+    """A resumed run's config differs from the one its checkpoint was trained with."""
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -157,6 +168,11 @@ class Trainer:
     config_hash
         Hash of the config fields that determine the training trajectory; stored in
         checkpoints and checked on resume.
+    max_nonfinite_steps
+        How many steps with a non-finite loss or gradient the whole run may skip (no
+        weight or EMA update) before it stops with :class:`~coldflow.errors.NonFiniteError`.
+        ``None`` reads ``cfg.max_nonfinite_steps`` (0 when absent). With 0, finiteness is
+        checked once per epoch (no host sync per step).
     """
 
     def __init__(
@@ -169,8 +185,12 @@ class Trainer:
         hooks: Sequence[Hook] = (),
         config_text: str = "",
         config_hash: str = "",
+        max_nonfinite_steps: int | None = None,
     ) -> None:
         self.cfg = cfg
+        if max_nonfinite_steps is None:
+            max_nonfinite_steps = getattr(cfg, "max_nonfinite_steps", 0) or 0
+        self.max_nonfinite_steps = int(max_nonfinite_steps)
         self.seed = seed
         self.hooks = list(hooks)
         self.dataset = dataset
@@ -198,7 +218,8 @@ class Trainer:
         )
         self.ema = EMA(self.model, cfg.ema) if cfg.ema else None
         self.epoch = 0  # epochs completed
-        self.step = 0
+        self.step = 0  # batches seen (skipped non-finite ones included)
+        self.nonfinite_steps = 0  # skipped over the whole run
 
     # ----------------------------------------------------------------- set-up
     @staticmethod
@@ -264,6 +285,7 @@ class Trainer:
         sidecar = {
             "epoch": self.epoch,
             "step": self.step,
+            "nonfinite_steps": self.nonfinite_steps,
             "config_hash": self.config_hash,
             "optimizer": {"param_groups": opt["param_groups"], "scalars": scalars},
             "rng": {
@@ -275,14 +297,46 @@ class Trainer:
         return tensors, sidecar
 
     def save_checkpoint(self) -> None:
+        """Write the checkpoint of ``self.epoch``; refuse non-finite weights.
+
+        Raises
+        ------
+        NonFiniteError
+            If a weight of the model or its EMA is NaN or infinite (nothing is written).
+        """
+        self._check_finite_weights()
         tensors, sidecar = self.state_tensors()
         self.run.save_checkpoint(self.epoch, tensors, sidecar, keep=self.cfg.keep_checkpoints)
 
-    def load_checkpoint(self, epoch: int | None = None, strict_config: bool = True) -> None:
-        """Restore model, EMA, optimizer, RNG and counters from the run directory."""
+    def last_checkpoint(self) -> str:
+        """The newest checkpoint file on disk, for messages (``"none yet"`` if none)."""
+        done = self.run.checkpoints()
+        return str(self.run.checkpoint_paths(done[-1])[0]) if done else "none yet"
+
+    def _check_finite_weights(self) -> None:
+        modules = [self.model] + ([self.ema.module] if self.ema is not None else [])
+        floats = [t for m in modules for t in m.state_dict().values() if torch.is_floating_point(t)]
+        if not floats or torch.stack([torch.isfinite(t).all() for t in floats]).all():
+            return
+        raise NonFiniteError(
+            f"weights became NaN or infinite by epoch {self.epoch} (step {self.step}); no "
+            f"checkpoint was written for it. Last good checkpoint: {self.last_checkpoint()}. "
+            + _NONFINITE_FIX
+        )
+
+    def load_checkpoint(
+        self, epoch: int | None = None, strict_config: bool = True, truncate_metrics: bool = True
+    ) -> None:
+        """Restore model, EMA, optimizer, RNG and counters from the run directory.
+
+        With ``epoch=None`` the newest intact checkpoint is loaded (a damaged later one is
+        skipped with a warning, see :meth:`RunDir.load_checkpoint`); ``self.epoch`` says
+        which. With ``truncate_metrics`` the metrics of later epochs are dropped, since
+        training redoes them.
+        """
         tensors, sidecar = self.run.load_checkpoint(epoch)
         if strict_config and sidecar.get("config_hash") not in ("", None, self.config_hash):
-            raise RuntimeError(
+            raise ConfigMismatchError(
                 f"{self.run.config_path}: the config differs from the one the checkpoint was "
                 "trained with; resume with the run's own config.yaml (only training.epochs "
                 "may change) or start a new run directory"
@@ -309,6 +363,14 @@ class Trainer:
         npst = sidecar["rng"]["numpy"]
         np.random.set_state((npst[0], np.array(npst[1], dtype=np.uint32), *npst[2:]))  # noqa: NPY002
         self.epoch, self.step = sidecar["epoch"], sidecar["step"]
+        self.nonfinite_steps = int(sidecar.get("nonfinite_steps", 0))
+        latest = self.run.checkpoints()
+        if epoch is None and latest and latest[-1] != self.epoch:
+            self.say(
+                f"checkpoint of epoch {latest[-1]} is damaged; resuming from epoch {self.epoch}"
+            )
+        if truncate_metrics:
+            self.run.truncate_metrics(self.epoch)
         if self.rank > 0:  # other ranks keep their own stream, offset as at the start
             seed_everything(self.seed + self.rank + 7919 * self.epoch)
 
@@ -316,8 +378,7 @@ class Trainer:
     def fit(self, resume: bool = False) -> None:
         """Train until ``cfg.epochs`` epochs are complete (continuing if ``resume``)."""
         if resume and self.run.checkpoints():
-            self.load_checkpoint()
-            self.run.truncate_metrics(self.epoch)
+            self.load_checkpoint(truncate_metrics=True)
             self.say(f"resumed from epoch {self.epoch} (step {self.step})")
         if self.config_text:
             self.run.save_config(self.config_text)
@@ -349,7 +410,8 @@ class Trainer:
             else None
         )
         total = torch.zeros((), device=self.device, dtype=torch.float64)
-        count = 0
+        first_bad = torch.full((), -1, device=self.device, dtype=torch.int64)
+        count = skipped = 0
         t0 = time.perf_counter()
         for batch in self._batches(epoch):
             batch = to_device(batch, self.device)
@@ -357,14 +419,31 @@ class Trainer:
                 loss = self.ddp(batch)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            norm = None
             if self.cfg.grad_clip is not None:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+                norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            self.step += 1
+            if self.max_nonfinite_steps and not self._step_is_finite(loss, norm):
+                skipped += 1
+                self.nonfinite_steps += 1
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.nonfinite_steps > self.max_nonfinite_steps:
+                    raise NonFiniteError(
+                        f"training loss or gradient was non-finite at epoch {epoch}, step "
+                        f"{self.step}: {self.nonfinite_steps} such steps, more than "
+                        f"max_nonfinite_steps={self.max_nonfinite_steps}. Last good checkpoint: "
+                        f"{self.last_checkpoint()}. " + _NONFINITE_FIX
+                    )
+                continue
             self.optimizer.step()
             if self.ema is not None:
                 self.ema.update(self.model)
-            self.step += 1
             n = batch_size_of(batch)
-            total += loss.detach().double() * n
+            detached = loss.detach()
+            if not self.max_nonfinite_steps:  # remember the first bad step, without a sync
+                bad = ~torch.isfinite(detached) & (first_bad < 0)
+                first_bad = torch.where(bad, self.step, first_bad)
+            total += detached.double() * n
             count += n
             if progress is not None and (self.step % 10 == 0 or count == n):
                 rate = count / (time.perf_counter() - t0)
@@ -375,19 +454,36 @@ class Trainer:
         stats = torch.tensor([total.item(), float(count)], dtype=torch.float64)
         if self.world > 1:
             dist.all_reduce(stats)
-        mean_loss = (stats[0] / stats[1]).item()
+        mean_loss = (stats[0] / stats[1]).item() if stats[1] > 0 else float("nan")
         rate = stats[1].item() / elapsed
         if not np.isfinite(mean_loss):
-            raise FloatingPointError(
-                f"training loss became {mean_loss} in epoch {epoch}; lower the learning rate "
-                "(training.optimizer.lr) or enable gradient clipping (training.grad_clip)"
+            at = int(first_bad.item())
+            where = f"step {at}" if at >= 0 else f"step {self.step}"
+            if stats[1] == 0:
+                where = f"step {self.step}; every step of the epoch was skipped"
+            raise NonFiniteError(
+                f"training loss became {mean_loss} in epoch {epoch} (first at {where}); no "
+                f"checkpoint was written for this epoch. Last good checkpoint: "
+                f"{self.last_checkpoint()}. " + _NONFINITE_FIX
             )
         if progress is not None:
             progress.update(task, completed=self._n_batches(), loss=mean_loss, rate=rate)
         self.run.log(epoch, self.step, "train", "loss", mean_loss)
-        self.run.log(epoch, self.step, "train", "images_per_s", rate)
+        self.run.log(epoch, self.step, "train", "samples_per_s", rate)
+        if self.max_nonfinite_steps:
+            self.run.log(epoch, self.step, "train", "nonfinite_steps", skipped)
         self.run.log(epoch, self.step, "train", "epoch_seconds", elapsed)
         self.run.log(epoch, self.step, "train", "lr", self.optimizer.param_groups[0]["lr"])
+
+    def _step_is_finite(self, loss: torch.Tensor, norm: torch.Tensor | None) -> bool:
+        """Whether loss and gradients are finite, agreed by every process (one host sync)."""
+        if norm is None:
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            norm = nn.utils.get_total_norm(grads) if grads else torch.zeros((), device=self.device)
+        bad = (~torch.isfinite(loss.detach()) | ~torch.isfinite(norm)).to(torch.float32)
+        if self.world > 1:
+            dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+        return not bool(bad.item())
 
     def _step0(self, epoch: int) -> int:
         return (epoch - 1) * self._n_batches()
@@ -400,7 +496,7 @@ class Trainer:
             BarColumn(),
             TextColumn("{task.completed}/{task.total}"),
             TextColumn("loss {task.fields[loss]:.4f}"),
-            TextColumn("{task.fields[rate]:.0f} img/s"),
+            TextColumn("{task.fields[rate]:.0f} samples/s"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
         )
@@ -414,6 +510,13 @@ class Trainer:
         """Tear down the process group if this trainer created one."""
         if _is_dist():
             dist.destroy_process_group()
+
+
+_NONFINITE_FIX = (
+    "Lower the learning rate (training.optimizer.lr), enable gradient clipping "
+    "(training.grad_clip) or allow a few skipped steps (training.max_nonfinite_steps), then "
+    "continue with `coldflow train --resume --run-dir RUN`."
+)
 
 
 def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

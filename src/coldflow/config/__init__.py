@@ -1,6 +1,8 @@
 """Typed configuration: pydantic models for every config, YAML loading, ``--set`` overrides.
 
-``base`` holds the loading machinery; each study has its own module of models.
+``base`` holds the loading machinery, ``training`` the sections every run shares,
+``study`` the study files; each task has its own module of models (``mnist``, ``sol``,
+``fields``; ``fluids`` for the data sets).
 """
 
 from coldflow.config.base import (
@@ -22,15 +24,13 @@ from coldflow.config.mnist import (
     FIDConfig,
     LinearNoiseConfig,
     MnistDataConfig,
-    OptimizerConfig,
     RunConfig,
     SamplingConfig,
     SeedCNNConfig,
-    StudyConfig,
-    StudyRun,
-    TrainingConfig,
     UNetConfig,
 )
+from coldflow.config.study import StudyConfig, StudyRun
+from coldflow.config.training import FieldLossConfig, OptimizerConfig, TrainingConfig
 
 __all__ = [
     "SAMPLERS",
@@ -39,6 +39,7 @@ __all__ = [
     "ConfigError",
     "DDPMConfig",
     "EvaluationConfig",
+    "FieldLossConfig",
     "FIDConfig",
     "LinearNoiseConfig",
     "MnistDataConfig",

@@ -82,11 +82,15 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.load(path.read_text(), Loader=_Loader)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
+    try:
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML: {e}") from None
     if data is None:
-        data = {}
+        raise ConfigError(f"{path}: the config file is empty; write its keys (see configs/)")
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: the top level must be a mapping of keys, got {type(data).__name__}"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, model_validator
 
 from coldflow.config.base import Strict
+from coldflow.config.training import TrainingConfig
 
 # ----------------------------------------------------------------------------- data
 
@@ -131,37 +131,6 @@ DEFAULT_SAMPLERS = {"ddpm": ("ancestral", "ddim"), "cold": ("improved", "improve
 Sampler = Literal["ancestral", "ddim", "naive", "improved"]
 
 
-# --------------------------------------------------------------------------- training
-
-
-class OptimizerConfig(Strict):
-    kind: Literal["adam", "adamw"] = "adam"
-    lr: float = Field(2e-4, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    betas: tuple[float, float] = (0.9, 0.999)
-
-
-class TrainingConfig(Strict):
-    epochs: int = Field(100, ge=1)
-    batch_size: int = Field(128, ge=1)
-    optimizer: OptimizerConfig = OptimizerConfig()
-    ema: float | None = Field(
-        None, ge=0, lt=1, description="EMA decay of the weights (e.g. 0.999); null disables"
-    )
-    grad_clip: float | None = Field(None, gt=0, description="max global gradient norm")
-    amp: Literal["none", "bf16"] = Field("none", description="bf16 autocast for forward passes")
-    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
-    num_workers: int = Field(0, ge=0)
-    keep_checkpoints: int = Field(2, ge=1, description="how many recent checkpoints to keep")
-    progress: bool = True
-
-    @model_validator(mode="after")
-    def _check_device(self) -> TrainingConfig:
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
-            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
-        return self
-
-
 class SamplingConfig(Strict):
     sampler: Sampler | None = Field(
         None, description="ddpm: ancestral|ddim; cold: naive|improved (null: method default)"
@@ -249,24 +218,3 @@ class RunConfig(Strict):
         if bad:
             raise ValueError(f"sampling.snapshot_timesteps {bad} lie outside 1..n_T = 1..{n_T}")
         return self
-
-
-# ----------------------------------------------------------------------------- studies
-
-
-class StudyRun(Strict):
-    """One run of a study: a config file (relative to the study file) and overrides."""
-
-    name: str
-    config: str
-    set: list[str] = Field(default_factory=list, description="--set overrides for this run")
-    evaluate: int | None = Field(
-        None, ge=2, description="after training, `coldflow evaluate` with this many samples"
-    )
-
-
-class StudyConfig(Strict):
-    """Several runs trained one after another, then compared in one report."""
-
-    name: str = "study"
-    runs: list[StudyRun] = Field(min_length=1)

@@ -2,17 +2,17 @@
 
 A run names a fluid data set file (made by ``coldflow simulate``), the correction
 network, the method (``kind: sol``: unrolled steps ``m`` and the training loss) and the
-common :class:`~coldflow.config.mnist.TrainingConfig`.
+common :class:`~coldflow.config.training.TrainingConfig`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
 from coldflow.config.base import Strict
-from coldflow.config.mnist import OptimizerConfig, TrainingConfig
+from coldflow.config.training import FieldLossConfig, OptimizerConfig, TrainingConfig
 
 __all__ = [
     "SolDataConfig",
@@ -47,16 +47,7 @@ class SolNetConfig(Strict):
     zero_init: bool = Field(True, description="start as the uncorrected solver")
 
 
-class SolLossConfig(Strict):
-    """A distance of :data:`coldflow.losses.LOSSES` through the vector-field adapter."""
-
-    name: Literal["mse", "mae", "vgg", "lpips", "lsim"] = "mse"
-    fit: Literal["pad", "resize"] = Field("pad", description="how small components are enlarged")
-    pad_mode: Literal["edge", "constant"] = "edge"
-    faces: Literal["keep", "center"] = "keep"
-    options: dict[str, Any] = Field(
-        default_factory=dict, description="options of the distance, e.g. {scaling: joint}"
-    )
+SolLossConfig = FieldLossConfig  # the loss section is the same for every field task
 
 
 class SolMethodConfig(Strict):

@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from coldflow.physics.grid import faces_to_centered
+
 __all__ = ["FIT_MODES", "GRIDS", "FieldDistance", "field_components"]
 
 GRIDS = ("centered", "staggered")
@@ -87,9 +89,10 @@ def field_components(x: Field, grid: str = "centered", faces: str = "keep") -> l
         raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
     vy, vx = _staggered_faces(x)
     if faces == "center":
-        vy = 0.5 * (vy[:, :-1, :] + vy[:, 1:, :])
-        vx = 0.5 * (vx[:, :, :-1] + vx[:, :, 1:])
-    elif faces != "keep":
+        padded = torch.stack((F.pad(vy, (0, 1)), F.pad(vx, (0, 0, 0, 1))), dim=1)
+        centered = faces_to_centered(padded)
+        return [centered[:, 0:1], centered[:, 1:2]]
+    if faces != "keep":
         raise ValueError(f"faces must be one of {FACES}, got {faces!r}")
     return [vy[:, None], vx[:, None]]
 

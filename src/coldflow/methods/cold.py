@@ -22,7 +22,7 @@ import math
 import torch
 from torch import nn
 
-from coldflow.methods.ddpm import SampleResult, _snapshot_steps
+from coldflow.methods.common import SampleResult, snapshot_steps
 
 __all__ = ["ColdDiffusion", "fit_gmm", "fit_prior"]
 
@@ -252,7 +252,7 @@ class ColdDiffusion(nn.Module):
     ) -> SampleResult:
         """Iterate the naive or improved update from x_T = ``x``; returns the final x0_hat."""
         ts = list(range(self.n_T, 0, -1))
-        wanted = _snapshot_steps(ts, snapshots)
+        wanted = snapshot_steps(ts, snapshots)
         traj, traj_t = [], []
         x0_hat = x
         for t in ts:

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from torch import nn
 
 from coldflow.degradations.noise import LinearNoise
+from coldflow.methods.common import SampleResult, snapshot_steps
 
-__all__ = ["DDPM", "SampleResult", "ddim_timesteps"]
-
-
-@dataclass
-class SampleResult:
-    """Final samples and the trajectory captured at requested timesteps.
-
-    ``trajectory[k]`` is the state x_t at ``timesteps[k]`` (the input of the step from t
-    to t-1), so t = n_T is the starting point and the final ``images`` are x_0.
-    """
-
-    images: torch.Tensor
-    trajectory: torch.Tensor | None = None
-    timesteps: list[int] = field(default_factory=list)
+__all__ = ["DDPM", "ddim_timesteps"]
 
 
 def ddim_timesteps(n_T: int, steps: int) -> list[int]:
@@ -106,7 +92,7 @@ class DDPM(nn.Module):
             ts = ddim_timesteps(self.n_T, steps or 50)
         else:
             raise ValueError(f"unknown sampler {sampler!r}; use 'ancestral' or 'ddim'")
-        wanted = _snapshot_steps(ts, snapshots)
+        wanted = snapshot_steps(ts, snapshots)
         traj, traj_t = [], []
         for i, t in enumerate(ts):
             if t in wanted:
@@ -140,13 +126,3 @@ class DDPM(nn.Module):
         if eta > 0 and t_prev > 0:
             z = z + sigma * torch.randn(z.shape, device=z.device, generator=generator)
         return z
-
-
-def _snapshot_steps(visited: list[int], requested) -> dict[int, int]:
-    """Map each visited timestep to the requested snapshot it stands for."""
-    out: dict[int, int] = {}
-    for r in requested:
-        at_or_above = [t for t in visited if t >= r]
-        if at_or_above:
-            out.setdefault(min(at_or_above), r)
-    return out

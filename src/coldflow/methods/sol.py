@@ -30,32 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from coldflow.physics import FluidState, Scene
+from coldflow.methods.common import Unowned
+from coldflow.physics import FluidState, Scene, centered_to_faces, faces_to_centered
 
-__all__ = ["Rollout", "SolverInTheLoop", "centered_to_faces", "faces_to_centered"]
-
-
-def faces_to_centered(velocity: torch.Tensor) -> torch.Tensor:
-    """Average the two faces of each cell: padded ``[B, 2, H + 1, W + 1]`` -> ``[B, 2, H, W]``."""
-    vy = velocity[:, 0, :, :-1]
-    vx = velocity[:, 1, :-1, :]
-    return torch.stack(
-        (0.5 * (vy[:, :-1] + vy[:, 1:]), 0.5 * (vx[:, :, :-1] + vx[:, :, 1:])), dim=1
-    )
-
-
-def centered_to_faces(centered: torch.Tensor) -> torch.Tensor:
-    """Interpolate ``[B, 2, H, W]`` cell values to the padded staggered layout.
-
-    Interior faces get the mean of their two cells, boundary faces the value of their one
-    cell; the padding column / row is zero.
-    """
-    cy, cx = centered[:, 0], centered[:, 1]
-    ey = F.pad(cy[:, None], (0, 0, 1, 1), mode="replicate")[:, 0]  # [B, H + 2, W]
-    ex = F.pad(cx[:, None], (1, 1, 0, 0), mode="replicate")[:, 0]  # [B, H, W + 2]
-    fy = 0.5 * (ey[:, :-1] + ey[:, 1:])  # [B, H + 1, W]
-    fx = 0.5 * (ex[:, :, :-1] + ex[:, :, 1:])  # [B, H, W + 1]
-    return torch.stack((F.pad(fy, (0, 1, 0, 0)), F.pad(fx, (0, 0, 0, 1))), dim=1)
+__all__ = ["Rollout", "SolverInTheLoop"]
 
 
 def _face_fluid_fraction(obstacle: torch.Tensor) -> torch.Tensor:
@@ -66,18 +44,6 @@ def _face_fluid_fraction(obstacle: torch.Tensor) -> torch.Tensor:
     fy = 1 - torch.maximum(oy[:-1], oy[1:])
     fx = 1 - torch.maximum(ox[:, :-1], ox[:, 1:])
     return torch.stack((F.pad(fy, (0, 1, 0, 0)), F.pad(fx, (0, 0, 0, 1))))
-
-
-@dataclass(eq=False)
-class _Shared:
-    """Objects the module uses but does not own: kept out of ``state_dict`` and shared
-    (not copied) by ``copy.deepcopy`` (the trainer's EMA copy)."""
-
-    scene: Scene
-    loss: nn.Module | None
-
-    def __deepcopy__(self, memo: dict) -> _Shared:
-        return self
 
 
 @dataclass(frozen=True)
@@ -125,7 +91,7 @@ class SolverInTheLoop(nn.Module):
                 f"got {list(param_std)}"
             )
         self.net = net
-        self.shared = _Shared(scene, loss)
+        self.shared = Unowned(scene=scene, loss=loss)
         self.correct = correct
         self.register_buffer("velocity_std", torch.tensor(float(velocity_std)))
         self.register_buffer("param_std", torch.tensor([float(s) for s in param_std]))

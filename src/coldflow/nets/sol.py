@@ -91,27 +91,16 @@ def _options(defaults: dict, options: dict) -> dict:
     return {**defaults, **{k: v for k, v in options.items() if v is not None}}
 
 
-def sol_resnet(
-    in_channels: int = 3,
-    out_channels: int = 2,
-    image_shape: tuple[int, int] | None = None,
-    **options,
-) -> SolCorrectionNet:
+def sol_resnet(in_channels: int = 3, out_channels: int = 2, **options) -> SolCorrectionNet:
     """The network of Um et al. 2020: 5x5 kernels, 32 channels, five residual blocks.
 
-    ``image_shape`` is accepted for :func:`coldflow.nets.build_net` and ignored (the
-    network is fully convolutional); ``options`` override :class:`SolCorrectionNet`'s.
+    ``options`` override :class:`SolCorrectionNet`'s (``None`` keeps the default).
     """
     defaults = {"width": 32, "blocks": 5, "kernel_size": 5}
     return SolCorrectionNet(in_channels, out_channels, **_options(defaults, options))
 
 
-def sol_resnet_small(
-    in_channels: int = 3,
-    out_channels: int = 2,
-    image_shape: tuple[int, int] | None = None,
-    **options,
-) -> SolCorrectionNet:
+def sol_resnet_small(in_channels: int = 3, out_channels: int = 2, **options) -> SolCorrectionNet:
     """A CPU-sized variant: 16 channels, two residual blocks, 5x5 kernels."""
     defaults = {"width": 16, "blocks": 2, "kernel_size": 5}
     return SolCorrectionNet(in_channels, out_channels, **_options(defaults, options))

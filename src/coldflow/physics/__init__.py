@@ -13,19 +13,21 @@ from coldflow.physics.diagnostics import (
 )
 from coldflow.physics.grid import (
     Domain,
+    centered_to_faces,
     centered_to_tensor,
     downsample_centered,
     downsample_velocity,
+    faces_to_centered,
     fixed_face_values,
     free_face_mask,
     staggered_to_tensor,
     tensor_to_centered,
     tensor_to_staggered,
-    with_correction,
 )
 from coldflow.physics.karman import KarmanScene
 from coldflow.physics.plume import PlumeScene
-from coldflow.physics.scene import FluidState, PressureSolver, Scene, SolverError
+from coldflow.physics.scene import Scene
+from coldflow.physics.solver import FluidState, PressureSolver, SolverError
 
 SCENES: dict[str, type[Scene]] = {"karman": KarmanScene, "plume": PlumeScene}
 """Scene classes by config name."""
@@ -39,10 +41,12 @@ __all__ = [
     "PressureSolver",
     "Scene",
     "SolverError",
+    "centered_to_faces",
     "centered_to_tensor",
     "dominant_frequency",
     "downsample_centered",
     "downsample_velocity",
+    "faces_to_centered",
     "fixed_face_values",
     "free_face_mask",
     "probe_series",
@@ -51,5 +55,4 @@ __all__ = [
     "tensor_to_centered",
     "tensor_to_staggered",
     "vorticity",
-    "with_correction",
 ]

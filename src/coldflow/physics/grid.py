@@ -19,6 +19,9 @@ component (y is the first spatial axis: the flow direction of the Kármán scene
 
 Scalar fields (smoke density, pressure, masks) are cell-centred, ``(..., H, W)``.
 
+Networks see velocities at cell centres, ``(..., 2, H, W)``: :func:`faces_to_centered`
+and :func:`centered_to_faces` are the one conversion between the two layouts.
+
 Everything here is pure tensor arithmetic or PhiFlow field construction: nothing reads
 or writes files.
 """
@@ -40,15 +43,16 @@ __all__ = [
     "box_fraction",
     "Domain",
     "Side",
+    "centered_to_faces",
     "centered_to_tensor",
     "downsample_centered",
     "downsample_velocity",
+    "faces_to_centered",
     "fixed_face_values",
     "free_face_mask",
     "tensor_to_centered",
     "tensor_to_staggered",
     "staggered_to_tensor",
-    "with_correction",
 ]
 
 AXES = ("y", "x")
@@ -305,24 +309,42 @@ def box_fraction(
     return parts[0][:, None] * parts[1][None, :]
 
 
-def with_correction(velocity: Field, correction: Field) -> Field:
-    """Add a correction to a PhiFlow velocity without changing its boundary condition.
+# ---------------------------------------------------------- staggered <-> cell-centred
 
-    ``velocity + correction`` (or ``velocity + resample(correction, to=velocity)``) adds
-    the two fields' boundary conditions as well, so an inflow of speed 1 becomes an
-    inflow of speed 2. This adds only the values. For tensors in the padded layout use
-    :meth:`coldflow.physics.Scene.add_correction`.
 
-    Parameters
-    ----------
-    velocity
-        Staggered velocity.
-    correction
-        Any field; it is resampled to ``velocity``'s faces.
+def faces_to_centered(velocity: torch.Tensor) -> torch.Tensor:
+    """Average the two faces of each cell: ``(..., 2, H + 1, W + 1)`` -> ``(..., 2, H, W)``.
+
+    The y component of cell ``(j, i)`` is the mean of its lower and upper y faces, the x
+    component the mean of its left and right x faces; the padding is never read. A
+    constant field stays constant and a linear field is sampled exactly at the centres.
     """
-    from phi.field import resample
+    if velocity.ndim < 3 or velocity.shape[-3] != 2:
+        raise ValueError(
+            f"a staggered velocity must be (..., 2, H + 1, W + 1), got {tuple(velocity.shape)}"
+        )
+    vy = velocity[..., 0, :, :-1]  # (..., H + 1, W)
+    vx = velocity[..., 1, :-1, :]  # (..., H, W + 1)
+    return torch.stack(
+        (0.5 * (vy[..., :-1, :] + vy[..., 1:, :]), 0.5 * (vx[..., :-1] + vx[..., 1:])), dim=-3
+    )
 
-    return velocity.with_values(velocity.values + resample(correction, to=velocity).values)
+
+def centered_to_faces(centered: torch.Tensor) -> torch.Tensor:
+    """Interpolate cell values ``(..., 2, H, W)`` to the padded layout ``(..., 2, H + 1, W + 1)``.
+
+    Interior faces get the mean of their two cells, boundary faces the value of their one
+    cell; the padding column / row is zero. :func:`faces_to_centered` of the result
+    returns the input exactly for fields that are linear along each component's axis.
+    """
+    if centered.ndim < 3 or centered.shape[-3] != 2:
+        raise ValueError(f"a centred velocity must be (..., 2, H, W), got {tuple(centered.shape)}")
+    cy, cx = centered[..., 0, :, :], centered[..., 1, :, :]
+    ey = torch.cat((cy[..., :1, :], cy, cy[..., -1:, :]), dim=-2)  # (..., H + 2, W)
+    ex = torch.cat((cx[..., :1], cx, cx[..., -1:]), dim=-1)  # (..., H, W + 2)
+    fy = 0.5 * (ey[..., :-1, :] + ey[..., 1:, :])  # (..., H + 1, W)
+    fx = 0.5 * (ex[..., :-1] + ex[..., 1:])  # (..., H, W + 1)
+    return torch.stack((F.pad(fy, (0, 1)), F.pad(fx, (0, 0, 0, 1))), dim=-3)
 
 
 # ------------------------------------------------------------------------ downsampling

@@ -16,15 +16,12 @@ when the state stops being finite.
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 
-from coldflow.errors import UserError
 from coldflow.physics.grid import (
     BATCH,
     Domain,
@@ -35,6 +32,7 @@ from coldflow.physics.grid import (
     tensor_to_centered,
     tensor_to_staggered,
 )
+from coldflow.physics.solver import FluidState, PressureSolver, SolverError, phi_context
 
 __all__ = ["FluidState", "PressureSolver", "Scene", "SolverError", "phi_context", "smooth_noise"]
 
@@ -58,117 +56,6 @@ def smooth_noise(seed: int, resolution: tuple[int, int], cells: tuple[int, int])
         lattice * 2 - 1, size=tuple(resolution), mode="bilinear", align_corners=True
     )
     return out[0, 0]
-
-
-class SolverError(UserError, RuntimeError):
-    """A step produced a non-finite state or a pressure solve that missed its tolerance.
-
-    Attributes
-    ----------
-    samples
-        Batch indices of the failed simulations.
-    details
-        One line per failed sample.
-    """
-
-    def __init__(self, message: str, samples: Sequence[int] = (), details: Sequence[str] = ()):
-        super().__init__(message)
-        self.samples = list(samples)
-        self.details = list(details)
-
-
-@contextlib.contextmanager
-def phi_context(precision: int = 32) -> Iterator[None]:
-    """PhiFlow/PhiML on the torch backend with the given float precision.
-
-    Tensors PhiFlow creates itself (masks, sources, the pressure matrix) follow PhiML's
-    default backend. The first call therefore makes torch PhiML's global default (as
-    ``import phi.torch.flow`` does): the backward pass of a step (the implicit gradient
-    of the pressure solve) runs after this context has closed and needs it too.
-    """
-    from phiml import backend, math
-    from phiml.backend.torch import TORCH
-
-    if backend.default_backend() is not TORCH:
-        backend.set_global_default_backend(TORCH)
-    with TORCH, math.precision(precision), warnings.catch_warnings():
-        # PhiML builds its pressure matrix as a torch sparse CSR tensor, which warns
-        warnings.filterwarnings("ignore", message="Sparse (CSR tensor support|invariant checks)")
-        # PhiML's torch JIT is built on torch.jit.trace/script, which torch 2.x deprecates
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated")
-        yield
-
-
-@dataclass
-class FluidState:
-    """The state a scene advances, as torch tensors.
-
-    Attributes
-    ----------
-    velocity
-        ``(B, 2, H + 1, W + 1)`` staggered velocity in the padded layout
-        (see :mod:`coldflow.physics.grid`).
-    density
-        ``(B, H, W)`` smoke (plume, active) or marker (Kármán, passive) density; ``None``
-        is allowed for scenes whose velocity does not depend on it.
-    pressure
-        ``(B, H, W)`` pressure of the last projection. Only a warm start for the next
-        pressure solve (fewer iterations); never needed for correctness.
-    """
-
-    velocity: torch.Tensor
-    density: torch.Tensor | None = None
-    pressure: torch.Tensor | None = None
-
-    @property
-    def batch_size(self) -> int:
-        return int(self.velocity.shape[0])
-
-    def detach(self) -> FluidState:
-        """The same state cut from the autograd graph."""
-        return FluidState(
-            self.velocity.detach(),
-            None if self.density is None else self.density.detach(),
-            None if self.pressure is None else self.pressure.detach(),
-        )
-
-
-@dataclass(frozen=True)
-class PressureSolver:
-    """Method and tolerances of the pressure solve.
-
-    Attributes
-    ----------
-    method
-        A PhiML linear-solve method (``"CG"``, ``"biCG-stab"``, ``"scipy-CG"``, ...).
-        Never ``"auto"``: for singular (closed-box) systems it picks a direct solve that
-        can fail with "Diverged: Direct solution does not satisfy tolerance".
-    rel_tol, abs_tol
-        The solve stops when ``|r|_2 <= max(rel_tol * |div v|_2, abs_tol)``.
-    max_iterations
-        Iteration limit of the iterative solvers.
-    check
-        Measure the divergence after every projection and raise :class:`SolverError`
-        when it exceeds ``slack`` times the tolerance (needed under JIT, where PhiFlow
-        does not check convergence).
-    slack
-        Allowance for the difference between the solver's recursive residual and the
-        divergence recomputed from the projected velocity in single precision.
-    """
-
-    method: str = "CG"
-    rel_tol: float = 1e-5
-    abs_tol: float = 1e-5
-    max_iterations: int = 2000
-    check: bool = True
-    slack: float = 10.0
-
-    def __post_init__(self) -> None:
-        if self.method == "auto":
-            raise ValueError(
-                "pressure solver method 'auto' picks a direct solve that fails on singular "
-                "(closed-box) systems; name the method, e.g. 'CG' or 'scipy-CG'"
-            )
 
 
 @dataclass(eq=False)
@@ -222,10 +109,6 @@ class Scene:
     @property
     def dtype(self) -> torch.dtype:
         return torch.float32 if self.precision == 32 else torch.float64
-
-    def at_resolution(self, resolution: tuple[int, int]) -> Scene:
-        """The same scene (parameters, solver, time step) at another resolution."""
-        return replace(self, resolution=tuple(resolution))
 
     def params_tensor(
         self,
@@ -327,20 +210,6 @@ class Scene:
         out = FluidState(velocity, None if state.density is None else density, pressure.detach())
         self._check(out, div_in, div_out, p)
         return out
-
-    def add_correction(self, velocity: torch.Tensor, correction: torch.Tensor) -> torch.Tensor:
-        """``velocity + correction`` on the faces the solver evolves only.
-
-        Fixed boundary faces (walls, inflow) and the padding keep their values, so a
-        learned correction can never change a boundary condition.
-
-        Parameters
-        ----------
-        velocity, correction
-            ``(B, 2, H + 1, W + 1)`` tensors in the padded layout.
-        """
-        mask = free_face_mask(self.domain, velocity.dtype).to(velocity.device)
-        return velocity + correction * mask
 
     def free_faces(self) -> torch.Tensor:
         """``(2, H + 1, W + 1)`` mask of the faces the solver evolves (1) or fixes (0)."""

@@ -281,9 +281,10 @@ def grids_figure(
     fig, axes = new_figure(
         rows, cols, width=cols * (panel_w + 0.12), height=rows * (panel_h + 0.12 + 0.2 * lines)
     )
-    for ax in axes.flat[len(panels) :]:
+    axes = np.asarray(axes).reshape(-1)  # one panel: a single Axes
+    for ax in axes[len(panels) :]:
         ax.set_visible(False)
-    for ax, (label, _), mosaic in zip(axes.flat, titles, mosaics, strict=False):
+    for ax, (label, _), mosaic in zip(axes, titles, mosaics, strict=False):
         show_image(ax, mosaic)
         ax.set_title(label)
     return fig

@@ -1,7 +1,7 @@
-"""Comparison of Solver-in-the-Loop runs: a table, error against step and snapshots.
+"""Figures and tables of Solver-in-the-Loop runs: error against step, snapshots, a table.
 
-Reads what :func:`coldflow.fluid_experiment.evaluate_sol` left in each run directory
-(``evaluation.json`` and ``samples/rollout.safetensors``); draws nothing it has to compute.
+Reads what the SOL task's evaluation left in each run directory (``evaluation.json`` and
+``samples/rollout.safetensors``); draws nothing it has to compute.
 """
 
 from __future__ import annotations
@@ -15,25 +15,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from coldflow.io import write_json, write_text
+from coldflow.errors import UserError
 from coldflow.physics.diagnostics import vorticity
-from coldflow.report.style import (
-    DIVERGING_CMAP,
-    FULL_WIDTH,
-    color,
-    new_figure,
-    save_figure,
-    style_context,
-)
+from coldflow.report.html import Comparison, Figure, markdown_table, save
+from coldflow.report.style import DIVERGING_CMAP, FULL_WIDTH, color, new_figure, style_context
 from coldflow.runs import load_tensors
 
-__all__ = [
-    "load_evaluations",
-    "plot_error_vs_step",
-    "plot_snapshots",
-    "sol_table",
-    "write_sol_report",
-]
+__all__ = ["comparison", "load_evaluations", "plot_error_vs_step", "run_figures", "sol_table"]
+
+_ROWS = {
+    "source": "source (no correction)",
+    "nearest_training": "nearest training trajectory",
+}
 
 
 def load_evaluations(runs: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
@@ -49,127 +42,170 @@ def load_evaluations(runs: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
     return out
 
 
-def _label(ev: dict[str, Any]) -> str:
-    return f"{ev['loss']} (m={ev['m']})"
+def _check_comparable(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]) -> None:
+    """Runs in one table must have been evaluated on the same data, frames and steps."""
+    keys = ("data", "split", "start", "steps")
+    first = {k: evaluations[0].get(k) for k in keys}
+    for ev, label in zip(evaluations[1:], labels[1:], strict=True):
+        differ = [f"{k} {ev.get(k)!r} vs {first[k]!r}" for k in keys if ev.get(k) != first[k]]
+        if differ:
+            raise UserError(
+                f"{label} was evaluated differently from {labels[0]} ({'; '.join(differ)}); "
+                "evaluate every run with the same --data and --steps before comparing"
+            )
 
 
-def sol_table(evaluations: Sequence[dict[str, Any]]) -> str:
-    """Markdown table: source and each corrected run, mean of every metric over the
-    rollout, the relative improvement in relative L1 and the time per step."""
-    metrics = list(evaluations[0]["metrics"])
-    head = ["model", *metrics, "rel_l1 vs source", "s/step"]
-    rows = []
+def sol_table(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]) -> str:
+    """Markdown table: source, nearest training trajectory and each corrected run.
+
+    Means of every metric over steps and simulations, the change of relative L1 against
+    the source, and each run's own time per step (the whole batch of simulations).
+    """
+    _check_comparable(evaluations, labels)
     src = evaluations[0]
-    rows.append(
-        ["source (no correction)"]
-        + [f"{src['mean']['source'][m]:.4g}" for m in metrics]
-        + ["", f"{src['seconds_per_step']['source']:.3g}"]
-    )
-    for ev in evaluations:
+    metrics = list(src["metrics"])
+    head = ["model", *metrics, "rel_l1 vs source", "s/step"]
+    rows: list[list[Any]] = []
+    for kind, name in _ROWS.items():
+        if kind in src["mean"]:
+            seconds = src["seconds_per_step"].get(kind, "")
+            rows.append([name, *(src["mean"][kind][m] for m in metrics), "", seconds])
+    for ev, label in zip(evaluations, labels, strict=True):
         gain = ev["improvement"].get("rel_l1")
         rows.append(
-            [f"SOL {_label(ev)}"]
-            + [f"{ev['mean']['corrected'][m]:.4g}" for m in metrics]
-            + [
-                "" if gain is None else f"{-100 * gain:+.1f} %",
-                f"{ev['seconds_per_step']['corrected']:.3g}",
-            ]
+            [f"SOL {label} ({ev['loss']}, m={ev['m']})"]
+            + [ev["mean"]["corrected"][m] for m in metrics]
+            + ["" if gain is None else f"{-100 * gain:+.1f} %", ev["seconds_per_step"]["corrected"]]
         )
     rows.append(
-        ["reference (high-res solver)"]
-        + ["0"] * len(metrics)
-        + ["", f"{src['seconds_per_step']['reference_high']:.3g}"]
+        [
+            "reference (high-res solver)",
+            *["0"] * len(metrics),
+            "",
+            src["seconds_per_step"].get("reference_high", ""),
+        ]
     )
-    lines = [
+    intro = (
         f"Rollouts of {src['steps']} steps from frame {src['start']} of "
-        f"{len(src['simulations'])} test simulations of {src['data']} (means over steps and "
-        "simulations; s/step for the whole batch).",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
+        f"{len(src['simulations'])} {src['split']} simulations of {src['data']} (means over "
+        "steps and simulations; s/step for the whole batch)."
+    )
+    verdicts = [
+        f"{lb}: {ev['verdict']}"
+        for ev, lb in zip(evaluations, labels, strict=True)
+        if ev.get("verdict")
     ]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join([intro, "", markdown_table(head, rows), *verdicts]) + "\n"
 
 
-def plot_error_vs_step(
-    evaluations: Sequence[dict[str, Any]], path: str | os.PathLike, metrics: Sequence[str] = ()
-) -> Path:
-    """One panel per metric: the source and every corrected run against the step."""
-    metrics = list(metrics or evaluations[0]["metrics"])
+def plot_error_vs_step(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]):
+    """One panel per metric: source, nearest training and every corrected run per step."""
+    metrics = list(evaluations[0]["metrics"])
     with style_context():
         fig, axes = new_figure(1, len(metrics), width=FULL_WIDTH, height=2.4)
         axes = np.asarray(axes).reshape(-1)
         for ax, metric in zip(axes, metrics, strict=True):
-            src = evaluations[0]["per_step"]["source"][metric]
-            steps = np.arange(1, len(src) + 1)
-            ax.plot(steps, src, color="k", ls="--", label="source")
-            for i, ev in enumerate(evaluations):
-                ax.plot(
-                    steps, ev["per_step"]["corrected"][metric], color=color(i), label=_label(ev)
-                )
+            per_step = evaluations[0]["per_step"]
+            steps = np.arange(1, len(per_step["source"][metric]) + 1)
+            ax.plot(steps, per_step["source"][metric], color="k", ls="--", label="source")
+            if "nearest_training" in per_step:
+                ax.plot(steps, per_step["nearest_training"][metric], color="0.5", ls=":",
+                        label="nearest training")  # fmt: skip
+            for i, (ev, label) in enumerate(zip(evaluations, labels, strict=True)):
+                ax.plot(steps, ev["per_step"]["corrected"][metric], color=color(i), label=label)
             ax.set_xlabel("step")
             ax.set_title(metric)
         axes[0].legend(fontsize="small")
-        return save_figure(fig, path)
+    return fig
 
 
 def plot_snapshots(
-    runs: Sequence[str | os.PathLike],
-    path: str | os.PathLike,
+    rollouts: Sequence[dict[str, torch.Tensor]],
+    labels: Sequence[str],
+    transpose: bool,
     steps: Sequence[int] | None = None,
-    spacing: tuple[float, float] = (1.0, 1.0),
-) -> Path:
-    """Velocity magnitude and vorticity of reference, source and each corrected rollout
-    (first test simulation) side by side, at a few steps."""
-    rolls = [load_tensors(Path(r) / "samples" / "rollout.safetensors") for r in runs]
-    evs = load_evaluations(runs)
-    n = rolls[0]["reference"].shape[0] - 1
+):
+    """Vorticity of reference, source and each corrected rollout (first test simulation)
+    at a few steps, and below each its error against the reference, with colour bars."""
+    n = rollouts[0]["reference"].shape[0] - 1
     steps = list(steps or sorted({max(1, n // 4), max(1, n // 2), n}))
-    columns = [("reference", rolls[0]["reference"]), ("source", rolls[0]["source"])]
-    columns += [(_label(ev), r["corrected"]) for ev, r in zip(evs, rolls, strict=True)]
+    ref = rollouts[0]["reference"]
+    columns = [("reference", ref), ("source", rollouts[0]["source"])]
+    columns += [(lb, r["corrected"]) for lb, r in zip(labels, rollouts, strict=True)]
+
+    def curl(v: torch.Tensor, t: int) -> np.ndarray:
+        w = vorticity(v[t : t + 1].float(), (1.0, 1.0))[0].numpy()
+        return w.T if transpose else w
+
     with style_context():
-        fig, axes = new_figure(
-            2 * len(steps), len(columns), width=FULL_WIDTH, height=1.6 * 2 * len(steps)
-        )
-        axes = np.asarray(axes).reshape(2 * len(steps), len(columns))
+        rows = 2 * len(steps)
+        fig, axes = new_figure(rows, len(columns), width=FULL_WIDTH, height=1.5 * rows)
+        axes = np.asarray(axes).reshape(rows, len(columns))
         for r, t in enumerate(steps):
+            truth = curl(ref, t)
+            lim = float(np.abs(truth).max()) or 1.0
             for c, (name, v) in enumerate(columns):
-                frame = v[t : t + 1].float()
-                vy, vx = frame[0, 0, :-1, :-1], frame[0, 1, :-1, :-1]
-                speed = torch.sqrt(vy**2 + vx**2).numpy()
-                curl = vorticity(frame, spacing)[0].numpy()
-                lim = float(vorticity(columns[0][1][t : t + 1].float(), spacing).abs().max())
-                axes[2 * r, c].imshow(speed, origin="lower", cmap="viridis")
-                axes[2 * r + 1, c].imshow(
-                    curl, origin="lower", cmap=DIVERGING_CMAP, vmin=-lim, vmax=lim
-                )
+                w = curl(v, t)
+                top, bottom = axes[2 * r, c], axes[2 * r + 1, c]
+                im = top.imshow(w, origin="lower", cmap=DIVERGING_CMAP, vmin=-lim, vmax=lim)
+                err = bottom.imshow(w - truth, origin="lower", cmap=DIVERGING_CMAP,
+                                    vmin=-lim, vmax=lim)  # fmt: skip
                 if r == 0:
-                    axes[0, c].set_title(name, fontsize="small")
-                for ax in (axes[2 * r, c], axes[2 * r + 1, c]):
+                    top.set_title(name, fontsize="small")
+                for ax in (top, bottom):
                     ax.set_xticks([])
                     ax.set_yticks([])
-            axes[2 * r, 0].set_ylabel(f"|v|, step {t}", fontsize="small")
-            axes[2 * r + 1, 0].set_ylabel(f"curl, step {t}", fontsize="small")
-        return save_figure(fig, path)
+            fig.colorbar(im, ax=axes[2 * r, :].tolist(), shrink=0.8, label="vorticity")
+            fig.colorbar(err, ax=axes[2 * r + 1, :].tolist(), shrink=0.8, label="error")
+            axes[2 * r, 0].set_ylabel(f"step {t}", fontsize="small")
+            axes[2 * r + 1, 0].set_ylabel(f"error, step {t}", fontsize="small")
+    return fig
 
 
-def write_sol_report(runs: Sequence[str | os.PathLike], out: str | os.PathLike) -> Path:
-    """Write ``sol_table.md``, ``sol_comparison.json``, ``sol_error_vs_step.png`` and
-    ``sol_snapshots.png`` for several evaluated SOL runs into ``out``; return the table."""
-    out = Path(out)
-    evs = load_evaluations(runs)
-    table = sol_table(evs)
-    write_text(out / "sol_table.md", table)
-    write_json(
-        out / "sol_comparison.json",
-        {
-            "runs": [str(r) for r in runs],
-            "source": evs[0]["mean"]["source"],
-            "corrected": {_label(e): e["mean"]["corrected"] for e in evs},
-            "seconds_per_step": {_label(e): e["seconds_per_step"] for e in evs},
-        },
+def _rollout(run: Path) -> dict[str, torch.Tensor] | None:
+    path = Path(run) / "samples" / "rollout.safetensors"
+    return load_tensors(path) if path.is_file() else None
+
+
+def _transpose(evaluation: dict[str, Any]) -> bool:
+    """The Kármán flow runs along y: draw it left to right, like the data-set figures."""
+    return evaluation.get("scene") == "karman"
+
+
+def run_figures(run: Path, notes: list[str]) -> list[Figure]:
+    """Error against step and snapshots of one evaluated run (nothing before evaluation)."""
+    path = Path(run) / "evaluation.json"
+    if not path.is_file():
+        notes.append("not evaluated yet: run `coldflow evaluate` for rollout figures")
+        return []
+    ev = json.loads(path.read_text())
+    figures: list[Figure] = []
+    figs = Path(run) / "figures"
+    caption = (
+        f"Error of the rollouts against the downsampled reference per step, mean over "
+        f"{len(ev['simulations'])} {ev['split']} simulations from frame {ev['start']}."
     )
-    plot_error_vs_step(evs, out / "sol_error_vs_step.png")
-    plot_snapshots(runs, out / "sol_snapshots.png")
-    return out / "sol_table.md"
+    save(figures, notes, figs / "error_vs_step.png", caption,
+         lambda: plot_error_vs_step([ev], [ev["name"]]))  # fmt: skip
+    roll = _rollout(run)
+    if roll is not None:
+        caption = "Vorticity of the first test simulation and its error against the reference."
+        save(figures, notes, figs / "snapshots.png", caption,
+             lambda: plot_snapshots([roll], [ev["name"]], _transpose(ev)))  # fmt: skip
+    return figures
+
+
+def comparison(runs: Sequence[Path], out: Path, labels: Sequence[str]) -> Comparison:
+    """The SOL table, error against step and snapshots of several evaluated runs."""
+    evs = load_evaluations(runs)
+    result = Comparison(tables=[("Rollout errors", sol_table(evs, labels))])
+    figs = Path(out) / "figures"
+    caption = "Error against step of every run, the source and the nearest training trajectory."
+    save(result.figures, result.notes, figs / "sol_error_vs_step.png", caption,
+         lambda: plot_error_vs_step(evs, labels))  # fmt: skip
+    rolls = [_rollout(r) for r in runs]
+    if all(r is not None for r in rolls):
+        caption = "Vorticity of the first test simulation for every run, errors below."
+        save(result.figures, result.notes, figs / "sol_snapshots.png", caption,
+             lambda: plot_snapshots(rolls, labels, _transpose(evs[0])))  # fmt: skip
+    return result

@@ -1,0 +1,136 @@
+"""Config models of the field autoencoder and super-resolution runs.
+
+``configs/fluids/{karman,plume}_{ae,sr}_<loss>[_cpu].yaml``: a run names a fluid data set
+(made by ``coldflow simulate``), the network, the method (``kind: autoencoder`` or
+``kind: superres`` with its training loss) and the common training section. Frames are
+the cell-centred velocity (and the smoke density where the scene has one) after the
+data set's warm-up, split into train and test by simulation exactly as the file is.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, model_validator
+
+from coldflow.config.base import Strict
+from coldflow.config.training import FieldLossConfig, OptimizerConfig, TrainingConfig
+
+__all__ = [
+    "AutoencoderConfig",
+    "AutoencoderNetConfig",
+    "FieldsDataConfig",
+    "FieldsEvaluationConfig",
+    "FieldsRunConfig",
+    "SuperResConfig",
+    "SuperResNetConfig",
+]
+
+
+class FieldsDataConfig(Strict):
+    """Frames of a fluid data set file."""
+
+    path: str = Field(description="HDF5 data set written by `coldflow simulate`")
+    split: str = Field("train", description="simulations used for training")
+    stride: int = Field(1, ge=1, description="use every n-th frame after the warm-up")
+    kind: Literal["reference", "downsampled"] = Field(
+        "reference", description="autoencoder: which trajectory's frames are encoded"
+    )
+    density: bool = Field(True, description="include the smoke density where the scene has it")
+    test_path: str | None = Field(
+        None, description="data set of `coldflow evaluate` (default: path, test split)"
+    )
+
+
+class AutoencoderNetConfig(Strict):
+    """Convolutional encoder-decoder (:mod:`coldflow.nets.autoencoder`)."""
+
+    kind: Literal["field_autoencoder"] = "field_autoencoder"
+    compression: int = Field(8, ge=1, description="input numbers / latent numbers")
+    levels: int = Field(2, ge=1, description="stride-2 downsamplings (H, W divisible by 2^levels)")
+    width: int = Field(32, ge=1, description="channels of the first level (doubled per level)")
+
+
+class SuperResNetConfig(Strict):
+    """Residual super-resolution network over bicubic upsampling (:mod:`coldflow.nets.superres`)."""
+
+    kind: Literal["field_superres"] = "field_superres"
+    width: int = Field(32, ge=1)
+    blocks: int = Field(4, ge=0, description="residual blocks")
+
+
+class AutoencoderConfig(Strict):
+    """Reconstruct a frame through the bottleneck; the loss compares it with the input."""
+
+    kind: Literal["autoencoder"] = "autoencoder"
+    loss: FieldLossConfig = FieldLossConfig()
+
+
+class SuperResConfig(Strict):
+    """Upsample the downsampled frame to the reference resolution (the data set's factor)."""
+
+    kind: Literal["superres"] = "superres"
+    loss: FieldLossConfig = FieldLossConfig()
+
+
+class FieldsEvaluationConfig(Strict):
+    """`coldflow evaluate` of an autoencoder or super-resolution run."""
+
+    metrics: list[str] = Field(
+        default_factory=lambda: ["mse", "mae", "rel_l1", "psnr", "lsim"],
+        description="field metrics; lpips and vgg are added where their weights exist",
+    )
+    perceptual_if_available: bool = Field(
+        True, description="also score lpips and vgg when their weights are present"
+    )
+    figure_frames: int = Field(3, ge=0, description="test frames drawn in the figures")
+    batch_size: int = Field(32, ge=1)
+
+
+FieldsNetConfig = Annotated[
+    Union[AutoencoderNetConfig, SuperResNetConfig],  # noqa: UP007
+    Field(discriminator="kind"),
+]
+FieldsMethodConfig = Annotated[
+    Union[AutoencoderConfig, SuperResConfig],  # noqa: UP007
+    Field(discriminator="kind"),
+]
+
+_NET_OF = {"autoencoder": "field_autoencoder", "superres": "field_superres"}
+
+
+class FieldsRunConfig(Strict):
+    """One autoencoder or super-resolution training run."""
+
+    name: str = "fields"
+    seed: int = 0
+    data: FieldsDataConfig
+    model: FieldsNetConfig | None = None
+    method: FieldsMethodConfig
+    training: TrainingConfig = TrainingConfig(
+        epochs=10, batch_size=16, optimizer=OptimizerConfig(lr=1e-3), grad_clip=1.0
+    )
+    evaluation: FieldsEvaluationConfig = FieldsEvaluationConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_model(cls, data: Any) -> Any:
+        # The network section defaults to the method's network; ``kind`` may be omitted.
+        if isinstance(data, dict):
+            method = data.get("method")
+            kind = method.get("kind") if isinstance(method, dict) else None
+            if kind in _NET_OF:
+                model = data.get("model") or {}
+                if isinstance(model, dict) and "kind" not in model:
+                    data = {**data, "model": {"kind": _NET_OF[kind], **model}}
+        return data
+
+    @model_validator(mode="after")
+    def _check_pair(self) -> FieldsRunConfig:
+        wanted = _NET_OF[self.method.kind]
+        if self.model is None or self.model.kind != wanted:
+            got = None if self.model is None else self.model.kind
+            raise ValueError(
+                f"method {self.method.kind!r} needs model kind {wanted!r}, got {got!r}"
+            )
+        return self

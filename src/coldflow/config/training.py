@@ -1,0 +1,61 @@
+"""Config sections shared by every kind of run: optimisation and the field losses."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from coldflow.config.base import Strict
+
+__all__ = ["FieldLossConfig", "OptimizerConfig", "TrainingConfig"]
+
+
+class OptimizerConfig(Strict):
+    """Adam or AdamW with a constant learning rate."""
+
+    kind: Literal["adam", "adamw"] = "adam"
+    lr: float = Field(2e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+class TrainingConfig(Strict):
+    """What the one :class:`~coldflow.trainer.Trainer` needs: epochs, batches, optimiser."""
+
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(128, ge=1)
+    optimizer: OptimizerConfig = OptimizerConfig()
+    ema: float | None = Field(
+        None, ge=0, lt=1, description="EMA decay of the weights (e.g. 0.999); null disables"
+    )
+    grad_clip: float | None = Field(None, gt=0, description="max global gradient norm")
+    amp: Literal["none", "bf16"] = Field("none", description="bf16 autocast for forward passes")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    num_workers: int = Field(0, ge=0)
+    keep_checkpoints: int = Field(2, ge=1, description="how many recent checkpoints to keep")
+    max_nonfinite_steps: int = Field(
+        0, ge=0, description="non-finite losses skipped (no update) before training stops"
+    )
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _check_device(self) -> TrainingConfig:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+        return self
+
+
+class FieldLossConfig(Strict):
+    """A distance of :data:`coldflow.losses.LOSSES` through the vector-field adapter."""
+
+    name: Literal["mse", "mae", "vgg", "lpips", "lsim"] = "mse"
+    fit: Literal["pad", "resize"] = Field("pad", description="how small components are enlarged")
+    pad_mode: Literal["edge", "constant"] = "edge"
+    faces: Literal["keep", "center"] = Field(
+        "keep", description="staggered fields only: compare faces as stored or cell centres"
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="options of the distance, e.g. {scaling: joint}"
+    )

@@ -1,0 +1,201 @@
+"""Static HTML pages in one house style: page frame, tables, figures, notes.
+
+Pages reference their figures by relative path: they need no server, scripts or
+network; move a page together with its ``figures/`` folder.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from coldflow.report.style import save_figure
+
+__all__ = [
+    "Comparison",
+    "Figure",
+    "evaluation_html",
+    "figures_html",
+    "format_duration",
+    "format_value",
+    "markdown_table",
+    "markdown_to_html",
+    "notes_html",
+    "page",
+    "save",
+]
+
+
+@dataclass
+class Figure:
+    """A saved figure and its caption."""
+
+    path: Path
+    caption: str
+
+
+@dataclass
+class Comparison:
+    """What a task adds to a comparison page of several of its runs."""
+
+    tables: list[tuple[str, str]] = field(default_factory=list)  # (title, markdown table)
+    figures: list[Figure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def save(
+    out: list[Figure], notes: list[str], path: Path, caption: str, make: Callable[[], Any]
+) -> None:
+    """Make and save one figure; a figure whose data are malformed becomes a note."""
+    try:
+        fig = make()
+    except ValueError as e:
+        notes.append(f"{path.name} skipped: {e}")
+        warnings.warn(f"{path}: skipped: {e}", stacklevel=2)
+        return
+    out.append(Figure(save_figure(fig, path), caption))
+
+
+def format_value(value: Any) -> str:
+    """Four significant digits for floats; other values as they print."""
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def format_duration(seconds: float) -> str:
+    """``"42.0 s"``, ``"3 min 05 s"`` or ``"2 h 07 min"``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+_CSS = """
+body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; max-width: 62rem;
+       margin: 2rem auto; padding: 0 1rem; color: #222; line-height: 1.4; }
+h1 { font-size: 1.6rem; margin-bottom: 0.2rem; } h2 { font-size: 1.2rem; margin-top: 2rem; }
+.sub { color: #666; margin-top: 0; }
+table { border-collapse: collapse; margin: 0.5rem 0; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.25rem 0.8rem; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 1.5rem 0; } figure img { max-width: 100%; height: auto; }
+figcaption { color: #444; font-size: 0.9rem; margin-top: 0.3rem; }
+pre { background: #f6f6f6; padding: 0.8rem; overflow-x: auto; font-size: 0.85rem; }
+.note { color: #8a5300; }
+""".strip()
+
+
+def page(title: str, body: list[str]) -> str:
+    """A complete HTML document with the house style."""
+    head = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">']
+    head += [f"<title>{html.escape(title)}</title>", f"<style>\n{_CSS}\n</style>", "</head>"]
+    return "\n".join([*head, "<body>", *body, "</body>", "</html>", ""])
+
+
+def figures_html(figures: Sequence[Figure], base: Path) -> list[str]:
+    """``<figure>`` elements with paths relative to ``base`` (the page's folder)."""
+    out = []
+    for f in figures:
+        src = html.escape(Path(os.path.relpath(f.path, base)).as_posix(), quote=True)
+        alt = html.escape(f.path.stem, quote=True)
+        out += [
+            "<figure>",
+            f'<img src="{src}" alt="{alt}">',
+            f"<figcaption>{html.escape(f.caption)}</figcaption>",
+            "</figure>",
+        ]
+    return out
+
+
+def notes_html(notes: Sequence[str]) -> list[str]:
+    """Notes (skipped figures, missing files) as a highlighted list."""
+    if not notes:
+        return []
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    return [f'<ul class="note">{items}</ul>']
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub-flavoured markdown table (floats with four significant digits)."""
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(format_value(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_to_html(text: str) -> list[str]:
+    """The tables and paragraphs of :func:`markdown_table` output and plain lines as HTML."""
+    out: list[str] = []
+    table: list[list[str]] = []
+
+    def flush() -> None:
+        if table:
+            head, *body = table
+            rows = ["<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"]
+            rows += [
+                "<tr>" + "".join(f"<td class=num>{html.escape(c)}</td>" for c in r) + "</tr>"
+                for r in body
+            ]
+            out.append("<table>" + "".join(rows) + "</table>")
+            table.clear()
+
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("|") and s.endswith("|"):
+            cells = [c.strip() for c in s[1:-1].split("|")]
+            if not all(set(c) <= set("-: ") for c in cells):
+                table.append(cells)
+            continue
+        flush()
+        if s:
+            out.append(f"<p>{html.escape(s)}</p>")
+    flush()
+    return out
+
+
+def evaluation_html(path: Path) -> list[str]:
+    """``evaluation.json`` (written by ``coldflow evaluate``) as tables."""
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return [f'<p class="note">{html.escape(str(path))} is unreadable.</p>']
+
+    def cell(v: Any) -> str:
+        return f"<td class=num>{html.escape(format_value(v))}</td>"
+
+    out = ["<h2>Evaluation</h2>"]
+    if isinstance(data.get("verdict"), str):
+        out.append(f"<p><strong>{html.escape(data['verdict'])}</strong></p>")
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict | list) and k != "verdict"}
+    for name, section in data.items():
+        if not isinstance(section, dict) or name in ("per_step", "per_simulation"):
+            continue
+        if section and all(isinstance(v, dict) for v in section.values()):  # rows x columns
+            cols = list(dict.fromkeys(c for row in section.values() for c in row))
+            if any(isinstance(row.get(c), dict | list) for row in section.values() for c in cols):
+                continue
+            head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+            rows = "".join(
+                f"<tr><th>{html.escape(r)}</th>{''.join(cell(row.get(c, '')) for c in cols)}</tr>"
+                for r, row in section.items()
+            )
+            out.append(f"<h3>{html.escape(name)}</h3><table><tr><th></th>{head}</tr>{rows}</table>")
+        else:
+            scalars |= {
+                f"{name} {k}": v for k, v in section.items() if not isinstance(v, dict | list)
+            }
+    rows = "".join(f"<tr><th>{html.escape(k)}</th>{cell(v)}</tr>" for k, v in scalars.items())
+    out.append(f"<table>{rows}</table>")
+    return out

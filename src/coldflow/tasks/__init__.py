@@ -1,0 +1,52 @@
+"""Tasks: one per kind of run, behind the small :class:`~coldflow.tasks.base.Task` interface.
+
+``TASKS`` maps a config's ``method.kind`` to its task; :func:`task_of` finds the task of
+a config file or a run directory. Adding a kind of run is one new module and one line
+here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from coldflow.config import ConfigError, load_yaml
+from coldflow.tasks.base import Comparison, LoadedRun, Prepared, Task
+from coldflow.tasks.diffusion import ColdTask, DDPMTask
+from coldflow.tasks.fields import AutoencoderTask, SuperResTask
+from coldflow.tasks.sol import SolTask
+
+__all__ = ["TASKS", "Comparison", "LoadedRun", "Prepared", "Task", "kind_of", "task_of"]
+
+TASKS: dict[str, Task] = {
+    task.kinds[0]: task
+    for task in (DDPMTask(), ColdTask(), SolTask(), AutoencoderTask(), SuperResTask())
+}
+
+_DEFAULT_KIND = "ddpm"  # a diffusion config may leave out its method section
+
+
+def kind_of(path: str | Path) -> str:
+    """``method.kind`` of a YAML config, or of a run directory's ``config.yaml``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file (or the run's config.yaml) does not exist.
+    ConfigError
+        If the kind is not one of :data:`TASKS`.
+    """
+    path = Path(path)
+    file = path / "config.yaml" if path.is_dir() else path
+    if path.is_dir() and not file.is_file():
+        raise FileNotFoundError(f"{path}: not a run directory (no config.yaml)")
+    data = load_yaml(file)
+    method = data.get("method")
+    kind = method.get("kind", _DEFAULT_KIND) if isinstance(method, dict) else _DEFAULT_KIND
+    if kind not in TASKS:
+        raise ConfigError(f"{file}: method.kind {kind!r} is unknown; known: {', '.join(TASKS)}")
+    return kind
+
+
+def task_of(path: str | Path) -> Task:
+    """The task of a config file or run directory."""
+    return TASKS[kind_of(path)]

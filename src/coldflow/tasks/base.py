@@ -1,0 +1,118 @@
+"""The Task interface: what one kind of run needs beyond the generic run machinery.
+
+Everything every run shares (the run directory, seeding, resume, EMA, checkpoints,
+``evaluation.json``, ``report.html``) lives in :mod:`coldflow.experiment`. A task says
+only what differs: its config model, how to build its model and data set, what to do
+after training, how to evaluate a trained model and which figures to draw. Tasks are
+registered by ``method.kind`` in :data:`coldflow.tasks.TASKS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel
+from torch import nn
+from torch.utils.data import Dataset
+
+from coldflow.report.html import Comparison
+from coldflow.runs import RunDir
+
+__all__ = ["Comparison", "LoadedRun", "Prepared", "Task"]
+
+Hook = Callable[[Any, int], None]
+
+
+@dataclass
+class Prepared:
+    """What training a run needs, built by :meth:`Task.prepare`.
+
+    ``files`` are JSON documents the run keeps next to its config (e.g. the data-set
+    statistics a network's inputs are scaled by); they are written before training
+    starts and handed back to :meth:`Task.build` when the run is loaded.
+    """
+
+    model: nn.Module
+    dataset: Dataset
+    hooks: list[Hook] = field(default_factory=list)
+    files: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoadedRun:
+    """A trained run: its config, directory, model (EMA weights when kept) and files."""
+
+    cfg: Any
+    run: RunDir
+    model: nn.Module
+    epoch: int
+    device: torch.device
+    files: dict[str, Any] = field(default_factory=dict)
+
+
+class Task:
+    """One kind of run. Subclasses set the class attributes and override the hooks.
+
+    Attributes
+    ----------
+    kinds
+        The ``method.kind`` values the task serves.
+    config_model
+        Pydantic model of its config files.
+    files
+        Names of the JSON files :meth:`prepare` stores in the run directory.
+    hash_exclude
+        Config fields that do not change the training trajectory (a resumed run may
+        change them), in the form of :func:`coldflow.trainer.trajectory_hash`.
+    """
+
+    kinds: ClassVar[tuple[str, ...]] = ()
+    config_model: ClassVar[type[BaseModel]]
+    files: ClassVar[tuple[str, ...]] = ()
+    hash_exclude: ClassVar[dict[str, Any]] = {}
+
+    def check(self, cfg: Any) -> None:
+        """Fail before anything is written when the run cannot start (data, weights)."""
+
+    def prepare(self, cfg: Any, stored: dict[str, Any]) -> Prepared:
+        """Model, data set, hooks and run files of a training run.
+
+        ``stored`` holds the run files of an interrupted run being resumed (reuse them,
+        so that the resumed run scales its data exactly as before), else is empty.
+        """
+        raise NotImplementedError
+
+    def build(self, cfg: Any, files: dict[str, Any]) -> nn.Module:
+        """The model of a trained run, before its weights are loaded."""
+        raise NotImplementedError
+
+    def finish(self, loaded: LoadedRun) -> None:
+        """After training (rank 0): e.g. draw the final samples."""
+
+    def finished(self, run: RunDir) -> bool:
+        """Whether :meth:`finish` has left its files (training itself is complete)."""
+        return True
+
+    def evaluate(self, loaded: LoadedRun, **options: Any) -> dict[str, Any]:
+        """Score a trained run; the result becomes ``evaluation.json``."""
+        raise NotImplementedError
+
+    def describe(self, cfg: Any) -> str:
+        """One line for report subtitles and tables."""
+        return str(cfg.method.kind)
+
+    def figures(self, run: RunDir, cfg: Any, notes: list[str]) -> list[Any]:
+        """The task's figures of one run directory (report.html adds the curves)."""
+        return []
+
+    def compare(self, runs: Sequence[Path], out: Path, labels: Sequence[str]) -> Comparison:
+        """Tables and figures comparing several runs of this task."""
+        return Comparison()
+
+    def summary(self, evaluation: dict[str, Any]) -> dict[str, float]:
+        """The headline numbers of an ``evaluation.json`` for a study's results table."""
+        return {}

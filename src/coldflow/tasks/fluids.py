@@ -1,0 +1,71 @@
+"""What the fluid tasks share: reading a data set's own config and checking test data.
+
+A data set file stores the config it was generated from (``config_yaml``); a run keeps
+a copy of it, so that a trained run can be evaluated on another file without its
+training file, and so that a test file of another scene or resolution is refused with a
+message that says what differs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from coldflow.config import ConfigError, dump_yaml, parse_value, validate
+from coldflow.config.fluids import FluidDataConfig
+from coldflow.data.fields import FieldData
+
+__all__ = ["data_config", "data_config_from_text", "check_same_data_kind", "metric_functions"]
+
+
+def data_config_from_text(text: str, source: str) -> FluidDataConfig:
+    """Parse a stored data-set config (the ``config_yaml`` attribute of a file)."""
+    return validate(parse_value(text), FluidDataConfig, source)
+
+
+def data_config(path: str | Path) -> FluidDataConfig:
+    """The :class:`FluidDataConfig` a data set file was generated from (its attribute)."""
+    with FieldData(path) as data:
+        text = data.attrs.get("config_yaml")
+    if not text:
+        raise ConfigError(f"{path}: the data set stores no config_yaml attribute; regenerate it")
+    return data_config_from_text(text, f"{path} (config_yaml)")
+
+
+def data_config_text(path: str | Path) -> str:
+    """The data-set config of ``path`` as YAML text, to be stored with a run."""
+    return dump_yaml(data_config(path))
+
+
+def check_same_data_kind(trained: FluidDataConfig, test: FluidDataConfig, test_path: Any) -> None:
+    """Refuse test data of another scene or resolution than the training data.
+
+    Raises
+    ------
+    ConfigError
+        Naming every property that differs, with both values.
+    """
+    checks = {
+        "scene": (trained.scene.kind, test.scene.kind),
+        "resolution (high)": (tuple(trained.resolution), tuple(test.resolution)),
+        "factor (low = high / factor)": (trained.factor, test.factor),
+        "scene.dt": (trained.scene.dt, test.scene.dt),
+    }
+    differ = [f"{k}: trained on {a}, test file has {b}" for k, (a, b) in checks.items() if a != b]
+    if differ:
+        raise ConfigError(
+            f"{test_path}: the test data do not match the data the run was trained on ("
+            + "; ".join(differ)
+            + "); evaluate on a data set generated from a config with the same scene and "
+            "resolutions"
+        )
+
+
+def metric_functions(names: list[str], grid: str) -> dict[str, Any]:
+    """Field metrics by name (:data:`coldflow.metrics.fields.FIELD_METRICS`)."""
+    from coldflow.metrics.fields import FIELD_METRICS
+
+    unknown = [n for n in names if n not in FIELD_METRICS]
+    if unknown:
+        raise ConfigError(f"unknown metrics {unknown}; known: {', '.join(FIELD_METRICS)}")
+    return {n: FIELD_METRICS[n](grid=grid) for n in names}

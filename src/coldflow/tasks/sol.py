@@ -1,0 +1,244 @@
+"""Solver-in-the-Loop: a network corrects the low-resolution solver of a fluid data set.
+
+The run keeps ``data_stats.json``: the standard deviations the network's inputs are
+scaled by and the data set's own config, so that the trained run can rebuild its solver
+and be evaluated on any compatible file without its training file. Evaluation rolls out
+the source and the corrected solver from the same frame of every held-out simulation
+and compares each state with the downsampled reference of its frame.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from coldflow.config import ConfigError
+from coldflow.config.sol import SolRunConfig
+from coldflow.data.fields import FieldData, FieldWindows
+from coldflow.losses import build_field_loss
+from coldflow.methods.sol import SolverInTheLoop
+from coldflow.nets import NETS
+from coldflow.physics import FluidState, Scene
+from coldflow.runs import save_tensors
+from coldflow.simulate import build_scene
+from coldflow.tasks.base import Comparison, LoadedRun, Prepared, Task
+from coldflow.tasks.fluids import (
+    check_same_data_kind,
+    data_config,
+    data_config_from_text,
+    data_config_text,
+    metric_functions,
+)
+
+__all__ = ["STATS_FILE", "SolTask", "build_sol_model", "data_statistics", "low_scene"]
+
+STATS_FILE = "data_stats.json"
+
+
+def low_scene(path: str | Path) -> Scene:
+    """The low-resolution scene (the source solver) of a data set file."""
+    cfg = data_config(path)
+    return build_scene(cfg, cfg.low_resolution)
+
+
+def _needs_density(scene: Scene) -> bool:
+    """Whether the velocity depends on the density (buoyancy): the solver carries it."""
+    return "buoyancy" in scene.param_names
+
+
+def data_statistics(path: str | Path, split: str = "train") -> dict[str, Any]:
+    """Standard deviations of the downsampled velocity and of each scene parameter.
+
+    The velocity statistic runs over the faces the low-resolution solver evolves in all
+    frames after the warm-up of the ``split`` simulations; a parameter with a single value
+    uses its magnitude (never zero). The data set's config is kept as ``data_config``.
+    """
+    scene = low_scene(path)
+    mask = scene.free_faces().numpy().astype(bool)
+    total, total_sq, count = 0.0, 0.0, 0
+    with FieldData(path) as data:
+        sims = data.simulations(split)
+        if not sims:
+            raise ConfigError(f"{path}: no simulations in split {split!r}")
+        for sim in sims:
+            v = data.read(sim, "downsampled", "velocity", slice(data.warmup, None))
+            values = v[:, mask].astype(np.float64)
+            total += values.sum()
+            total_sq += (values**2).sum()
+            count += values.size
+        names = data.param_names
+        params = np.array([[s.params[n] for n in names] for s in sims], dtype=np.float64)
+    mean = total / count
+    velocity_std = float(np.sqrt(max(total_sq / count - mean**2, 1e-12)))
+    param_std = params.std(axis=0)
+    param_std = np.where(param_std > 0, param_std, np.abs(params).mean(axis=0))
+    param_std = np.where(param_std > 0, param_std, 1.0)
+    return {
+        "velocity_std": velocity_std,
+        "param_names": names,
+        "param_std": [float(s) for s in param_std],
+        "split": split,
+        "simulations": len(sims),
+        "data": str(path),
+        "data_config": data_config_text(path),
+    }
+
+
+def _stored_data_config(cfg: SolRunConfig, stats: dict[str, Any]):
+    text = stats.get("data_config")
+    if text:
+        return data_config_from_text(text, f"{STATS_FILE} (data_config)")
+    return data_config(cfg.data.path)  # runs trained before the config was stored
+
+
+def build_sol_model(
+    cfg: SolRunConfig, scene: Scene, stats: dict[str, Any], with_loss: bool = True
+) -> SolverInTheLoop:
+    """The :class:`SolverInTheLoop` module that ``cfg`` describes."""
+    options = cfg.model.model_dump(exclude={"kind"})  # null width / blocks: the kind's own
+    net = NETS[cfg.model.kind](in_channels=2 + len(scene.param_names), out_channels=2, **options)
+    loss = None
+    if with_loss:
+        spec = cfg.method.loss
+        loss = build_field_loss(
+            spec.name, grid="staggered", faces=spec.faces, fit=spec.fit, pad_mode=spec.pad_mode,
+            **spec.options,
+        )  # fmt: skip
+    return SolverInTheLoop(net, scene, loss, stats["velocity_std"], stats["param_std"])
+
+
+def _symmetric(cfg: Any) -> bool:
+    """Whether the scene is mirror-symmetric about x = width / 2 (a centred cylinder)."""
+    scene = cfg.scene
+    return scene.kind == "karman" and scene.obstacle_center[1] == 50.0  # domain width 100
+
+
+def _time_steps(scene: Scene, state: FluidState, params: dict, steps: int) -> float:
+    """Seconds per step of ``scene`` (one untimed step first: tracing)."""
+    with torch.no_grad():
+        state = scene.step(state, params)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            state = scene.step(state, params)
+    return (time.perf_counter() - t0) / steps
+
+
+class SolTask(Task):
+    """Solver-in-the-Loop (Um et al. 2020) with any field loss."""
+
+    kinds = ("sol",)
+    config_model = SolRunConfig
+    files = (STATS_FILE,)
+    hash_exclude: ClassVar[dict[str, Any]] = {"data": {"test_path"}, "evaluation": True}
+
+    def check(self, cfg: SolRunConfig) -> None:
+        data_config(cfg.data.path)  # readable, a coldflow data set
+        spec = cfg.method.loss
+        build_field_loss(spec.name, grid="staggered", **spec.options)  # weights present
+
+    def prepare(self, cfg: SolRunConfig, stored: dict[str, Any]) -> Prepared:
+        stats = stored.get(STATS_FILE) or data_statistics(cfg.data.path, cfg.data.split)
+        scene = build_scene(*self._scene_args(cfg, stats))
+        fields = ("velocity", "density") if _needs_density(scene) else ("velocity",)
+        dataset = FieldWindows(
+            cfg.data.path,
+            cfg.method.m,
+            split=cfg.data.split,
+            kinds=("downsampled",),
+            fields=fields,
+            stride=cfg.data.stride,
+        )
+        model = build_sol_model(cfg, scene, stats)
+        return Prepared(model, dataset, files={STATS_FILE: stats})
+
+    @staticmethod
+    def _scene_args(cfg: SolRunConfig, stats: dict[str, Any]) -> tuple:
+        dcfg = _stored_data_config(cfg, stats)
+        return dcfg, dcfg.low_resolution
+
+    def build(self, cfg: SolRunConfig, files: dict[str, Any]) -> nn.Module:
+        stats = files.get(STATS_FILE)
+        if stats is None:
+            raise FileNotFoundError(f"{STATS_FILE} is missing from the run directory")
+        return build_sol_model(cfg, build_scene(*self._scene_args(cfg, stats)), stats, False)
+
+    def describe(self, cfg: SolRunConfig) -> str:
+        return f"Solver-in-the-Loop, {cfg.method.loss.name} loss, m = {cfg.method.m}"
+
+    def evaluate(
+        self,
+        loaded: LoadedRun,
+        data: str | Path | None = None,
+        steps: int | None = None,
+        start: int | None = None,
+        metrics: list[str] | None = None,
+        split: str = "test",
+    ) -> dict[str, Any]:
+        """Roll out the source and the corrected solver on held-out simulations.
+
+        From frame ``start`` (default: ``evaluation.start``, else the data set's warm-up)
+        of every ``split`` simulation of ``data`` (default: ``data.test_path`` or
+        ``data.path``) both solvers run ``steps`` steps; each state is compared with the
+        downsampled reference of its frame. Also writes ``samples/rollout.safetensors``
+        (the rollouts of the first simulation).
+        """
+        from coldflow.tasks.sol_eval import evaluate_rollouts
+
+        cfg = loaded.cfg
+        data_path = Path(data or cfg.data.test_path or cfg.data.path)
+        trained = _stored_data_config(cfg, loaded.files[STATS_FILE])
+        test_cfg = data_config(data_path)
+        check_same_data_kind(trained, test_cfg, data_path)
+        names = metrics or cfg.evaluation.metrics
+        result, rollout = evaluate_rollouts(
+            loaded.model,
+            data_path,
+            metric_functions(names, "staggered"),
+            steps or cfg.evaluation.steps,
+            start if start is not None else cfg.evaluation.start,
+            split,
+            loaded.device,
+            mirror=_symmetric(test_cfg),
+        )
+        high = build_scene(data_config(data_path))
+        v0, d0, params = rollout.pop("high_start")
+        state = FluidState(v0.to(high.dtype), None if d0 is None else d0.to(high.dtype))
+        hp = high.params_tensor({k: params[:, i] for i, k in enumerate(high.param_names)})
+        result["seconds_per_step"]["reference_high"] = _time_steps(
+            high, state, hp, cfg.evaluation.timing_steps
+        )
+        result |= {
+            "run": str(loaded.run.path),
+            "name": cfg.name,
+            "loss": cfg.method.loss.name,
+            "m": cfg.method.m,
+            "metrics": names,
+            "resolution_high": list(high.resolution),
+        }
+        save_tensors(
+            loaded.run.samples_dir / "rollout.safetensors",
+            rollout.pop("tensors"),
+            meta=rollout,
+        )
+        return result
+
+    def summary(self, evaluation: dict[str, Any]) -> dict[str, float]:
+        return {
+            f"{k} {m}": v for k, row in evaluation.get("mean", {}).items() for m, v in row.items()
+        }
+
+    def figures(self, run: Any, cfg: Any, notes: list[str]) -> list[Any]:
+        from coldflow.report.sol import run_figures
+
+        return run_figures(run.path, notes)
+
+    def compare(self, runs: Sequence[Path], out: Path, labels: Sequence[str]) -> Comparison:
+        from coldflow.report.sol import comparison
+
+        return comparison(runs, out, labels)

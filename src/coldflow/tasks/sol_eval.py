@@ -1,0 +1,208 @@
+"""Rollouts of the source and the corrected solver, scored against the reference.
+
+Besides the two solvers, every evaluation scores the *nearest training trajectory*: the
+training simulation (or its mirror image across the channel's centre line, where the
+scene is symmetric) whose downsampled frames are closest in MSE to the test reference
+over the same frames, copied as the prediction. A model that does not beat it has
+memorised the training flows rather than learned to correct the solver.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from coldflow.config import ConfigError
+from coldflow.data.fields import FieldData
+from coldflow.physics import FluidState
+
+__all__ = ["evaluate_rollouts", "mirror_staggered", "nearest_trajectory"]
+
+
+def mirror_staggered(velocity: torch.Tensor) -> torch.Tensor:
+    """Mirror a padded staggered velocity ``[..., 2, H + 1, W + 1]`` across ``x = W / 2``.
+
+    The y component (on y faces, valid ``[:H + 1, :W]``) is reflected; the x component
+    (on x faces, valid ``[:H, :W + 1]``) is reflected and negated. Padding stays zero.
+    """
+    out = torch.zeros_like(velocity)
+    out[..., 0, :, :-1] = velocity[..., 0, :, :-1].flip(-1)
+    out[..., 1, :-1, :] = -velocity[..., 1, :-1, :].flip(-1)
+    return out
+
+
+def nearest_trajectory(
+    reference: torch.Tensor, candidates: dict[str, torch.Tensor]
+) -> tuple[str, torch.Tensor]:
+    """The candidate trajectory closest to ``reference`` in mean squared error.
+
+    Parameters
+    ----------
+    reference
+        ``[T, ...]`` the test trajectory.
+    candidates
+        ``{label: [T, ...]}`` training trajectories over the same frames.
+
+    Returns
+    -------
+    tuple
+        ``(label, trajectory)`` of the closest candidate.
+    """
+    errors = {k: float(((v - reference) ** 2).mean()) for k, v in candidates.items()}
+    best = min(errors, key=errors.get)
+    return best, candidates[best]
+
+
+def _training_candidates(data: FieldData, frames: slice, mirror: bool) -> dict[str, torch.Tensor]:
+    out = {}
+    for sim in data.simulations("train"):
+        v = torch.from_numpy(data.read(sim, "downsampled", "velocity", frames))
+        out[f"train sim {sim.index}"] = v
+        if mirror:
+            out[f"train sim {sim.index} (mirrored)"] = mirror_staggered(v)
+    return out
+
+
+def _score(fns: dict[str, Any], roll: torch.Tensor, ref: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``{metric: [steps, sims]}`` for steps 1..N of ``roll`` against ``ref``."""
+    n = ref.shape[0] - 1
+    with torch.no_grad():
+        return {
+            name: torch.stack(
+                [fn(roll[t].float(), ref[t].float()).cpu() for t in range(1, n + 1)]
+            ).double()
+            for name, fn in fns.items()
+        }
+
+
+def evaluate_rollouts(
+    model: Any,
+    data_path: Path,
+    fns: dict[str, Any],
+    steps: int,
+    start: int | None,
+    split: str,
+    device: torch.device,
+    mirror: bool = False,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Score source, corrected and nearest-training rollouts of every ``split`` simulation.
+
+    Returns the evaluation (``per_step``, ``per_simulation``, ``mean``, ``improvement``,
+    ``seconds_per_step``, the frames used) and what the caller stores: the high-resolution
+    start state for timing and the first simulation's rollouts.
+    """
+    scene = model.scene
+    with FieldData(data_path) as data:
+        sims = data.simulations(split)
+        if not sims:
+            raise ConfigError(f"{data_path}: no simulations in split {split!r}")
+        first = data.warmup if start is None else start
+        available = data.frames - 1 - first
+        if available < 1:
+            raise ConfigError(f"{data_path}: no frames after start frame {first}")
+        n = min(steps, available)
+        if n < steps:
+            print(
+                f"note: {data_path} holds {data.frames} frames, so the rollouts from frame "
+                f"{first} are {n} steps long, not {steps}",
+                flush=True,
+            )
+        frames = slice(first, first + n + 1)
+        ref = torch.stack(
+            [torch.from_numpy(data.read(s, "downsampled", "velocity", frames)) for s in sims], 1
+        )
+        high0 = torch.stack(
+            [torch.from_numpy(data.read(s, "reference", "velocity", first)) for s in sims]
+        )
+        params = torch.tensor([[s.params[k] for k in data.param_names] for s in sims])
+        density = high_density = None
+        if "buoyancy" in scene.param_names:
+            density, high_density = (
+                torch.stack([torch.from_numpy(data.read(s, kind, "density", first)) for s in sims])
+                for kind in ("downsampled", "reference")
+            )
+        candidates = _training_candidates(data, frames, mirror)
+        scene_kind = data.scene
+    nearest_labels, nearest = [], []
+    for j in range(len(sims)):
+        label, traj = nearest_trajectory(ref[:, j], candidates) if candidates else ("", None)
+        nearest_labels.append(label)
+        nearest.append(traj)
+    v0 = ref[0].to(device)
+    p = params.to(device)
+    d0 = None if density is None else density.to(device)
+    with torch.no_grad():  # trace the step once before timing
+        model.step(FluidState(v0, d0), p.to(v0.dtype))
+    rollouts = {
+        "source": model.rollout(v0, p, n, density=d0, correct=False),
+        "corrected": model.rollout(v0, p, n, density=d0, correct=True),
+    }
+    scores = {kind: _score(fns, roll.velocity, ref) for kind, roll in rollouts.items()}
+    if candidates:
+        scores["nearest_training"] = _score(fns, torch.stack(nearest, 1), ref)
+    per_step = {k: {m: v.mean(1).tolist() for m, v in s.items()} for k, s in scores.items()}
+    per_sim = {k: {m: v.mean(0).tolist() for m, v in s.items()} for k, s in scores.items()}
+    mean = {k: {m: float(v.mean()) for m, v in s.items()} for k, s in scores.items()}
+    result = {
+        "data": str(data_path),
+        "scene": scene_kind,
+        "split": split,
+        "simulations": [{"index": s.index, "seed": s.seed, **s.params} for s in sims],
+        "nearest_training": nearest_labels,
+        "start": first,
+        "steps": n,
+        "per_step": per_step,
+        "per_simulation": per_sim,
+        "mean": mean,
+        "improvement": {
+            m: 1 - mean["corrected"][m] / mean["source"][m] for m in fns if mean["source"][m] > 0
+        },
+        "seconds_per_step": {
+            "source": float(np.mean(rollouts["source"].step_seconds)),
+            "corrected": float(np.mean(rollouts["corrected"].step_seconds)),
+        },
+        "batch": len(sims),
+        "resolution_low": list(scene.resolution),
+        "verdict": verdict(mean, list(fns)),
+    }
+    stored = {
+        "high_start": (high0, high_density, params),
+        "tensors": {
+            "reference": ref[:, 0],
+            "source": rollouts["source"].velocity[:, 0],
+            "corrected": rollouts["corrected"].velocity[:, 0],
+        },
+        "start": first,
+        "simulation": sims[0].index,
+        "data": str(data_path),
+    }
+    return result, stored
+
+
+def verdict(mean: dict[str, dict[str, float]], metrics: list[str]) -> str:
+    """Words for what the means support: better than the source and than memorisation?"""
+    lower = [m for m in metrics if m != "psnr"]
+    beats_source = [m for m in lower if mean["corrected"][m] < mean["source"][m]]
+    if "nearest_training" not in mean:
+        beats_nearest = None
+    else:
+        beats_nearest = [m for m in lower if mean["corrected"][m] < mean["nearest_training"][m]]
+    if len(beats_source) < len(lower):
+        worse = sorted(set(lower) - set(beats_source))
+        return f"The corrected solver is no better than the source in {', '.join(worse)}."
+    if beats_nearest is None:
+        return "The corrected solver beats the source in every metric (no training data)."
+    if len(beats_nearest) == len(lower):
+        return (
+            "The corrected solver beats both the source and the nearest training trajectory "
+            "in every metric: the correction generalises to these test simulations."
+        )
+    worse = sorted(set(lower) - set(beats_nearest))
+    return (
+        "The corrected solver beats the source, but not the nearest training trajectory in "
+        f"{', '.join(worse)}: on these test simulations it cannot be told apart from "
+        "copying a training flow, so no claim of generalisation is supported."
+    )

@@ -158,11 +158,15 @@ def write_study_page(
             runs, out / kind, labels=labels, extra=extra, describe=describe, title=f"{kind} runs"
         )
         summary = _summary_table(kind, runs)
-        md += [f"## {kind}", "", summary]
+        findings = task.findings(runs, labels)
+        md += [f"## {kind}", "", *[f"- {f}" for f in findings], "" if findings else "", summary]
         for caption, table in extra.tables:
             md += [f"### {caption}", "", table]
         href = html.escape(Path(os.path.relpath(page_path, out)).as_posix(), quote=True)
         body += [f'<h2>{html.escape(kind)}: <a href="{href}">comparison page</a></h2>']
+        if findings:
+            items = "".join(f"<li>{html.escape(f)}</li>" for f in findings)
+            body.append(f"<p>Findings (generated from the numbers):</p><ul>{items}</ul>")
         body += markdown_to_html(summary)
         for caption, table in extra.tables:
             body += [f"<h3>{html.escape(caption)}</h3>", *markdown_to_html(table)]

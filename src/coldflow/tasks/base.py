@@ -113,6 +113,11 @@ class Task:
         """Tables and figures comparing several runs of this task."""
         return Comparison()
 
+    def findings(self, runs: Sequence[Path], labels: Sequence[str]) -> list[str]:
+        """Sentences stating what the numbers of several finished runs support, generated
+        from their files (never written by hand); shown on a study's page."""
+        return []
+
     def summary(self, evaluation: dict[str, Any]) -> dict[str, float]:
         """The headline numbers of an ``evaluation.json`` for a study's results table."""
         return {}

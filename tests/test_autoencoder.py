@@ -175,3 +175,16 @@ def test_tiny_autoencoder_beats_interpolating_the_same_number_of_values():
         error = F.mse_loss(model.reconstruct(test), test).item()
     baseline = F.mse_loss(upsample(low, 4, "bicubic"), test).item()
     assert error < 0.6 * baseline, (error, baseline)
+
+
+def test_coarse_latent_starts_as_interpolated_block_averages():
+    net = FieldAutoencoderNet(in_channels=3, width=4, levels=2, compression=8, coarse=True)
+    x = torch.randn(2, 3, 32, 16, generator=torch.Generator().manual_seed(0))
+    z = net.encode(x)
+    assert z.shape == (2, 6, 8, 4)  # 3 averaged + 3 learned channels: 8x fewer numbers
+    assert x[0].numel() / z[0].numel() == 8
+    assert torch.allclose(z[:, :3], F.avg_pool2d(x, 4))
+    with torch.no_grad():
+        assert torch.allclose(net(x), upsample(F.avg_pool2d(x, 4), 4, "bicubic"), atol=1e-6)
+    with pytest.raises(ValueError, match="lower the compression"):
+        FieldAutoencoderNet(in_channels=3, levels=2, compression=16, coarse=True)

@@ -49,6 +49,11 @@ class AutoencoderNetConfig(Strict):
     compression: int = Field(8, ge=1, description="input numbers / latent numbers")
     levels: int = Field(2, ge=1, description="stride-2 downsamplings (H, W divisible by 2^levels)")
     width: int = Field(32, ge=1, description="channels of the first level (doubled per level)")
+    coarse: bool = Field(
+        True,
+        description="keep C latent channels as block averages, decoded bicubically plus a "
+        "learned residual (false: every latent channel learned)",
+    )
 
 
 class SuperResNetConfig(Strict):

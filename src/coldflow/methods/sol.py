@@ -49,10 +49,12 @@ def _face_fluid_fraction(obstacle: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class Rollout:
     """States of a rollout: ``velocity`` ``[steps + 1, B, 2, H + 1, W + 1]`` (frame 0 is
-    the start) and the wall time of each step in seconds."""
+    the start), the wall time of each step in seconds, and the advected ``density``
+    ``[steps + 1, B, H, W]`` when the rollout carried one."""
 
     velocity: torch.Tensor
     step_seconds: list[float]
+    density: torch.Tensor | None = None
 
 
 class SolverInTheLoop(nn.Module):
@@ -194,6 +196,7 @@ class SolverInTheLoop(nn.Module):
         state = FluidState(velocity, density)
         params = params.to(velocity.dtype)
         frames, seconds = [velocity.cpu()], []
+        dens = [] if density is None else [density.cpu()]
         sync = torch.cuda.synchronize if velocity.is_cuda else (lambda: None)
         for _ in range(steps):
             t0 = time.perf_counter()
@@ -201,7 +204,9 @@ class SolverInTheLoop(nn.Module):
             sync()
             seconds.append(time.perf_counter() - t0)
             frames.append(state.velocity.cpu())
-        return Rollout(torch.stack(frames), seconds)
+            if dens:
+                dens.append(state.density.cpu())
+        return Rollout(torch.stack(frames), seconds, torch.stack(dens) if dens else None)
 
     def extra_repr(self) -> str:
         H, W = self.scene.resolution

@@ -11,6 +11,16 @@ The compression ratio is the number of input values per latent value,
     compression = C H W / (latent_channels (H / 2^L) (W / 2^L)) = C 4^L / latent_channels,
 
 so ``latent_channels`` follows from ``compression`` and must come out a whole number.
+
+With ``coarse=True`` the first C latent channels are not learned: they are the field
+averaged over blocks of ``2^L x 2^L`` cells, and the decoder adds its learned output to
+their bicubic upsampling,
+
+    decode(z) = bicubic(z[:C]) + D(z),    z = [avgpool(x), E(x)],
+
+with the last layer of ``D`` zero at the start. The untrained network is then the
+linear "average, store, interpolate" codec, and training only has to learn what the
+remaining ``latent_channels - C`` channels add. Every stored number is still in ``z``.
 """
 
 from __future__ import annotations
@@ -20,6 +30,8 @@ from fractions import Fraction
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from coldflow.nets.superres import upsample
 
 __all__ = ["FieldAutoencoderNet", "latent_channels_for"]
 
@@ -82,6 +94,7 @@ class FieldAutoencoderNet(nn.Module):
         slope: float = 0.2,
         upsample: str = "nearest",
         image_shape: tuple[int, int] | None = None,
+        coarse: bool = False,
     ) -> None:
         super().__init__()
         if upsample not in UPSAMPLE_MODES:
@@ -90,6 +103,14 @@ class FieldAutoencoderNet(nn.Module):
         self.compression = float(compression)
         self.latent_channels = latent_channels_for(self.in_channels, self.levels, compression)
         self.upsample = upsample
+        self.coarse = bool(coarse)
+        learned = self.latent_channels - (self.in_channels if self.coarse else 0)
+        if learned < 1:
+            raise ValueError(
+                f"coarse=True keeps {self.in_channels} averaged channels in the latent, so it "
+                f"needs more than {self.in_channels} latent channels; compression={compression:g}"
+                f" with levels={levels} gives {self.latent_channels}: lower the compression"
+            )
         if image_shape is not None:
             self._check_shape(tuple(image_shape))
         widths = [width * min(2**i, 4) for i in range(self.levels + 1)]
@@ -99,7 +120,7 @@ class FieldAutoencoderNet(nn.Module):
         for w_in, w_out in zip(widths[:-1], widths[1:], strict=True):
             encoder += [nn.Conv2d(w_in, w_out, 3, stride=2, padding=1), act]
             encoder += [nn.Conv2d(w_out, w_out, 3, padding=1), act]
-        encoder.append(nn.Conv2d(widths[-1], self.latent_channels, 3, padding=1))  # linear
+        encoder.append(nn.Conv2d(widths[-1], learned, 3, padding=1))  # linear
         self.encoder = nn.Sequential(*encoder)
 
         self.decoder_head = nn.Sequential(
@@ -115,6 +136,9 @@ class FieldAutoencoderNet(nn.Module):
             for w_in, w_out in zip(widths[::-1][:-1], widths[::-1][1:], strict=True)
         )
         self.decoder_tail = nn.Conv2d(widths[0], in_channels, 3, padding=1)
+        if self.coarse:  # untrained: exactly the interpolated block averages
+            nn.init.zeros_(self.decoder_tail.weight)
+            nn.init.zeros_(self.decoder_tail.bias)
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         H, W = shape[-2:]
@@ -139,7 +163,10 @@ class FieldAutoencoderNet(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W]`` -> latent ``[B, latent_channels, H / 2^L, W / 2^L]``."""
         self._check_shape(tuple(x.shape))
-        return self.encoder(x)
+        z = self.encoder(x)
+        if self.coarse:
+            z = torch.cat((F.avg_pool2d(x, 2**self.levels), z), dim=1)
+        return z
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latent ``[B, latent_channels, h, w]`` -> ``[B, C, h 2^L, w 2^L]``."""
@@ -147,7 +174,10 @@ class FieldAutoencoderNet(nn.Module):
         for level in self.decoder_levels:
             corners = False if self.upsample == "bilinear" else None
             y = level(F.interpolate(y, scale_factor=2, mode=self.upsample, align_corners=corners))
-        return self.decoder_tail(y)
+        y = self.decoder_tail(y)
+        if self.coarse:
+            y = y + upsample(z[:, : self.in_channels], 2**self.levels, "bicubic")
+        return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruction ``decode(encode(x))`` of ``[B, C, H, W]``."""
@@ -156,5 +186,6 @@ class FieldAutoencoderNet(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"channels={self.in_channels}, levels={self.levels}, "
-            f"latent_channels={self.latent_channels}, compression={self.compression:g}"
+            f"latent_channels={self.latent_channels}, compression={self.compression:g}, "
+            f"coarse={self.coarse}"
         )

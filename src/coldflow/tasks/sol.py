@@ -90,7 +90,7 @@ def data_statistics(path: str | Path, split: str = "train") -> dict[str, Any]:
     }
 
 
-def _stored_data_config(cfg: SolRunConfig, stats: dict[str, Any]):
+def stored_data_config(cfg: SolRunConfig, stats: dict[str, Any]):
     text = stats.get("data_config")
     if text:
         return data_config_from_text(text, f"{STATS_FILE} (data_config)")
@@ -159,7 +159,7 @@ class SolTask(Task):
 
     @staticmethod
     def _scene_args(cfg: SolRunConfig, stats: dict[str, Any]) -> tuple:
-        dcfg = _stored_data_config(cfg, stats)
+        dcfg = stored_data_config(cfg, stats)
         return dcfg, dcfg.low_resolution
 
     def build(self, cfg: SolRunConfig, files: dict[str, Any]) -> nn.Module:
@@ -192,7 +192,7 @@ class SolTask(Task):
 
         cfg = loaded.cfg
         data_path = Path(data or cfg.data.test_path or cfg.data.path)
-        trained = _stored_data_config(cfg, loaded.files[STATS_FILE])
+        trained = stored_data_config(cfg, loaded.files[STATS_FILE])
         test_cfg = data_config(data_path)
         check_same_data_kind(trained, test_cfg, data_path)
         names = metrics or cfg.evaluation.metrics

@@ -1,0 +1,247 @@
+"""The cheap simulator: the low-resolution solver (plain or corrected), then upsampling.
+
+From the same start frame of every test simulation, each pipeline rolls out at the low
+resolution and upsamples every frame to the high resolution, where it is compared with
+the high-resolution reference of that frame:
+
+- ``source -> bicubic``, ``source -> SR``: the uncorrected solver;
+- ``SOL -> bicubic``, ``SOL -> SR``: the solver corrected by a Solver-in-the-Loop run.
+
+Wall time per simulated frame of each pipeline (solver step + upsampling, per simulation)
+is measured in the same process as the high-resolution solver's, so the speed-ups are
+comparable. ``coldflow evaluate-pipeline`` writes ``pipeline.json``, ``pipeline.md`` and
+the figures error against step and error against cost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from coldflow.data.fields import FieldData
+from coldflow.data.frames import read_centered
+from coldflow.errors import UserError
+from coldflow.experiment import load_run
+from coldflow.io import write_json, write_text
+from coldflow.methods.superres import upsample
+from coldflow.physics import FluidState, faces_to_centered
+from coldflow.report.html import markdown_table
+from coldflow.simulate import build_scene
+from coldflow.tasks import kind_of
+from coldflow.tasks.fluids import check_same_data_kind, data_config, metric_functions
+from coldflow.tasks.sol import STATS_FILE, stored_data_config
+
+__all__ = ["evaluate_pipeline", "score_upsampled"]
+
+
+def score_upsampled(
+    low: torch.Tensor,
+    high: torch.Tensor,
+    upscale: Callable[[torch.Tensor], torch.Tensor],
+    fns: dict[str, Callable],
+) -> tuple[dict[str, list[float]], float]:
+    """Upsample low-resolution frames and score them against the high-resolution ones.
+
+    Parameters
+    ----------
+    low
+        ``[T, B, C, h, w]`` centred frames (steps x simulations).
+    high
+        ``[T, B, C, H, W]`` the reference at the same frames.
+    upscale
+        ``[B, C, h, w] -> [B, C, H, W]``.
+    fns
+        Field metrics ``m(a, b) -> [B]`` on centred fields.
+
+    Returns
+    -------
+    tuple
+        ``({metric: per-step means over simulations}, seconds per upsampled frame)``.
+    """
+    scores: dict[str, list[float]] = {n: [] for n in fns}
+    seconds = 0.0
+    with torch.no_grad():
+        for t in range(low.shape[0]):
+            t0 = time.perf_counter()
+            up = upscale(low[t]).cpu().float()
+            seconds += time.perf_counter() - t0
+            for name, fn in fns.items():
+                scores[name].append(float(fn(up, high[t].float()).mean()))
+    return scores, seconds / (low.shape[0] * low.shape[1])
+
+
+def _centred(velocity: torch.Tensor, density: torch.Tensor | None) -> torch.Tensor:
+    """``[T, B, 2, h + 1, w + 1]`` staggered (+ ``[T, B, h, w]``) -> ``[T, B, C, h, w]``."""
+    out = faces_to_centered(velocity.float())
+    return out if density is None else torch.cat((out, density[:, :, None].float()), 2)
+
+
+def _load(runs: Sequence[Path], kind: str, device: str) -> list[Any]:
+    loaded = []
+    for run in runs:
+        if kind_of(run) != kind:
+            raise UserError(f"{run} is a {kind_of(run)} run, not a {kind} run")
+        loaded.append(load_run(run, device))
+    return loaded
+
+
+def evaluate_pipeline(
+    sol_runs: Sequence[Path],
+    sr_runs: Sequence[Path],
+    out: Path,
+    data: Path | None = None,
+    steps: int = 50,
+    start: int | None = None,
+    metrics: Sequence[str] = ("mse", "rel_l1", "lsim"),
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Roll out every pipeline on the test simulations and compare at high resolution.
+
+    Returns the content of ``out/pipeline.json``.
+    """
+    if not sol_runs:
+        raise UserError("give at least one Solver-in-the-Loop run (--sol)")
+    sols, srs = _load(sol_runs, "sol", device), _load(sr_runs, "superres", device)
+    path = Path(data or sols[0].cfg.data.test_path or sols[0].cfg.data.path)
+    test_cfg = data_config(path)
+    for run in sols:
+        check_same_data_kind(stored_data_config(run.cfg, run.files[STATS_FILE]), test_cfg, path)
+    uses_density = "buoyancy" in sols[0].model.scene.param_names
+    channels = 3 if uses_density else 2
+    for run in srs:
+        stats = run.files["field_stats.json"]
+        if stats["shape"][0] != channels or stats["factor"] != test_cfg.factor:
+            raise UserError(
+                f"{run.run.path}: the SR run upsamples {stats['shape'][0]} channels by "
+                f"{stats['factor']}, the pipeline needs {channels} channels (velocity"
+                f"{' + density' if uses_density else ''}) by {test_cfg.factor}; train it with "
+                f"data.density: {str(uses_density).lower()}"
+            )
+    fns = metric_functions(list(metrics), "centered")
+    fields = ("velocity", "density") if uses_density else ("velocity",)
+    with FieldData(path) as data_file:
+        sims = data_file.simulations("test")
+        if not sims:
+            raise UserError(f"{path}: no test simulations")
+        first = data_file.warmup if start is None else start
+        n = min(steps, data_file.frames - 1 - first)
+        if n < 1:
+            raise UserError(f"{path}: no frames after start frame {first}")
+        frames = list(range(first + 1, first + n + 1))
+        high = torch.stack(
+            [
+                torch.from_numpy(read_centered(data_file, s, "reference", frames, fields))
+                for s in sims
+            ],
+            1,
+        )  # [T, B, C, H, W]
+        v0 = torch.stack(
+            [torch.from_numpy(data_file.read(s, "downsampled", "velocity", first)) for s in sims]
+        )
+        d0 = hv0 = hd0 = None
+        if uses_density:
+            d0 = torch.stack(
+                [torch.from_numpy(data_file.read(s, "downsampled", "density", first)) for s in sims]
+            )
+            hd0 = torch.stack(
+                [torch.from_numpy(data_file.read(s, "reference", "density", first)) for s in sims]
+            )
+        hv0 = torch.stack(
+            [torch.from_numpy(data_file.read(s, "reference", "velocity", first)) for s in sims]
+        )
+        params = torch.tensor([[s.params[k] for k in data_file.param_names] for s in sims])
+    dev = sols[0].device
+    p, v0, d0 = params.to(dev), v0.to(dev), None if d0 is None else d0.to(dev)
+    with torch.no_grad():  # trace the step once before timing
+        sols[0].model.step(FluidState(v0, d0), p.to(v0.dtype))
+    rollouts = {"source": sols[0].model.rollout(v0, p, n, density=d0, correct=False)}
+    for run in sols:
+        rollouts[f"SOL {run.run.path.name}"] = run.model.rollout(v0, p, n, density=d0)
+    upscalers: dict[str, Callable] = {"bicubic": lambda x: upsample(x, test_cfg.factor, "bicubic")}
+    for run in srs:
+        upscalers[f"SR {run.run.path.name}"] = lambda x, m=run.model: m.upscale(x.to(dev))
+    high_scene = build_scene(test_cfg)
+    high_seconds = _high_res_seconds(high_scene, hv0, hd0, params, steps=min(n, 10))
+    rows: dict[str, dict[str, Any]] = {}
+    for solver, roll in rollouts.items():
+        low = _centred(roll.velocity[1:], None if roll.density is None else roll.density[1:])
+        step_s = float(torch.tensor(roll.step_seconds).mean()) / len(sims)
+        for up_name, up in upscalers.items():
+            per_step, up_s = score_upsampled(low, high, up, fns)
+            cost = step_s + up_s
+            rows[f"{solver} -> {up_name}"] = {
+                "solver": solver,
+                "upsampling": up_name,
+                "per_step": per_step,
+                "mean": {m: sum(v) / len(v) for m, v in per_step.items()},
+                "seconds_per_frame": cost,
+                "speedup": high_seconds / cost,
+            }
+    result = {
+        "data": str(path),
+        "start": first,
+        "steps": n,
+        "simulations": [s.index for s in sims],
+        "metrics": list(metrics),
+        "channels": ["v_y", "v_x", *(["density"] if uses_density else [])],
+        "high_res_seconds_per_frame": high_seconds,
+        "pipelines": rows,
+        "device": str(dev),
+    }
+    out = Path(out)
+    write_json(out / "pipeline.json", result)
+    write_text(out / "pipeline.md", pipeline_table(result))
+    from coldflow.report.pipeline import write_figures
+
+    write_figures(result, out / "figures")
+    return result
+
+
+def _high_res_seconds(scene, v0, d0, params, steps: int) -> float:
+    """Seconds per frame and simulation of the high-resolution solver (one warm-up step)."""
+    hp = scene.params_tensor({k: params[:, i] for i, k in enumerate(scene.param_names)})
+    state = FluidState(v0.to(scene.dtype), None if d0 is None else d0.to(scene.dtype))
+    with torch.no_grad():
+        state = scene.step(state, hp)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            state = scene.step(state, hp)
+    return (time.perf_counter() - t0) / steps / len(v0)
+
+
+def pipeline_table(result: dict[str, Any]) -> str:
+    """Markdown: every pipeline's mean errors at high resolution, cost and speed-up."""
+    metrics = result["metrics"]
+    rows = [
+        [
+            name,
+            *(row["mean"][m] for m in metrics),
+            row["seconds_per_frame"],
+            f"{row['speedup']:.1f}x",
+        ]
+        for name, row in sorted(
+            result["pipelines"].items(), key=lambda kv: kv[1]["mean"][metrics[0]]
+        )
+    ]
+    rows.append(
+        [
+            "high-resolution solver (reference)",
+            *["0"] * len(metrics),
+            result["high_res_seconds_per_frame"],
+            "1x",
+        ]
+    )
+    intro = (
+        f"{result['steps']} steps from frame {result['start']} of the test simulations "
+        f"{result['simulations']} of {result['data']}, compared with the high-resolution "
+        f"reference at every step ({', '.join(result['channels'])}; means over steps and "
+        "simulations). s/frame: wall time per simulated frame and simulation, solver step "
+        "plus upsampling, measured in one process."
+    )
+    return "\n".join(
+        [intro, "", markdown_table(["pipeline", *metrics, "s/frame", "speed-up"], rows)]
+    )

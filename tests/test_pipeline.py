@@ -1,0 +1,94 @@
+"""The SOL + super-resolution pipeline: compared with the high-resolution reference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from coldflow.errors import UserError
+from coldflow.experiment import train
+from coldflow.methods.superres import upsample
+from coldflow.metrics.fields import FIELD_METRICS
+from coldflow.pipeline import evaluate_pipeline, score_upsampled
+from coldflow.simulate import simulate
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_exactly_representable_field_scores_zero_error():
+    # a constant field is reproduced exactly by bicubic upsampling: zero error everywhere
+    low = torch.full((3, 2, 2, 4, 8), 0.7)  # [T, B, C, h, w]
+    high = torch.full((3, 2, 2, 8, 16), 0.7)
+    fns = {n: FIELD_METRICS[n](grid="centered") for n in ("mse", "rel_l1")}
+    scores, seconds = score_upsampled(low, high, lambda x: upsample(x, 2, "bicubic"), fns)
+    assert set(scores) == {"mse", "rel_l1"} and seconds >= 0
+    for values in scores.values():  # zero up to float32 rounding of the interpolation weights
+        assert len(values) == 3 and max(values) < 1e-6
+    # and a wrong upsampler is caught: nearest of a ramp is not the ramp
+    y = torch.arange(16.0).view(1, 1, 1, 16, 1).expand(1, 1, 1, 16, 8)
+    ramp_low = torch.nn.functional.avg_pool2d(y[0], 2)[None]
+    bad, _ = score_upsampled(ramp_low, y, lambda x: upsample(x, 2, "nearest"), fns)
+    assert bad["mse"][0] > 0.1
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pipeline")
+    data = tmp / "tiny.h5"
+    simulate(ROOT / "configs/fluids/karman_tiny.yaml", data, progress=False)
+    sol = tmp / "sol.yaml"
+    sol.write_text(
+        f"name: sol\ndata: {{path: {data}}}\n"
+        "model: {kind: sol_resnet_small, width: 4, blocks: 1, kernel_size: 3}\n"
+        "method: {kind: sol, m: 2}\n"
+        "training: {epochs: 1, batch_size: 4, progress: false, device: cpu}\n"
+    )
+    sr = tmp / "sr.yaml"
+    sr.write_text(
+        f"name: sr\ndata: {{path: {data}, density: false}}\nmodel: {{width: 4, blocks: 1}}\n"
+        "method: {kind: superres}\n"
+        "training: {epochs: 1, batch_size: 8, progress: false, device: cpu}\n"
+    )
+    sr3 = tmp / "sr3.yaml"
+    sr3.write_text(sr.read_text().replace("density: false", "density: true"))
+    return (
+        data,
+        train(sol, tmp / "sol").path,
+        train(sr, tmp / "sr").path,
+        train(sr3, tmp / "sr3").path,
+    )
+
+
+def test_pipeline_table_speedups_and_figures(runs, tmp_path):
+    data, sol, sr, _ = runs
+    result = evaluate_pipeline(
+        [sol], [sr], tmp_path / "p", data, steps=3, metrics=["mse", "rel_l1"]
+    )
+    names = set(result["pipelines"])
+    assert names == {
+        "source -> bicubic",
+        "source -> SR sr",
+        "SOL sol -> bicubic",
+        "SOL sol -> SR sr",
+    }
+    for row in result["pipelines"].values():
+        assert len(row["per_step"]["mse"]) == 3 and row["speedup"] > 0
+        assert row["mean"]["mse"] > 0  # a coarse solver never matches the reference exactly
+    # an untrained-equivalent SR (tail at zero after 1 epoch is close to bicubic) on the
+    # same source frames scores close to bicubic, and both are finite
+    assert json.loads((tmp_path / "p" / "pipeline.json").read_text())["steps"] == 3
+    table = (tmp_path / "p" / "pipeline.md").read_text()
+    assert "high-resolution solver (reference)" in table and "speed-up" in table
+    for fig in ("pipeline_error_vs_step.png", "pipeline_error_vs_cost.png"):
+        assert (tmp_path / "p" / "figures" / fig).stat().st_size > 1000
+
+
+def test_pipeline_refuses_runs_of_the_wrong_kind_or_channels(runs, tmp_path):
+    data, sol, sr, sr3 = runs
+    with pytest.raises(UserError, match="not a sol run"):
+        evaluate_pipeline([sr], [], tmp_path, data, steps=2)
+    with pytest.raises(UserError, match="data.density: false"):
+        evaluate_pipeline([sol], [sr3], tmp_path, data, steps=2)

@@ -21,9 +21,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
-import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +32,7 @@ import torch
 from coldflow.config.base import ConfigError, dump_yaml, load_config
 from coldflow.config.fluids import FluidDataConfig
 from coldflow.data.fields import LAYOUT, SimulationWriter, merge_parts, part_attrs
-from coldflow.errors import CheckpointError, DiskFullError, UserError
-from coldflow.io import is_disk_full, write_json
+from coldflow.errors import UserError
 from coldflow.physics import (
     SCENES,
     FluidState,
@@ -46,6 +42,7 @@ from coldflow.physics import (
     downsample_centered,
     downsample_velocity,
 )
+from coldflow.simulate_state import BatchCheckpoint, Progress, console_print, disk_full_names
 
 __all__ = [
     "DEFAULT_CHECKPOINT_EVERY",
@@ -293,7 +290,7 @@ def generate(
         raise ConfigError(f"shard {i}/{n}: need 0 <= i < n")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    say = log or _console_print
+    say = log or console_print
     every = _checkpoint_every(cfg, checkpoint_every)
     specs = simulation_specs(cfg)
     scene = build_scene(cfg)
@@ -327,7 +324,7 @@ def generate(
     batches = [todo[k : k + cfg.batch_size] for k in range(0, len(todo), cfg.batch_size)]
     steps = (cfg.frames - 1) + (cfg.frames - 1 - cfg.start)
     total = sum(len(b) for b in batches) * steps
-    with _Progress(progress, total=total, say=say, checkpoint_every=every) as bar:
+    with Progress(progress, total=total, say=say, checkpoint_every=every) as bar:
         for batch in batches:
             _run_batch(cfg, scene, low, batch, out, bar)
 
@@ -353,7 +350,7 @@ def _run_batch(
     low: Scene,
     batch: Sequence[SimulationSpec],
     out: Path,
-    bar: _Progress,
+    bar: Progress,
     checkpoint_every: int | None = None,
     say: Callable[[str], None] | None = None,
 ) -> None:
@@ -379,7 +376,7 @@ def _run_batch(
         "source/velocity": (T, 2, h + 1, w + 1),
         "source/density": (T, h, w),
     }
-    ckpt = _BatchCheckpoint(out, batch, [_physics_hash(cfg, s) for s in batch], say)
+    ckpt = BatchCheckpoint(_parts_dir(out), batch, [_physics_hash(cfg, s) for s in batch], say)
     writers: list[SimulationWriter] = []
     try:
         for s in batch:
@@ -392,12 +389,12 @@ def _run_batch(
                 "physics_hash": _physics_hash(cfg, s),
             }
             part = _part_path(out, s.index)
-            with _disk_full_names(part):
+            with disk_full_names(part):
                 writers.append(SimulationWriter(part, attrs, shapes, cfg.compression))
 
         def store(name: str, frame: int, array: np.ndarray) -> None:
             for b, wr in enumerate(writers):
-                with _disk_full_names(wr.path):
+                with disk_full_names(wr.path):
                     wr.write(name, frame, array[b])
 
         pending: dict[str, list[tuple[int, np.ndarray]]] = {}
@@ -467,7 +464,7 @@ def _run_batch(
             wr.abort()
         raise
     for wr in writers:
-        with _disk_full_names(wr.path):
+        with disk_full_names(wr.path):
             wr.commit()
     ckpt.clear()
 
@@ -492,256 +489,3 @@ def _describe_position(pos: int, frames: int, start: int) -> str:
     if pos < frames:
         return f"reference frame {pos} of {frames}"
     return f"source frame {start + 1 + pos - frames} of {frames}"
-
-
-class _disk_full_names:
-    """Turn running out of disk space inside the block into a DiskFullError naming ``path``."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc is None or isinstance(exc, DiskFullError) or not isinstance(exc, Exception):
-            return
-        if is_disk_full(exc):
-            raise DiskFullError(
-                f"{self.path}: out of disk space while writing this simulation part "
-                f"({exc}); the part is discarded and complete parts are kept. Free space on "
-                f"{self.path.parent} and rerun the same command to resume.",
-                str(self.path),
-            ) from exc
-
-
-# ----------------------------------------------------------------- batch checkpoints
-
-
-class _BatchCheckpoint:
-    """Segments of a running batch: frames since the last segment and the solver state.
-
-    ``batch_NNNN.seg_KKKK.safetensors`` holds the frames of segment ``K`` (``name`` ->
-    ``[n, B, ...]`` float32, ``name#frames`` -> ``[n]``) and the state after it
-    (``state.*``, ``start.*`` in the solver's dtype); ``batch_NNNN.resume.json`` (written
-    after each segment) lists the segments with their sha256, the batch's simulations
-    and physics hashes, and the position to continue from.
-    """
-
-    def __init__(
-        self,
-        out: Path,
-        batch: Sequence[SimulationSpec],
-        hashes: list[str],
-        say: Callable[[str], None],
-    ) -> None:
-        self.dir = _parts_dir(out)
-        self.stem = f"batch_{batch[0].index:04d}"
-        self.indices = [s.index for s in batch]
-        self.hashes = hashes
-        self.say = say
-        self.segments: list[dict[str, Any]] = []
-
-    @property
-    def manifest(self) -> Path:
-        return self.dir / f"{self.stem}.resume.json"
-
-    def describe(self) -> str:
-        return f"simulations {', '.join(map(str, self.indices))}"
-
-    def _segment(self, k: int) -> Path:
-        return self.dir / f"{self.stem}.seg_{k:04d}.safetensors"
-
-    def save(
-        self,
-        pos: int,
-        pending: dict[str, list[tuple[int, np.ndarray]]],
-        state: FluidState,
-        start_state: FluidState | None,
-    ) -> None:
-        from coldflow.runs import save_tensors
-
-        tensors: dict[str, torch.Tensor] = {}
-        for name, items in pending.items():
-            tensors[name] = torch.from_numpy(np.stack([a for _, a in items]))
-            tensors[f"{name}#frames"] = torch.tensor([t for t, _ in items], dtype=torch.int64)
-        for prefix, st in (("state", state), ("start", start_state)):
-            if st is None:
-                continue
-            for field in ("velocity", "density", "pressure"):
-                value = getattr(st, field)
-                if value is not None:
-                    tensors[f"{prefix}.{field}"] = value.detach()
-        k = len(self.segments)
-        path = self._segment(k)
-        sha = save_tensors(path, tensors)
-        self.segments.append({"file": path.name, "sha256": sha, "pos": pos})
-        write_json(
-            self.manifest,
-            {"indices": self.indices, "physics_hashes": self.hashes, "segments": self.segments},
-        )
-
-    def restore(self, store: Callable[[str, int, np.ndarray], None]):
-        """Replay the saved frames through ``store``; ``(pos, state, start_state)`` or None."""
-        from coldflow.runs import load_tensors
-
-        if not self.manifest.is_file():
-            return None
-        try:
-            info = json.loads(self.manifest.read_text())
-            segments = list(info["segments"])
-            same = info["indices"] == self.indices and info["physics_hashes"] == self.hashes
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            self._warn(f"{self.manifest}: unreadable ({e}); simulating the batch from frame 0")
-            return None
-        if not same:
-            self._warn(
-                f"{self.manifest}: saved for other simulations or another config; simulating "
-                "the batch from frame 0"
-            )
-            return None
-        loaded = []
-        for seg in segments:
-            try:
-                loaded.append(load_tensors(self.dir / seg["file"], seg["sha256"]))
-            except CheckpointError as e:
-                self._warn(f"{e}; resuming from the segment before it")
-                break
-        if not loaded:
-            return None
-        self.segments = segments[: len(loaded)]
-        for tensors in loaded:
-            for name, values in tensors.items():
-                if "#" in name or "." in name:
-                    continue
-                frames = tensors[f"{name}#frames"].tolist()
-                for t, array in zip(frames, values.numpy(), strict=True):
-                    store(name, t, array)
-        last = loaded[-1]
-
-        def state_of(prefix: str) -> FluidState | None:
-            if f"{prefix}.velocity" not in last:
-                return None
-            return FluidState(
-                last[f"{prefix}.velocity"],
-                last.get(f"{prefix}.density"),
-                last.get(f"{prefix}.pressure"),
-            )
-
-        return int(self.segments[-1]["pos"]), state_of("state"), state_of("start")
-
-    def _warn(self, message: str) -> None:
-        warnings.warn(message, stacklevel=3)
-        self.say(message)
-
-    def clear(self) -> None:
-        """Remove the manifest (first) and every segment of this batch."""
-        self.manifest.unlink(missing_ok=True)
-        for seg in self.dir.glob(f"{self.stem}.seg_*.safetensors"):
-            seg.unlink(missing_ok=True)
-        self.segments = []
-
-
-# -------------------------------------------------------------------------- progress
-
-
-def _console_print(message: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(message, highlight=False)
-
-
-class _Progress:
-    """Frames simulated, with frames/s and ETA.
-
-    A rich progress bar on a terminal; otherwise (cluster logs) a plain line every 5 %.
-    """
-
-    def __init__(
-        self,
-        enabled: bool,
-        total: int,
-        say: Callable[[str], None] | None = None,
-        checkpoint_every: int = 0,
-    ):
-        self.enabled, self.total = enabled and total > 0, total
-        self.checkpoint_every = checkpoint_every  # the run's setting, read by _run_batch
-        self._bar = None
-        self._t0 = time.perf_counter()
-        self._done = 0  # frames, restored ones included
-        self._restored = 0  # frames replayed from a checkpoint (not in the rate)
-        self._said = 0  # last 5 % mark printed
-        self.say = say or (lambda m: print(m, file=sys.stderr, flush=True))
-        self.plain = self.enabled and not _is_terminal()
-
-    def __enter__(self) -> _Progress:
-        if self.enabled and not self.plain:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._bar = Progress(
-                TextColumn("[bold]simulate"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("frames"),
-                TextColumn("{task.fields[rate]}"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                transient=False,
-            )
-            self._bar.__enter__()
-            self._task = self._bar.add_task("simulate", total=self.total, rate="")
-        return self
-
-    def _rate(self) -> float:
-        return (self._done - self._restored) / max(time.perf_counter() - self._t0, 1e-9)
-
-    def skip(self, frames: int) -> None:
-        """Count frames restored from a checkpoint (done, but not in the rate)."""
-        self._restored += frames
-        self.advance(frames)
-
-    def advance(self, frames: int) -> None:
-        self._done += frames
-        if self._bar is not None:
-            self._bar.update(self._task, completed=self._done, rate=f"{self._rate():.1f} frames/s")
-        elif self.plain:
-            mark = 20 * self._done // self.total
-            if mark > self._said:
-                self._said = mark
-                self.say(self.line())
-
-    def line(self) -> str:
-        """``simulate: 120/2400 frames (5%), 12.3 frames/s, ETA 3m05s``."""
-        rate = self._rate()
-        left = self.total - self._done
-        eta = _duration(left / rate) if rate > 0 else "?"
-        return (
-            f"simulate: {self._done}/{self.total} frames ({100 * self._done // self.total}%), "
-            f"{rate:.1f} frames/s, ETA {eta}"
-        )
-
-    def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
-
-
-def _is_terminal() -> bool:
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"

@@ -14,13 +14,23 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
 
 from coldflow.config import StudyConfig, load_config
 from coldflow.errors import UserError
 from coldflow.experiment import evaluate, load_config_file, report_run, train
 from coldflow.io import write_text
 from coldflow.report import write_comparison
-from coldflow.report.html import markdown_table, markdown_to_html, notes_html, page
+from coldflow.report.html import (
+    Figure,
+    figures_html,
+    markdown_table,
+    markdown_to_html,
+    notes_html,
+    page,
+)
 from coldflow.runs import RunDir
 from coldflow.tasks import TASKS, kind_of
 
@@ -74,40 +84,103 @@ def run_study(
     path = Path(path)
     study = load_config(path, StudyConfig)
     out = Path(out) if out else Path("runs") / study.name
+    index, count = shard
+    if not collect:
+        _make_data(study, path, sharded=count > 1)
     configs = {}
     for spec in study.runs:  # validate every config before the first run starts
         cfg_path = (path.parent / spec.config).resolve()
         configs[spec.name] = load_config_file(cfg_path, [*overrides, *spec.set])
-    index, count = shard
+    skipped: dict[str, str] = {}
     for k, spec in enumerate(study.runs):
+        cfg = configs[spec.name]
+        reason = _cannot_run(cfg)
+        if reason:
+            skipped[spec.name] = reason
+            if not collect and k % count == index:
+                print(f"{spec.name}: skipped: {reason}", flush=True)
+            continue
         if collect or k % count != index:
             continue
-        cfg = configs[spec.name]
-        run_dir = out / spec.name
-        if _finished(run_dir, cfg.training.epochs):
-            print(f"{spec.name}: already trained", flush=True)
-        else:
-            resume = bool(RunDir(run_dir).checkpoints())
-            print(f"{spec.name}: {'resuming' if resume else 'training'} {spec.config}", flush=True)
-            train(cfg, run_dir, resume=resume)
-        if spec.evaluate and not (run_dir / "evaluation.json").is_file():
-            options = dict(spec.evaluate_options)
-            if spec.evaluate is not True:
-                options["n"] = spec.evaluate
-            print(f"{spec.name}: evaluating", flush=True)
-            evaluate(run_dir, device=cfg.training.device, **options)
-        report_run(run_dir)
+        _run(spec, cfg, out / spec.name)
     if count > 1 and not collect:
         print(f"shard {index}/{count} done; build the page with --collect once all are done")
         return None
     finished = [s for s in study.runs if _finished(out / s.name, configs[s.name].training.epochs)]
-    missing = [s.name for s in study.runs if s not in finished]
+    missing = [s.name for s in study.runs if s not in finished and s.name not in skipped]
     if not finished:
         raise UserError(f"{out}: no run of the study is finished yet; train it first")
     groups: dict[str, list[Path]] = {}
     for spec in finished:
         groups.setdefault(configs[spec.name].method.kind, []).append(out / spec.name)
-    return write_study_page(study.name, out, groups, missing, configs)
+    pipelines = _pipelines(study, out, {s.name for s in finished})
+    return write_study_page(study, out, groups, missing, configs, skipped, pipelines)
+
+
+def _make_data(study: StudyConfig, path: Path, sharded: bool) -> None:
+    """Generate the data sets the study needs, or reuse them when complete and matching."""
+    from coldflow.simulate import simulate
+
+    for spec in study.data:
+        target = Path(spec.out)
+        if sharded and not target.is_file():
+            raise UserError(
+                f"{target} does not exist: generate the data sets before the study's shards "
+                f"(`coldflow simulate {(path.parent / spec.config).resolve()} --out {target}`, "
+                "itself shardable), or run the study once without --shard"
+            )
+        print(f"data: {target}", flush=True)
+        simulate((path.parent / spec.config).resolve(), target, overrides=spec.set,
+                 progress=False)  # fmt: skip
+
+
+def _cannot_run(cfg: BaseModel) -> str:
+    """Why a run cannot be trained here (pretrained weights missing), or ``""``."""
+    from coldflow.hub import HubError
+
+    try:
+        TASKS[cfg.method.kind].check_weights(cfg)
+    except HubError as e:
+        return str(e).splitlines()[0]
+    return ""
+
+
+def _run(spec: Any, cfg: BaseModel, run_dir: Path) -> None:
+    """Train (or resume) one run unless finished, evaluate it once, write its page."""
+    if _finished(run_dir, cfg.training.epochs):
+        print(f"{spec.name}: already trained", flush=True)
+    else:
+        resume = bool(RunDir(run_dir).checkpoints())
+        print(f"{spec.name}: {'resuming' if resume else 'training'} {spec.config}", flush=True)
+        train(cfg, run_dir, resume=resume)
+    if spec.evaluate and not (run_dir / "evaluation.json").is_file():
+        options = dict(spec.evaluate_options)
+        if spec.evaluate is not True:
+            options["n"] = spec.evaluate
+        print(f"{spec.name}: evaluating", flush=True)
+        evaluate(run_dir, device=cfg.training.device, **options)
+    report_run(run_dir)
+
+
+def _pipelines(study: StudyConfig, out: Path, finished: set[str]) -> list[tuple[str, Path]]:
+    """Run every pipeline whose runs are finished (once); ``(name, pipeline.md)`` each."""
+    from coldflow.pipeline import evaluate_pipeline
+
+    done = []
+    for p in study.pipelines:
+        target = out / "pipelines" / p.name
+        sol = [n for n in p.sol if n in finished]
+        sr = [n for n in p.sr if n in finished]
+        if not sol:
+            continue
+        if not (target / "pipeline.json").is_file():
+            print(f"pipeline {p.name}: {len(sol)} SOL x {len(sr)} SR runs", flush=True)
+            evaluate_pipeline(
+                [out / n for n in sol], [out / n for n in sr], target, steps=p.steps,
+                metrics=p.metrics,
+            )  # fmt: skip
+        done.append((p.name, target / "pipeline.md"))
+    return done
 
 
 def _summary_table(kind: str, runs: list[Path]) -> str:
@@ -136,15 +209,27 @@ def _summary_table(kind: str, runs: list[Path]) -> str:
 
 
 def write_study_page(
-    name: str, out: Path, groups: dict[str, list[Path]], missing: list[str], configs: dict
+    study: StudyConfig,
+    out: Path,
+    groups: dict[str, list[Path]],
+    missing: list[str],
+    configs: dict,
+    skipped: dict[str, str] | None = None,
+    pipelines: Sequence[tuple[str, Path]] = (),
 ) -> Path:
     """``out/index.html`` and ``out/results.md``; one comparison page per task."""
+    name = study.name
     md = [f"# Study {name}", ""]
     body = [f"<h1>Study {html.escape(name)}</h1>"]
+    if study.description:
+        md += [study.description, ""]
+        body.append(f"<p>{html.escape(study.description)}</p>")
+    notes = []
     if missing:
-        note = f"Not finished (not shown): {', '.join(missing)}."
-        md += [note, ""]
-        body += notes_html([note])
+        notes.append(f"Not finished (not shown): {', '.join(missing)}.")
+    notes += [f"Skipped {k}: {v}" for k, v in (skipped or {}).items()]
+    md += [*(f"- {n}" for n in notes), ""] if notes else []
+    body += notes_html(notes)
     for kind, runs in groups.items():
         task = TASKS[kind]
         labels = [r.name for r in runs]
@@ -170,6 +255,19 @@ def write_study_page(
         body += markdown_to_html(summary)
         for caption, table in extra.tables:
             body += [f"<h3>{html.escape(caption)}</h3>", *markdown_to_html(table)]
+    for pname, table_path in pipelines:
+        table = table_path.read_text()
+        md += [f"## Pipeline {pname}: low-resolution solver + upsampling", "", table]
+        body += [f"<h2>Pipeline {html.escape(pname)}: low-resolution solver + upsampling</h2>"]
+        body += markdown_to_html(table)
+        figs = [
+            Figure(table_path.parent / "figures" / f, c)
+            for f, c in (
+                ("pipeline_error_vs_cost.png", "Mean error at high resolution against cost."),
+                ("pipeline_error_vs_step.png", "Error of every pipeline against step."),
+            )
+        ]
+        body += figures_html(figs, out)
     write_text(out / "results.md", "\n".join(md))
     index = out / "index.html"
     write_text(index, page(f"coldflow study {name}", body))

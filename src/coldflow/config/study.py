@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from coldflow.config.base import Strict
 
-__all__ = ["StudyConfig", "StudyRun"]
+__all__ = ["StudyConfig", "StudyData", "StudyPipeline", "StudyRun"]
 
 
 class StudyRun(Strict):
@@ -33,11 +33,41 @@ class StudyRun(Strict):
         return self
 
 
+class StudyData(Strict):
+    """A fluid data set the study's runs need: generated, or reused when complete."""
+
+    config: str = Field(description="data-set config, relative to the study file")
+    out: str = Field(description="the .h5 file the run configs name (relative to the cwd)")
+    set: list[str] = Field(default_factory=list, description="--set overrides")
+
+
+class StudyPipeline(Strict):
+    """A SOL + super-resolution comparison at high resolution (``evaluate-pipeline``)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    sol: list[str] = Field(min_length=1, description="names of SOL runs of the study")
+    sr: list[str] = Field(default_factory=list, description="names of SR runs of the study")
+    steps: int = Field(50, ge=1)
+    metrics: list[str] = Field(default_factory=lambda: ["mse", "rel_l1", "lsim"])
+
+
 class StudyConfig(Strict):
     """Several runs trained one after another, then compared in one report."""
 
     name: str = "study"
+    description: str = Field("", description="one paragraph for the top of the page")
+    data: list[StudyData] = Field(default_factory=list)
     runs: list[StudyRun] = Field(min_length=1)
+    pipelines: list[StudyPipeline] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _pipelines_name_runs(self) -> StudyConfig:
+        names = {r.name for r in self.runs}
+        for p in self.pipelines:
+            unknown = [n for n in [*p.sol, *p.sr] if n not in names]
+            if unknown:
+                raise ValueError(f"pipeline {p.name!r} names runs not in the study: {unknown}")
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> StudyConfig:

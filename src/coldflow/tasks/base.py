@@ -77,6 +77,10 @@ class Task:
 
     def check(self, cfg: Any) -> None:
         """Fail before anything is written when the run cannot start (data, weights)."""
+        self.check_weights(cfg)
+
+    def check_weights(self, cfg: Any) -> None:
+        """Raise :class:`coldflow.hub.HubError` when pretrained weights it needs are missing."""
 
     def prepare(self, cfg: Any, stored: dict[str, Any]) -> Prepared:
         """Model, data set, hooks and run files of a training run.

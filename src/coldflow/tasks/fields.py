@@ -113,7 +113,10 @@ class _FieldTask(Task):
     mode: ClassVar[str]
 
     def check(self, cfg: FieldsRunConfig) -> None:
-        data_config(cfg.data.path)
+        self.check_weights(cfg)
+        data_config(cfg.data.path)  # readable, a coldflow data set
+
+    def check_weights(self, cfg: Any) -> None:
         spec = cfg.method.loss
         build_field_loss(spec.name, grid="centered", **spec.options)
 
@@ -157,6 +160,25 @@ class _FieldTask(Task):
         trained = data_config_from_text(stats["data_config"], f"{STATS_FILE} (data_config)")
         check_same_data_kind(trained, data_config(path), path)
         return path, self._frames(cfg, path, split, tuple(stats["fields"]))
+
+    def _begin(self, loaded: LoadedRun, data, split, metrics) -> tuple:
+        """Test frames (checked against the training data) and the metric functions."""
+        cfg = loaded.cfg
+        path, frames = self._test_frames(loaded, data, split or "test")
+        names = metrics or cfg.evaluation.metrics
+        return (path, frames, *_metrics(names, cfg.evaluation.perceptual_if_available))
+
+    @staticmethod
+    def _save_examples(loaded: LoadedRun, name: str, tensors: dict, frames: FieldFrames) -> None:
+        """A few evenly spread test frames of every tensor, for the report's figures."""
+        n = len(next(iter(tensors.values())))
+        k = min(loaded.cfg.evaluation.figure_frames, n)
+        pick = torch.linspace(0, n - 1, k).round().long() if k else torch.zeros(0).long()
+        save_tensors(
+            loaded.run.samples_dir / name,
+            {key: t[pick] for key, t in tensors.items()},
+            meta={"channels": ",".join(frames.channels), "frames": pick.tolist()},
+        )
 
     def describe(self, cfg: FieldsRunConfig) -> str:
         return f"{self.mode}, {cfg.method.loss.name} loss"
@@ -234,10 +256,7 @@ class AutoencoderTask(_FieldTask):
     ) -> dict[str, Any]:
         """Reconstruction of every test frame against the resampling baseline."""
         cfg, model, dev = loaded.cfg, loaded.model, loaded.device
-        path, frames = self._test_frames(loaded, data, split or "test")
-        fns, skipped = _metrics(
-            metrics or cfg.evaluation.metrics, cfg.evaluation.perceptual_if_available
-        )
+        path, frames, fns, skipped = self._begin(loaded, data, split, metrics)
         x, bs = frames.tensors["x"], cfg.evaluation.batch_size
         recon, t_model = _timed(lambda c: model.reconstruct(c.to(dev)), x, bs)
         numbers = model.latent_numbers(x.shape[1:])
@@ -253,13 +272,8 @@ class AutoencoderTask(_FieldTask):
             "baseline_numbers": stored,
             "input_numbers": x[0].numel(),
         }
-        k = min(cfg.evaluation.figure_frames, len(x))
-        pick = torch.linspace(0, len(x) - 1, k).round().long() if k else torch.zeros(0).long()
-        save_tensors(
-            loaded.run.samples_dir / "reconstruction.safetensors",
-            {"input": x[pick], "autoencoder": recon[pick], "baseline": base[pick]},
-            meta={"channels": ",".join(frames.channels), "frames": pick.tolist()},
-        )
+        examples = {"input": x, "autoencoder": recon, "baseline": base}
+        self._save_examples(loaded, "reconstruction.safetensors", examples, frames)
         return result
 
 
@@ -284,10 +298,7 @@ class SuperResTask(_FieldTask):
         """SR of every test frame against bicubic, bilinear and the nearest training frame;
         and SR of the uncorrected source trajectory."""
         cfg, model, dev = loaded.cfg, loaded.model, loaded.device
-        path, frames = self._test_frames(loaded, data, split or "test")
-        fns, skipped = _metrics(
-            metrics or cfg.evaluation.metrics, cfg.evaluation.perceptual_if_available
-        )
+        path, frames, fns, skipped = self._begin(loaded, data, split, metrics)
         low, high, bs = frames.tensors["low"], frames.tensors["high"], cfg.evaluation.batch_size
         f = frames.factor
         sr, t_sr = _timed(lambda c: model.upscale(c.to(dev)), low, bs)
@@ -310,18 +321,8 @@ class SuperResTask(_FieldTask):
         timing = {"super-resolution": t_sr, "bicubic": t_bic}
         result = self._result(loaded, path, frames, scores, timing, skipped)
         result["factor"] = f
-        k = min(cfg.evaluation.figure_frames, len(low))
-        pick = torch.linspace(0, len(low) - 1, k).round().long() if k else torch.zeros(0).long()
-        save_tensors(
-            loaded.run.samples_dir / "superres.safetensors",
-            {
-                "low": low[pick],
-                "bicubic": bicubic[pick],
-                "superres": sr[pick],
-                "reference": high[pick],
-            },
-            meta={"channels": ",".join(frames.channels), "frames": pick.tolist()},
-        )
+        examples = {"low": low, "bicubic": bicubic, "superres": sr, "reference": high}
+        self._save_examples(loaded, "superres.safetensors", examples, frames)
         return result
 
 

@@ -138,9 +138,12 @@ class SolTask(Task):
     hash_exclude: ClassVar[dict[str, Any]] = {"data": {"test_path"}, "evaluation": True}
 
     def check(self, cfg: SolRunConfig) -> None:
+        self.check_weights(cfg)
         data_config(cfg.data.path)  # readable, a coldflow data set
+
+    def check_weights(self, cfg: Any) -> None:
         spec = cfg.method.loss
-        build_field_loss(spec.name, grid="staggered", **spec.options)  # weights present
+        build_field_loss(spec.name, grid="staggered", **spec.options)
 
     def prepare(self, cfg: SolRunConfig, stored: dict[str, Any]) -> Prepared:
         stats = stored.get(STATS_FILE) or data_statistics(cfg.data.path, cfg.data.split)

@@ -11,7 +11,7 @@ export COLDFLOW_DATA ?= $(SHARED_DATA)
 export COLDFLOW_WEIGHTS ?= $(SHARED_DATA)/weights
 endif
 
-.PHONY: setup demo test test-all lint format bench bench-simulate clean
+.PHONY: setup demo test test-all lint format bench bench-quick bench-simulate clean
 
 $(BIN)/coldflow: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,11 +40,11 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: setup
-	$(BIN)/python benchmarks/bench_mnist.py
-	$(BIN)/python benchmarks/bench_blur.py
-	$(BIN)/python benchmarks/bench_losses.py
-	$(BIN)/python benchmarks/bench_sol.py
+bench: setup  # every benchmark, full size; needs no data files but the shared ones
+	PYTHON=$(BIN)/python bash benchmarks/run_all.sh
+
+bench-quick: setup  # every benchmark at a small size (a few minutes; a GPU check)
+	PYTHON=$(BIN)/python bash benchmarks/run_all.sh --quick
 
 bench-simulate: setup  # generates the four study data sets once (minutes, GBs in a temp dir)
 	$(BIN)/python benchmarks/bench_simulate.py

@@ -22,7 +22,7 @@ building the matrices is not counted). The largest difference to ``old separable
 printed too (float32: ~1e-6).
 
     python benchmarks/bench_blur.py [--batch 128] [--repeats 5] [--sizes 28 64 128]
-                                    [--quick] [--device cpu] [--out benchmarks/results/blur.json]
+                                    [--quick] [--device auto] [--out benchmarks/results/blur.json]
 
 Prints a table and writes JSON; never asserts on time.
 """
@@ -158,11 +158,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5, help="timed calls of each (best kept)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[28, 64, 128], help="image sides")
     ap.add_argument("--quick", action="store_true", help="2 repeats, a smaller peak measurement")
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     ap.add_argument("--out", default=str(DEFAULT_OUT))
     args = ap.parse_args()
     repeats = 2 if args.quick else args.repeats
 
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(args.device)
     first = _machine.peak(device, quick=args.quick)
     print(_machine.describe(first), flush=True)

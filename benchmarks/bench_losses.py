@@ -6,10 +6,11 @@ compared, without gradients ("eval") and with a backward pass to the first input
 per pair (resize to 224, per-pair min-max), against the same per-pair distances computed
 in one batched call (resize on the device + per-sample joint scaling).
 
-The ImageNet backbones are not needed: VGG-16 and AlexNet run with random weights, which
-cost the same time as the pretrained ones. LSiM and the LPIPS linear layers are the real
-weights when the hub finds them. Every loss is also timed one pair per call in a Python
-loop ("pair loop", eval) against the batched call.
+A loss whose weights the hub does not find (VGG-16 and AlexNet ImageNet backbones, the
+LPIPS linear layers, LSiM) gives a row that says "skipped: weights missing" and names the
+files; with ``--random-backbones`` VGG-16 and AlexNet run with random weights instead,
+which cost the same time as the pretrained ones. Every loss is also timed one pair per
+call in a Python loop ("pair loop", eval) against the batched call.
 
 FLOP per pair are counted with ``torch.utils.flop_counter.FlopCounterMode`` on the batched
 call (convolutions and matmuls, forward for eval, forward + backward for train; elementwise
@@ -81,24 +82,51 @@ def timed(call: Callable[[], object], device: torch.device, repeats: int) -> flo
     return statistics.median(times)
 
 
-def build_losses(device: torch.device) -> dict[str, torch.nn.Module]:
-    calibrated = hub.locate("lpips-alex") is not None and hub.locate("lpips-vgg") is not None
+# the hub files each loss needs; backbones may be replaced by random weights (same cost)
+NEEDS = {
+    "vgg (relu3_3)": (("vgg16",), ()),
+    "lpips (alex)": (("alexnet",), ("lpips-alex",)),
+    "lpips (vgg)": (("vgg16",), ("lpips-vgg",)),
+    "lsim": ((), ("lsim",)),
+}
+
+
+def missing_weights(name: str, random_backbones: bool) -> list[str]:
+    backbones, own = NEEDS.get(name, ((), ()))
+    needed = own if random_backbones else backbones + own
+    return [r for r in needed if hub.locate(r) is None]
+
+
+def build_losses(device: torch.device, random_backbones: bool) -> dict[str, torch.nn.Module | str]:
+    """The losses to time; a string instead of a module says why one is skipped."""
+    pretrained = not random_backbones
     torch.manual_seed(0)
-    losses = {
-        "mse": build_loss("mse"),
-        "mae": build_loss("mae"),
-        "vgg (relu3_3)": VGGFeatureLoss(pretrained=False),
-        "lpips (alex)": LPIPS("alex", pretrained=False, calibrated=calibrated),
-        "lpips (vgg)": LPIPS("vgg", pretrained=False, calibrated=calibrated),
+    builders = {
+        "mse": lambda: build_loss("mse"),
+        "mae": lambda: build_loss("mae"),
+        "vgg (relu3_3)": lambda: VGGFeatureLoss(pretrained=pretrained),
+        "lpips (alex)": lambda: LPIPS("alex", pretrained=pretrained),
+        "lpips (vgg)": lambda: LPIPS("vgg", pretrained=pretrained),
+        "lsim": lambda: LSiM(),
     }
-    if hub.locate("lsim") is not None:
-        losses["lsim"] = LSiM()
-    return {name: loss.to(device) for name, loss in losses.items()}
+    losses: dict[str, torch.nn.Module | str] = {}
+    for name, make in builders.items():
+        missing = missing_weights(name, random_backbones)
+        if missing:
+            where = ", ".join(f"{r} ({hub.RESOURCES[r].filename})" for r in missing)
+            losses[name] = f"skipped: weights missing: {where}"
+        else:
+            losses[name] = make().to(device)
+    return losses
 
 
 def bench_losses(args: argparse.Namespace, device: torch.device, machine: dict) -> list[dict]:
     rows = []
-    for name, loss in build_losses(device).items():
+    for name, loss in build_losses(device, args.random_backbones).items():
+        if isinstance(loss, str):
+            rows.append({"loss": name, "skipped": loss})
+            print(f"{name:<15} {loss}", flush=True)
+            continue
         for size in args.sizes:
             a = smooth_fields(args.batch, size, 1).to(device)
             b = smooth_fields(args.batch, size, 2).to(device)
@@ -199,7 +227,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    parser.add_argument(
+        "--random-backbones",
+        action="store_true",
+        help="time VGG-16/AlexNet with random weights when the ImageNet weights are missing",
+    )
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (1 on a shared machine)"
     )
@@ -210,6 +243,8 @@ def main() -> None:
         args.sizes, args.repeats = [64], 1
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(args.device)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     machine = _machine.peak(device, quick=args.quick)
@@ -226,8 +261,12 @@ def main() -> None:
         "batch": args.batch,
         "repeats": args.repeats,
         "note": (
-            "random smooth 1-channel fields; VGG-16/AlexNet backbones randomly initialised "
-            "(same cost as pretrained)"
+            "random smooth 1-channel fields; "
+            + (
+                "VGG-16/AlexNet backbones randomly initialised (same cost as pretrained)"
+                if args.random_backbones
+                else "losses whose weights are missing are skipped"
+            )
         ),
         "peak": machine,
         "flop_counts": (

@@ -77,3 +77,38 @@ def test_weights_list_shows_where_files_are(monkeypatch, capsys):
 def test_weights_fetch_unknown_name(monkeypatch, capsys, name):
     assert run_cli(monkeypatch, "weights", "fetch", name) == 1
     assert "unknown resource" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def karman_h5(tmp_path_factory) -> Path:
+    from coldflow.simulate import simulate
+
+    out = tmp_path_factory.mktemp("cli_fields") / "karman.h5"
+    simulate(ROOT / "configs" / "fluids" / "karman_tiny.yaml", out, progress=False)
+    return out
+
+
+def test_evaluate_fields_compares_two_keys_of_one_file_on_the_staggered_grid(
+    karman_h5, tmp_path, monkeypatch, capsys
+):
+    import h5py
+
+    from coldflow.metrics.fields import evaluate_pairs
+
+    source, down = "sims/0000/source/velocity", "sims/0000/downsampled/velocity"
+    out = tmp_path / "table.json"
+    args = ["evaluate-fields", str(karman_h5), str(karman_h5), "--key", source]
+    code = run_cli(monkeypatch, *args, "--key-b", down, "--out", str(out), "--device", "cpu")
+    assert code == 0, capsys.readouterr().out
+    table = json.loads(out.read_text())
+    assert table["grid"] == "staggered" and table["key_b"] == down  # detected, not centred
+    with h5py.File(karman_h5, "r") as f:
+        a, b = f[source][()], f[down][()]
+    direct = evaluate_pairs(a, b, ["mse"], grid="staggered", device="cpu")
+    assert table["metrics"]["mse"]["mean"] == pytest.approx(direct["mse"]["mean"])
+    padded = evaluate_pairs(a, b, ["mse"], grid="centered", device="cpu")  # counts the padding
+    assert padded["mse"]["mean"] < direct["mse"]["mean"]
+    assert table["per_sample"]["mse"][0] == 0  # source starts as the downsampled reference
+    capsys.readouterr()
+    assert run_cli(monkeypatch, *args, "--key-b", down, "--grid", "centered") == 1
+    assert "--grid staggered" in capsys.readouterr().out

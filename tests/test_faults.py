@@ -225,16 +225,20 @@ def test_damaged_idx_file_is_a_hub_error_naming_it(local_hub, damage, name):
 
 @needs_shared
 def test_truncated_idx_payload_is_named_by_the_reader(tmp_path):
-    from coldflow.data.mnist import read_idx
+    from coldflow.data.mnist import IDXError, read_idx
 
     raw = gzip.decompress((SHARED / "mnist" / "t10k-labels-idx1-ubyte.gz").read_bytes())
     path = tmp_path / "labels.idx"
     path.write_bytes(raw[:-10])
-    with pytest.raises(ValueError, match="labels.idx.*truncated"):
+    with pytest.raises(IDXError, match="labels.idx.*truncated") as info:
         read_idx(path)
+    assert isinstance(info.value, UserError) and isinstance(info.value, ValueError)
     (tmp_path / "bad.gz").write_bytes(gzip.compress(raw)[:-20])
-    with pytest.raises(ValueError, match="bad.gz"):
+    with pytest.raises(IDXError, match="bad.gz"):
         read_idx(tmp_path / "bad.gz")
+    path.write_bytes(raw[:6])  # the header itself cut short
+    with pytest.raises(IDXError, match="labels.idx.*header is truncated"):
+        read_idx(path)
 
 
 @needs_shared
@@ -279,7 +283,7 @@ def test_pickled_payload_in_a_pth_file_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(hub, "resolve", lambda name, download=None: evil)
     with pytest.raises(hub.HubError, match="evil.pth"):
         load_checkpoint("lsim")  # the loader for LSiM, LPIPS and the VGG/AlexNet backbones
-    with pytest.raises(Exception, match="[Ww]eights only load failed|Unsupported global"):
+    with pytest.raises(UserError, match="evil.pth.*(Weights only load failed|Unsupported global)"):
         load_fid_inception(evil)  # the FID Inception weights file
     assert not marker.exists()
     # every torch.load of the package says weights_only=True
@@ -323,6 +327,22 @@ def test_damaged_config_yaml_is_a_config_error_naming_the_file(tmp_path, damage)
         path.write_bytes(text.encode()[:300] + b"\x00\x00" + text.encode()[300:])
     with pytest.raises(ConfigError, match="quick.yaml"):
         load_config(path, RunConfig)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "not_torch", "other_layout"])
+def test_damaged_fid_inception_file_is_a_user_error_naming_it(tmp_path, damage):
+    from coldflow.errors import WeightsFileError
+    from coldflow.nets.inception import load_fid_inception
+
+    path = tmp_path / "pt_inception.pth"
+    torch.save({"fc.weight": torch.ones(2, 2)}, path)
+    if damage == "truncate":
+        _truncate(path, 0.5)
+    elif damage == "not_torch":
+        path.write_bytes(b"<html>404 Not Found</html>")
+    with pytest.raises(WeightsFileError, match="pt_inception.pth") as info:
+        load_fid_inception(path)
+    assert isinstance(info.value, UserError) and "\n" not in str(info.value)
 
 
 # ------------------------------------------------------ damaged checkpoints of a real run
@@ -408,6 +428,61 @@ def test_damaged_hdf5_data_set_is_a_field_data_error(tmp_path, karman_data, dama
         path.write_bytes(b"")
     with pytest.raises(FieldDataError, match="karman.h5"), FieldData(path) as data:
         data.read(0)
+
+
+def _chunk_offset(path: Path, name: str, chunk: int = 0) -> tuple[int, int]:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        info = f[name].id.get_chunk_info(chunk)
+    return info.byte_offset, info.size
+
+
+def test_every_dataset_carries_a_checksum(karman_data):
+    import h5py
+
+    with h5py.File(karman_data, "r") as f:
+        names: list[str] = []
+        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+        assert names and all(f[n].fletcher32 for n in names), names
+        assert f["sims/0000/source/velocity"].attrs["grid"] == "staggered"
+        assert f["sims/0000/source/density"].attrs["grid"] == "centered"
+
+
+@pytest.mark.parametrize("name", ["sims/0001/reference/velocity", "obstacle/low"])
+def test_bit_flip_inside_a_dataset_chunk_is_a_field_data_error(tmp_path, karman_data, name):
+    """Without a checksum the flipped bit would be read as a slightly wrong number."""
+    from coldflow.data.fields import FieldData, FieldDataError
+
+    path = tmp_path / "karman.h5"
+    shutil.copy(karman_data, path)
+    offset, size = _chunk_offset(path, name, 0)
+    _flip(path, offset + size // 2)
+    with FieldData(path) as data:
+        intact = data.read(0, "reference")  # other datasets still read
+        assert intact.shape[0] == data.frames
+        with pytest.raises(FieldDataError, match=f"karman.h5: dataset '{name}' is damaged"):
+            if name.startswith("sims"):
+                data.read(1, "reference", frames=0)
+            else:
+                data.obstacle("source")
+
+
+def test_bit_flip_is_named_by_training_windows_and_evaluate_fields(tmp_path, karman_data):
+    from coldflow.data.fields import FieldDataError, FieldWindows
+    from coldflow.metrics.fields import FieldsInputError, evaluate_fields
+
+    path = tmp_path / "karman.h5"
+    shutil.copy(karman_data, path)
+    name = "sims/0000/downsampled/velocity"
+    offset, size = _chunk_offset(path, name, 3)
+    _flip(path, offset + size // 3)
+    windows = FieldWindows(path, m=1, split="train", skip_warmup=False)
+    with pytest.raises(FieldDataError, match=name):
+        for i in range(len(windows)):
+            windows[i]
+    with pytest.raises(FieldsInputError, match=f"karman.h5: dataset '{name}' cannot be read"):
+        evaluate_fields(path, path, "sims/0000/source/velocity", ["mse"], key_b=name)
 
 
 def test_simulation_resumes_inside_a_batch_bit_identically(tmp_path, karman_data, monkeypatch):

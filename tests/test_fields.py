@@ -328,10 +328,69 @@ def test_report_draws_snapshots_and_probe(karman_h5, plume_h5, tmp_path):
     assert all(p.read_bytes()[:8] == png for p in figures)
     assert not list((tmp_path / "k").glob(".*"))  # written atomically, no temporaries left
     figures = report_dataset(plume_h5, tmp_path / "p", sims=[1])
-    assert len(figures) == 3 and all(p.read_bytes()[:8] == png for p in figures)
+    assert sorted(p.name for p in figures) == sorted(
+        f"{q}_sim1.png" for q in ("vorticity", "density", "probe", "mass")
+    )
+    assert all(p.read_bytes()[:8] == png for p in figures)
     with pytest.raises(ValueError, match="no simulations"):
         report_dataset(plume_h5, tmp_path / "p", sims=[7])
     with FieldData(karman_h5) as data:
         a = probe_analysis(data, 0, "reference")
-        assert a["strouhal"] == pytest.approx(a["frequency"] * 20.0)
-        assert len(a["series"]) == data.frames - data.source_start
+        # the whole developed reference (after the warm-up) is analysed ...
+        assert a["start"] == data.warmup and len(a["series"]) == data.frames - data.warmup
+        # ... and 8 frames of a tiny wake are far fewer than three periods: refused
+        assert a["refused"] is not None and a["strouhal"] is None
+        assert probe_analysis(data, 0, "reference", start=0)["start"] == 0
+        assert probe_analysis(data, 0, "source", start=0)["start"] == data.source_start
+        with pytest.raises(ValueError, match="outside"):
+            probe_analysis(data, 0, start=data.frames)
+
+
+def test_probe_analysis_reports_a_developed_wake(karman_h5, monkeypatch):
+    # a stored probe signal replaced by a clean oscillation of known frequency
+    import coldflow.report.fields as report_fields
+
+    f0 = 0.3  # 8 frames after the warm-up span 2.4 periods (refused), all 12 frames 3.6
+    monkeypatch.setattr(
+        report_fields,
+        "probe_series",
+        lambda v, *a: torch.sin(2 * torch.pi * f0 * torch.arange(v.shape[0], dtype=torch.float64)),
+    )
+    with FieldData(karman_h5) as data:
+        assert "2.4 periods" in probe_analysis(data, 0)["refused"]
+        a = probe_analysis(data, 0, start=0)
+    assert a["refused"] is None and a["periods"] >= 3
+    assert abs(a["frequency"] - f0) < 0.5 / len(a["series"])
+    assert a["strouhal"] == pytest.approx(a["frequency"] * 20.0)
+    assert a["width"] > 0 and 0 < a["power_fraction"] <= 1
+
+
+def test_unknown_scene_key_lists_only_the_selected_kinds_keys():
+    with pytest.raises(ConfigError) as err:
+        load_config(KARMAN, FluidDataConfig, ["scene.viscosity=0.1"])
+    message = str(err.value)
+    assert "scene.viscosity: unknown key" in message
+    assert "viscosity_scale" in message and "inflow_speed" in message
+    assert "source_box" not in message and "buoyancy" not in message
+    with pytest.raises(ConfigError) as err:
+        load_config(PLUME, FluidDataConfig, ["scene.inflow_speed=2"])
+    assert "source_box" in str(err.value) and "viscosity_scale" not in str(err.value)
+
+
+def test_rollout_animation_is_a_gif(tmp_path):
+    from PIL import Image
+
+    from coldflow.report.sol import animate_rollout
+
+    gen = torch.Generator().manual_seed(0)
+    rollout = {k: torch.randn((6, 2, 9, 5), generator=gen) for k in ("reference", "source")}
+    rollout["corrected"] = rollout["source"] * 0.5
+    path = animate_rollout(rollout, ["reference", "source", "SOL"], tmp_path / "a.gif", True,
+                           stride=2)  # fmt: skip
+    with Image.open(path) as im:
+        assert im.format == "GIF" and im.n_frames == 3
+    assert not list(tmp_path.glob(".*"))  # written atomically
+    with pytest.raises(ValueError, match="labels"):
+        animate_rollout(rollout, ["one"], tmp_path / "b.gif", False)
+    with pytest.raises(ValueError, match="none of"):
+        animate_rollout({"other": rollout["source"]}, [], tmp_path / "c.gif", False)

@@ -354,6 +354,89 @@ def test_plume_smoke_rises():
     assert y[(calm.density[0] > 0.05).any(1)].max() < 20.0
 
 
+@pytest.mark.parametrize("advection", ["semi_lagrangian", "mac_cormack", "finite_volume"])
+def test_plume_advection_schemes_and_the_smoke_mass(advection):
+    scene = PlumeScene((16, 16), advection=advection)
+    params = {"buoyancy": [8.0]}
+    state = scene.initial_state(params, [0])
+    dy, dx = scene.domain.spacing
+    released = scene.source_rate * 5.0 * 100.0 * scene.dt  # rate x source area x dt
+    for _ in range(12):
+        state = scene.step(state, params)
+    mass = float(state.density.sum()) * dy * dx
+    assert scene.describe()["advection"] == advection
+    if advection == "finite_volume":  # conservative: only the source changes the mass
+        assert mass == pytest.approx(12 * released, rel=1e-9)
+    else:
+        assert 0.5 * 12 * released < mass < 1.5 * 12 * released
+    assert float(state.density.min()) > -1e-9
+
+
+def test_plume_default_advection_is_semi_lagrangian_and_unknown_ones_fail():
+    assert PlumeScene((8, 8)).advection == "semi_lagrangian"
+    with pytest.raises(ValueError, match="advection"):
+        PlumeScene((8, 8), advection="upwind")
+
+
+# ------------------------------------------------ the SOL correction's layout options
+
+
+def _sol_model(**options):
+    from coldflow.methods.sol import SolverInTheLoop
+    from coldflow.nets.sol import sol_resnet_small
+
+    scene = KarmanScene((16, 8))
+    torch.manual_seed(0)
+    net = sol_resnet_small(zero_init=False)
+    return scene, SolverInTheLoop(net, scene, None, param_std=[2e5], **options)
+
+
+def test_sol_velocity_std_shared_or_per_component():
+    scene, shared = _sol_model(velocity_std=0.5)
+    _, per = _sol_model(velocity_std=(0.5, 0.5))
+    assert shared.velocity_std.shape == () and per.velocity_std.shape == (2,)
+    state = scene.initial_state({"re": [3e5]}, [1])
+    params = torch.tensor([[3e5]])
+    torch.testing.assert_close(
+        shared.correction(state.velocity, params), per.correction(state.velocity, params)
+    )
+    _, scaled = _sol_model(velocity_std=(1.0, 0.5))
+    a = scaled.correction(state.velocity, params)
+    assert not torch.allclose(a, shared.correction(state.velocity, params))
+    with pytest.raises(ValueError, match="velocity_std"):
+        _sol_model(velocity_std=(1.0, 2.0, 3.0))
+
+
+def test_sol_net_faces_lower_uses_and_corrects_each_cells_lower_faces():
+    scene, lower = _sol_model(velocity_std=0.5, net_faces="lower")
+    seen = []
+    lower.net.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    state = scene.initial_state({"re": [3e5]}, [1])
+    corr = lower.correction(state.velocity, torch.tensor([[3e5]]))
+    H, W = scene.resolution
+    torch.testing.assert_close(seen[0][:, :2], state.velocity[:, :, :H, :W] / 0.5)
+    assert torch.count_nonzero(corr[:, 0, H]) == 0 and torch.count_nonzero(corr[:, 1, :, W]) == 0
+    assert torch.count_nonzero(corr[:, :, 1:H, 1:W]) > 0
+    with pytest.raises(ValueError, match="net_faces"):
+        _sol_model(net_faces="upper")
+
+
+def test_sol_net_slope_and_options_keep_old_configs_and_hashes():
+    from coldflow.config.sol import SolMethodConfig, SolNetConfig
+    from coldflow.nets.sol import KERAS_LEAKY_SLOPE, LEAKY_SLOPE, sol_resnet
+
+    assert "slope" not in SolNetConfig().model_dump()  # runs made before keep their hash
+    assert set(SolMethodConfig().model_dump()) == {"kind", "m", "loss"}
+    cfg = SolNetConfig(slope=KERAS_LEAKY_SLOPE)
+    net = sol_resnet(**cfg.model_dump(exclude={"kind"}))
+    assert net.head[1].negative_slope == 0.3 == KERAS_LEAKY_SLOPE
+    assert sol_resnet(**SolNetConfig().model_dump(exclude={"kind"})).head[1].negative_slope == (
+        LEAKY_SLOPE
+    )
+    method = SolMethodConfig(per_component_std=True, net_faces="lower").model_dump()
+    assert method["per_component_std"] is True and method["net_faces"] == "lower"
+
+
 # ------------------------------------------------------------------ PhiFlow traps
 
 

@@ -272,5 +272,5 @@ def test_evaluate_refuses_other_scene_and_needs_no_training_file(karman_h5, tmp_
 def test_sol_configs_validate(path):
     cfg = load_config(path, SolRunConfig)
     assert cfg.method.kind == "sol"
-    assert cfg.method.loss.name in path.stem
-    assert cfg.training.grad_clip is not None
+    assert cfg.method.loss.name in path.stem or path.stem.endswith("_book")
+    assert cfg.training.grad_clip is not None or path.stem.endswith("_book")  # as the book

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from rich.table import Table
 
 from coldflow import hub
 from coldflow.config import ConfigError
-from coldflow.errors import UserError
+from coldflow.errors import DeviceError, UserError
 
 app = typer.Typer(
     help="coldflow: learn to undo degradations of 2-D fields and judge the result perceptually.",
@@ -28,6 +30,58 @@ app.add_typer(weights_app, name="weights")
 console = Console()
 
 SET_HELP = "Override a config key, e.g. --set training.epochs=5 (repeatable; values typed as YAML)."
+
+
+def _check_device(name: str | None, where: str) -> None:
+    """Refuse a CUDA device on a machine without one before any work (``where``: the key)."""
+    if name is None or not str(name).startswith("cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise DeviceError(f"{where} is {name!r} but CUDA is not available here; use cpu")
+    index = str(name).partition(":")[2]
+    if index and int(index) >= torch.cuda.device_count():
+        raise DeviceError(
+            f"{where} is {name!r} but this machine has {torch.cuda.device_count()} GPU(s)"
+        )
+
+
+def _check_counts(**options: int | None) -> None:
+    """``--n``/``--steps`` must be at least 1 and ``--start`` at least 0 where given."""
+    for name, value in options.items():
+        least = 0 if name == "start" else 1
+        if value is not None and value < least:
+            raise UserError(f"--{name} must be at least {least}, got {value}")
+
+
+def _check_writable_dir(path: Path, what: str) -> Path:
+    """Fail before any work when ``path`` (a directory, maybe not yet made) cannot be written."""
+    import tempfile
+
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{what} {path}: {existing} is a file, not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".coldflow-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(
+            f"{what} {path}: cannot write into {existing} ({e.strerror}); "
+            "choose a directory you can write to"
+        ) from None
+    return path
+
+
+def _check_writable_file(path: Path, what: str) -> Path:
+    """Fail before any work when the file ``path`` cannot be written."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {path} is a directory; give a file name inside it")
+    _check_writable_dir(path.parent, what)
+    return path
 
 
 def _resume_config(config: Path | None, run_dir: Path | None, resume: bool) -> Path:
@@ -52,8 +106,11 @@ def train(
     from coldflow.experiment import load_config_file, report_run
     from coldflow.experiment import train as train_run
 
-    cfg = load_config_file(_resume_config(config, run_dir, resume), set_)
-    run = train_run(cfg, run_dir or Path("runs") / cfg.name, resume=resume)
+    path = _resume_config(config, run_dir, resume)
+    cfg = load_config_file(path, set_)
+    _check_device(cfg.training.device, f"{path}: training.device")
+    target = _check_writable_dir(run_dir or Path("runs") / cfg.name, "--run-dir")
+    run = train_run(cfg, target, resume=resume)
     console.print(f"trained: {run.path}")
     if report and run.write:
         console.print(f"report: {report_run(run.path)}")
@@ -80,6 +137,9 @@ def sample(
     from coldflow.report.figures import image_grid_figure
     from coldflow.report.style import save_figure
 
+    _check_counts(n=n, steps=steps)
+    _check_device(device, "--device")
+    _check_writable_file(out, "--out")
     res, loaded = sample_run(
         run_dir, n, device, sampler=sampler, steps=steps, eta=eta, prior=prior, seed=seed
     )
@@ -126,6 +186,8 @@ def evaluate(
         "n": n, "sampler": sampler, "steps": steps, "eta": eta, "data": data, "start": start,
         "split": split, "seed": seed,
     }  # fmt: skip
+    _check_counts(n=n, steps=steps, start=start)
+    _check_device(device, "--device")
     result = evaluate_run(run_dir, device, **options)
     shown = {k: v for k, v in result.items() if k not in ("per_step", "per_simulation")}
     console.print_json(json.dumps(shown, default=str))
@@ -149,6 +211,8 @@ def report(
     for p in paths:
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such file or run directory")
+    if out is not None:
+        _check_writable_dir(out, "--out")
     configs = [p for p in paths if p.suffix in (".yaml", ".yml")]
     datasets = [p for p in paths if p.suffix in (".h5", ".hdf5")]
     runs = [p for p in paths if p not in configs and p not in datasets]
@@ -186,6 +250,7 @@ def simulate(
     from coldflow.simulate import parse_shard
     from coldflow.simulate import simulate as run_simulation
 
+    _check_writable_file(out, "--out")
     done = run_simulation(
         config, out, parse_shard(shard), set_ or [], progress=progress,
         checkpoint_every=checkpoint_every,
@@ -207,21 +272,58 @@ def study(
     """Train, evaluate and compare every run of a study (finished runs are not redone)."""
     from coldflow.study import parse_shard, run_study
 
-    index = run_study(config, out, set_ or [], parse_shard(shard), collect)
+    shards = parse_shard(shard)
+    if out is not None:
+        _check_writable_dir(out, "--out")
+    index = run_study(config, out, set_ or [], shards, collect)
     if index is not None:
         console.print(f"study report: {index}")
+
+
+@app.command("evaluate-pipeline")
+def evaluate_pipeline(
+    sol: list[Path] = typer.Option(..., "--sol", help="Solver-in-the-Loop run (repeatable)."),
+    sr: list[Path] = typer.Option(None, "--sr", help="Super-resolution run (repeatable)."),
+    out: Path = typer.Option(..., "--out", help="Output directory (pipeline.json, .md, figures)."),
+    data: Path = typer.Option(None, "--data", help="Test data set (default: the SOL run's)."),
+    steps: int = typer.Option(50, help="Rollout steps."),
+    start: int = typer.Option(None, help="First frame (default: the data set's warm-up)."),
+    metric: list[str] = typer.Option(["mse", "rel_l1", "lsim"], "--metric", help="Metrics."),
+    device: str = typer.Option("cpu", help="cpu | cuda"),
+) -> None:
+    """The cheap simulator: low-res solver (plain or SOL-corrected), then bicubic or SR,
+    compared with the high-resolution solver at its resolution, with time per frame."""
+    from coldflow.pipeline import evaluate_pipeline as run_pipeline
+    from coldflow.pipeline import pipeline_table
+
+    _check_counts(steps=steps, start=start)
+    _check_device(device, "--device")
+    _check_writable_dir(out, "--out")
+    result = run_pipeline(sol, sr or [], out, data, steps, start, metric, device)
+    console.print(pipeline_table(result), markup=False, highlight=False)
+    console.print(f"written: {out / 'pipeline.md'}")
 
 
 @app.command("evaluate-fields")
 def evaluate_fields(
     a: Path = typer.Argument(..., help="HDF5 file with the fields to judge."),
-    b: Path = typer.Argument(..., help="HDF5 file with the reference fields."),
-    key: str = typer.Option(..., "--key", help="Dataset path inside both files."),
+    b: Path = typer.Argument(..., help="HDF5 file with the reference fields (may be A)."),
+    key: str = typer.Option(..., "--key", help="Dataset path inside A (and B)."),
+    key_b: str = typer.Option(
+        None,
+        "--key-b",
+        help="Dataset path inside B (default: --key), e.g. to compare "
+        "sims/0000/source/velocity with sims/0000/downsampled/velocity of one data set.",
+    ),  # fmt: skip
     metric: list[str] = typer.Option(
         ["mse", "rel_l1"], "--metric", help="mse | mae | rel_l1 | psnr | lsim | lpips | vgg"
     ),
     layout: str = typer.Option("NCHW", help="NCHW (channels first) or NHWC."),
-    grid: str = typer.Option("centered", help="centered | staggered velocity."),
+    grid: str = typer.Option(
+        None,
+        help="centered | staggered velocity (default: staggered for the velocities of "
+        "coldflow data sets, else centered).",
+    ),  # fmt: skip
     out: Path = typer.Option(None, "--out", help="Also write the table as JSON here."),
     device: str = typer.Option(None, help="cpu | cuda (default: auto)."),
 ) -> None:
@@ -230,7 +332,12 @@ def evaluate_fields(
     from coldflow.metrics.fields import evaluate_fields as run_metrics
     from coldflow.metrics.fields import format_table
 
-    table = run_metrics(a, b, key, metric, layout=layout, grid=grid, device=device)
+    _check_device(device, "--device")
+    if out is not None:
+        _check_writable_file(out, "--out")
+    table = run_metrics(
+        a, b, key, metric, key_b=key_b, layout=layout, grid=grid, device=device
+    )  # fmt: skip
     console.print(format_table(table), highlight=False, markup=False)
     if out:
         write_json(out, table)
@@ -246,6 +353,10 @@ def fid_classifier(
     """Retrain the MNIST classifier whose features the default FID uses."""
     from coldflow.metrics.features import train_mnist_classifier
 
+    if epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {epochs}")
+    _check_device(device, "--device")
+    _check_writable_file(out, "--out")
     info = train_mnist_classifier(out, epochs=epochs, seed=seed, device=device)
     console.print_json(json.dumps(info))
 
@@ -263,7 +374,8 @@ def data_mnist() -> None:
 def weights_list() -> None:
     """List known weight and data files and where they are found."""
     table = Table("name", "kind", "status", "description")
-    table.columns[2].overflow = "fold"
+    for column in table.columns:  # paths and file names stay complete at any width
+        column.overflow = "fold"
     for name, res in hub.RESOURCES.items():
         found = hub.locate(name)
         table.add_row(name, res.kind, str(found) if found else "[yellow]missing", res.description)
@@ -288,19 +400,62 @@ def _options(
     _DEBUG["on"] = debug
 
 
+# OS errors that are about the user's files or machine, not bugs of the program
+_USER_ERRNOS = {
+    errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOENT,
+    errno.EEXIST, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP,
+}  # fmt: skip
+
+
+_USER_OS_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
+
+
+def _user_message(e: BaseException) -> str | None:
+    """The one-line message of an error about the user's input, or ``None`` for a bug."""
+    if isinstance(e, UserError):
+        return str(e)
+    if isinstance(e, OSError) and (isinstance(e, _USER_OS_ERRORS) or e.errno in _USER_ERRNOS):
+        if e.filename is not None and e.strerror and str(e).startswith("[Errno"):
+            return _os_line(e)  # raw from the OS: "[Errno 13] Permission denied: 'x'"
+        return str(e)
+    return None
+
+
+def _os_line(e: OSError) -> str:
+    """``path: reason`` (and the second path of a rename) instead of ``[Errno n] ...``."""
+    line = f"{e.filename}: {e.strerror}"
+    if e.filename2 is not None:
+        line += f" (to {e.filename2})"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        line += "; choose a directory you can write to"
+    elif e.errno in (errno.ENOSPC, errno.EDQUOT):
+        line += "; free disk space (or choose another disk) and run again"
+    return line
+
+
 def main() -> None:
     """Entry point: run the app and turn errors about the user's input into one clear line.
 
     Errors of the program itself keep their traceback; ``--debug`` shows it for all.
+    The line is not wrapped at the terminal width, so that paths stay whole.
     """
     try:
         app()
-    except (UserError, FileNotFoundError, FileExistsError, NotADirectoryError) as e:
-        if _DEBUG["on"] or "--debug" in sys.argv:
+    except Exception as e:
+        message = _user_message(e)
+        if message is None or _DEBUG["on"] or "--debug" in sys.argv:
             raise
-        kind = "config error" if isinstance(e, ConfigError) else "error"
-        console.print(f"[red]{kind}:[/red] {escape(str(e))}", highlight=False)
-        sys.exit(2 if isinstance(e, ConfigError) else 1)
+        config = isinstance(e, ConfigError | DeviceError)  # fix it in the config: exit 2
+        kind = "config error" if config else "error"
+        line = " ".join(message.split()) if "\n" not in message.strip() else message.strip()
+        console.print(f"[red]{kind}:[/red] {escape(line)}", highlight=False, soft_wrap=True)
+        sys.exit(2 if config else 1)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,12 @@ from __future__ import annotations
 __all__ = [
     "CheckpointError",
     "CheckpointWarning",
+    "DeviceError",
     "DiskFullError",
     "NoCheckpointError",
     "NonFiniteError",
     "UserError",
+    "WeightsFileError",
 ]
 
 
@@ -55,3 +57,11 @@ class CheckpointWarning(UserWarning):
 
 class NonFiniteError(UserError, FloatingPointError):
     """Training produced a NaN or infinite loss or weights; names epoch, step, last checkpoint."""
+
+
+class DeviceError(UserError, RuntimeError):
+    """A device was asked for that this machine does not have (e.g. CUDA without a GPU)."""
+
+
+class WeightsFileError(UserError, ValueError):
+    """A weights file cannot be loaded: damaged, of another layout, or carrying pickled code."""

@@ -16,9 +16,6 @@ steps instead (no weight or EMA update; counted in the ``nonfinite_steps`` metri
 from __future__ import annotations
 
 import contextlib
-import copy
-import hashlib
-import json
 import os
 import random
 import time
@@ -28,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 from torch.utils.data import (
@@ -39,8 +37,23 @@ from torch.utils.data import (
     TensorDataset,
 )
 
-from coldflow.errors import NonFiniteError, UserError
+from coldflow.errors import NonFiniteError
 from coldflow.runs import RunDir
+from coldflow.training import (
+    EMA,
+    RESUMABLE_TRAINING_FIELDS,
+    CompiledStep,
+    ConfigMismatchError,
+    batch_size_of,
+    build_optimizer,
+    compile_unavailable,
+    config_hash,
+    is_distributed,
+    resolve_device,
+    seed_everything,
+    to_device,
+    trajectory_hash,
+)
 
 __all__ = [
     "EMA",
@@ -48,6 +61,8 @@ __all__ = [
     "RESUMABLE_TRAINING_FIELDS",
     "Trainer",
     "batch_size_of",
+    "build_optimizer",
+    "compile_unavailable",
     "config_hash",
     "resolve_device",
     "seed_everything",
@@ -56,93 +71,6 @@ __all__ = [
 ]
 
 Hook = Callable[["Trainer", int], None]
-
-# training settings that may differ between a run and its resumption: they do not change
-# the trajectory (config hashes leave them out)
-RESUMABLE_TRAINING_FIELDS = frozenset(
-    {"epochs", "progress", "device", "keep_checkpoints", "num_workers", "max_nonfinite_steps"}
-)
-
-
-class ConfigMismatchError(UserError, RuntimeError):
-    """A resumed run's config differs from the one its checkpoint was trained with."""
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA (this process's local rank under torchrun) when present."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and "LOCAL_RANK" in os.environ:
-        name = f"cuda:{os.environ['LOCAL_RANK']}"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"training.device is {name!r} but CUDA is not available; use 'cpu'")
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002 (user code may use the legacy global RNG)
-    torch.manual_seed(seed)
-
-
-def config_hash(obj: Any) -> str:
-    """Short stable hash of a JSON-serialisable object (a config dump)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def trajectory_hash(cfg: Any, exclude: dict[str, Any] | None = None) -> str:
-    """Hash of the config fields that determine a training trajectory.
-
-    Leaves out the run's ``name``, its ``evaluation`` section, the
-    :data:`RESUMABLE_TRAINING_FIELDS` and whatever ``exclude`` adds (pydantic's
-    ``model_dump`` exclude syntax). Stored in checkpoints and checked on resume.
-    """
-    skip = {"name": True, "evaluation": True, "training": set(RESUMABLE_TRAINING_FIELDS)}
-    return config_hash(cfg.model_dump(mode="json", exclude=skip | (exclude or {})))
-
-
-class EMA:
-    """Exponential moving average of a module's parameters (buffers are copied).
-
-    ``module`` holds the averaged copy and can be used directly for sampling.
-    """
-
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.module = copy.deepcopy(model).eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        ema_p = list(self.module.parameters())
-        torch._foreach_lerp_(ema_p, [p.detach() for p in model.parameters()], 1.0 - self.decay)
-        for b_ema, b in zip(self.module.buffers(), model.buffers(), strict=True):
-            b_ema.copy_(b)
-
-
-def to_device(batch: Any, device: torch.device) -> Any:
-    """Move the tensors of a (nested) tuple, list or dict batch to ``device``."""
-    if torch.is_tensor(batch):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, tuple | list):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
-
-
-def batch_size_of(batch: Any) -> int:
-    """Number of samples in a batch: the leading size of its first tensor."""
-    if torch.is_tensor(batch):
-        return batch.shape[0]
-    values = batch.values() if isinstance(batch, dict) else batch
-    return next(
-        batch_size_of(v) for v in values if torch.is_tensor(v) or isinstance(v, dict | tuple | list)
-    )
-
-
-def _is_dist() -> bool:
-    return dist.is_available() and dist.is_initialized()
 
 
 class Trainer:
@@ -201,7 +129,10 @@ class Trainer:
         self.config_text = config_text
         self.config_hash = config_hash
         seed_everything(seed + self.rank)
+        self.channels_last = bool(getattr(cfg, "channels_last", False))
         self.model = model.to(self.device)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.ddp = (
             nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
@@ -209,13 +140,11 @@ class Trainer:
             if self.world > 1
             else self.model
         )
-        opt = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[cfg.optimizer.kind]
-        self.optimizer = opt(
-            self.model.parameters(),
-            lr=cfg.optimizer.lr,
-            betas=tuple(cfg.optimizer.betas),
-            weight_decay=cfg.optimizer.weight_decay,
+        # what a training step calls: the (DDP-wrapped) model, compiled if configured
+        self.forward: Callable[[Any], torch.Tensor] = (
+            CompiledStep(self.ddp, self.device) if getattr(cfg, "compile", False) else self.ddp
         )
+        self.optimizer = build_optimizer(self.model.parameters(), cfg.optimizer, self.device)
         self.ema = EMA(self.model, cfg.ema) if cfg.ema else None
         self.epoch = 0  # epochs completed
         self.step = 0  # batches seen (skipped non-finite ones included)
@@ -225,12 +154,12 @@ class Trainer:
     @staticmethod
     def _init_distributed(device: str) -> tuple[int, int]:
         world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world > 1 and not _is_dist():
+        if world > 1 and not is_distributed():
             use_nccl = device != "cpu" and torch.cuda.is_available()
             if use_nccl:
                 torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
             dist.init_process_group("nccl" if use_nccl else "gloo")
-        if _is_dist():
+        if is_distributed():
             return dist.get_rank(), dist.get_world_size()
         return 0, 1
 
@@ -412,11 +341,11 @@ class Trainer:
         total = torch.zeros((), device=self.device, dtype=torch.float64)
         first_bad = torch.full((), -1, device=self.device, dtype=torch.int64)
         count = skipped = 0
-        t0 = time.perf_counter()
+        shown = t0 = time.perf_counter()
         for batch in self._batches(epoch):
-            batch = to_device(batch, self.device)
+            batch = to_device(batch, self.device, self.channels_last)
             with autocast:
-                loss = self.ddp(batch)
+                loss = self.forward(batch)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             norm = None
@@ -445,8 +374,10 @@ class Trainer:
                 first_bad = torch.where(bad, self.step, first_bad)
             total += detached.double() * n
             count += n
-            if progress is not None and (self.step % 10 == 0 or count == n):
-                rate = count / (time.perf_counter() - t0)
+            # the live bar only, at most twice a second: the loss read is a host sync
+            if progress is not None and (count == n or time.perf_counter() - shown > 0.5):
+                shown = time.perf_counter()
+                rate = count / (shown - t0)
                 progress.update(
                     task, completed=self.step - self._step0(epoch), loss=loss.item(), rate=rate
                 )
@@ -468,6 +399,11 @@ class Trainer:
             )
         if progress is not None:
             progress.update(task, completed=self._n_batches(), loss=mean_loss, rate=rate)
+        else:
+            self.say(
+                f"epoch {epoch}/{self.cfg.epochs}: loss {mean_loss:.4f}, {rate:.0f} samples/s, "
+                f"{elapsed:.0f} s"
+            )
         self.run.log(epoch, self.step, "train", "loss", mean_loss)
         self.run.log(epoch, self.step, "train", "samples_per_s", rate)
         if self.max_nonfinite_steps:
@@ -489,7 +425,8 @@ class Trainer:
         return (epoch - 1) * self._n_batches()
 
     def _progress(self) -> Progress | None:
-        if not self.cfg.progress or self.rank != 0:
+        """A live progress bar on a terminal; elsewhere one line per epoch (see ``say``)."""
+        if not self.cfg.progress or self.rank != 0 or not Console().is_terminal:
             return None
         return Progress(
             TextColumn("{task.description}"),
@@ -508,7 +445,7 @@ class Trainer:
 
     def close(self) -> None:
         """Tear down the process group if this trainer created one."""
-        if _is_dist():
+        if is_distributed():
             dist.destroy_process_group()
 
 

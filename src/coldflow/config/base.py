@@ -12,16 +12,17 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, ClassVar, Union
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_serializer
 
 from coldflow.errors import UserError
 
 __all__ = [
     "ConfigError",
+    "OmitWhenDefault",
     "Strict",
     "load_config",
     "load_yaml",
@@ -181,10 +182,13 @@ def _clean_loc(model: type[BaseModel], loc: tuple) -> tuple:
 def _format_errors(err: pydantic.ValidationError, model: type[BaseModel], source: str) -> str:
     lines = []
     for e in err.errors():
-        loc = _clean_loc(model, tuple(str(p) for p in e["loc"]))
+        raw = tuple(str(p) for p in e["loc"])
+        loc = _clean_loc(model, raw)
         key = ".".join(loc) or "<top level>"
         if e["type"] == "extra_forbidden":
-            valid = _fields_at(model, loc[:-1])
+            # the raw location keeps a discriminated union's tag (e.g. scene.karman.x):
+            # the valid keys are then those of the selected kind only
+            valid = _fields_at(model, raw[:-1])
             lines.append(f"  {key}: unknown key; valid keys here: {', '.join(valid)}")
         elif e["type"] == "union_tag_invalid":
             lines.append(f"  {key}: {e['msg']}")
@@ -230,3 +234,24 @@ def load_config(path: str | Path, model: type[M], overrides: list[str] | None = 
 def dump_yaml(cfg: BaseModel) -> str:
     """Serialise a config (all defaults resolved) as YAML."""
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+class OmitWhenDefault(Strict):
+    """A config section whose options added after runs and data sets existed are left out
+    of its dump while they hold their default.
+
+    The dump is what run and data-set hashes (``trajectory_hash``, the data set's
+    ``physics_hash``) and the stored ``config.yaml`` are made of: an option added later
+    must not change the hash of what was made before it existed, and a default dump
+    must read back as before. Subclasses name such options in ``omit_at_default``.
+    """
+
+    omit_at_default: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_defaults(self, handler) -> dict[str, Any]:
+        data = handler(self)
+        for name in self.omit_at_default:
+            if name in data and getattr(self, name) == type(self).model_fields[name].default:
+                del data[name]
+        return data

@@ -12,7 +12,7 @@ from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import Field, model_validator
 
-from coldflow.config.base import Strict
+from coldflow.config.base import OmitWhenDefault, Strict
 
 Range = tuple[float, float]
 Box2 = tuple[Range, Range]
@@ -58,11 +58,12 @@ class KarmanSceneConfig(_SceneBase):
     poke_box: Box2 = ((62.0, 90.0), (40.0, 60.0))
 
 
-class PlumeSceneConfig(_SceneBase):
+class PlumeSceneConfig(_SceneBase, OmitWhenDefault):
     """Buoyant smoke plume in a closed 200 x 200 box."""
 
     kind: Literal["plume"] = "plume"
     param_names: ClassVar[tuple[str, ...]] = ("buoyancy",)
+    omit_at_default: ClassVar[tuple[str, ...]] = ("advection",)
     dt: float = Field(0.1, gt=0)
     precision: Literal[32, 64] = Field(
         64, description="64: single-precision CG stagnates on the closed box's singular system"
@@ -71,6 +72,13 @@ class PlumeSceneConfig(_SceneBase):
     source_rate: float = Field(1.0, ge=0, description="smoke density added per unit time")
     viscosity: float = Field(0.0, ge=0)
     perturbation: float = Field(0.05, ge=0, description="initial velocity noise amplitude")
+    advection: Literal["semi_lagrangian", "mac_cormack", "finite_volume"] = Field(
+        "semi_lagrangian",
+        description="scheme advecting the smoke density: semi_lagrangian (PhiFlow's, the "
+        "default; loses 8-24 % of the smoke by frame 120), mac_cormack (PhiFlow's, not "
+        "conservative either: gains mass), finite_volume (conservative upwind fluxes, "
+        "more diffusive); the velocity is always advected semi-Lagrangian",
+    )
 
 
 SceneConfig = Annotated[

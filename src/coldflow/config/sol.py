@@ -7,11 +7,11 @@ common :class:`~coldflow.config.training.TrainingConfig`.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from coldflow.config.base import Strict
+from coldflow.config.base import OmitWhenDefault, Strict
 from coldflow.config.training import FieldLossConfig, OptimizerConfig, TrainingConfig
 
 __all__ = [
@@ -35,8 +35,11 @@ class SolDataConfig(Strict):
     )
 
 
-class SolNetConfig(Strict):
+class SolNetConfig(OmitWhenDefault):
     """The correction network (:mod:`coldflow.nets.sol`)."""
+
+    # options added after runs existed: left out of the dump (and the run's hash) at default
+    omit_at_default: ClassVar[tuple[str, ...]] = ("slope",)
 
     kind: Literal["sol_resnet", "sol_resnet_small"] = Field(
         "sol_resnet", description="sol_resnet: Um et al. 2020; sol_resnet_small: CPU variant"
@@ -45,17 +48,48 @@ class SolNetConfig(Strict):
     width: int | None = Field(None, ge=1, description="hidden channels (null: the kind's)")
     blocks: int | None = Field(None, ge=0, description="residual blocks (null: the kind's)")
     zero_init: bool = Field(True, description="start as the uncorrected solver")
+    # Default 0.01 (torch's LeakyReLU default), not the 0.3 of Um et al.'s Keras code
+    # (keras.layers.LeakyReLU() defaults to alpha=0.3): every trained run and test used
+    # 0.01, and a run must rebuild the network it was trained with. The paper does not
+    # name the slope; with zero_init the first steps do not depend on it. Set 0.3 to
+    # mirror the original code (configs/fluids/karman_sol_book.yaml does).
+    slope: float = Field(
+        0.01, ge=0, description="negative slope of the leaky ReLUs (Um et al.'s Keras code: 0.3)"
+    )
 
 
 SolLossConfig = FieldLossConfig  # the loss section is the same for every field task
 
 
-class SolMethodConfig(Strict):
+class SolMethodConfig(OmitWhenDefault):
     """Solver-in-the-Loop training: ``m`` unrolled (solver step -> correction) steps."""
+
+    # options added after runs existed: left out of the dump (and the run's hash) at default
+    omit_at_default: ClassVar[tuple[str, ...]] = ("per_component_std", "net_faces")
 
     kind: Literal["sol"] = "sol"
     m: int = Field(4, ge=1, description="unrolled steps per window (1: the NON baseline)")
     loss: SolLossConfig = SolLossConfig()
+    # Default false: one standard deviation over both velocity components, as every run so
+    # far was trained (its data_stats.json holds one number). Um et al.'s code scales each
+    # component by its own std (of |u|, over all frames), which matters where the two
+    # differ a lot: the Kármán flow's streamwise component is ~U everywhere while the
+    # cross-flow one is small, so one shared std under-scales the cross-flow input.
+    per_component_std: bool = Field(
+        False,
+        description="scale the network's velocity input and output by one std per "
+        "component (y, x), as Um et al.'s code; false: one std for both",
+    )
+    # Default "average": cell-centred face averages in, interpolated back to the faces out
+    # (exact for linear fields, symmetric in the two faces of a cell), which every run so
+    # far used. "lower" is Um et al.'s layout: each cell takes its lower y face and left
+    # x face (the staggered grid's last face per axis is dropped, to_feature's x[:-1] /
+    # y[:-1]) and its output corrects those faces (the last face padded with zero).
+    net_faces: Literal["average", "lower"] = Field(
+        "average",
+        description="average: face averages at cell centres; lower: each cell's lower "
+        "faces, the last face dropped (Um et al.'s code)",
+    )
 
 
 class SolEvaluationConfig(Strict):

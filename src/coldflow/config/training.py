@@ -19,6 +19,13 @@ class OptimizerConfig(Strict):
     lr: float = Field(2e-4, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)
+    fused: bool | None = Field(
+        None,
+        description=(
+            "fused optimizer kernel; null = automatic: fused on CUDA, torch's default "
+            "elsewhere (changes only rounding)"
+        ),
+    )
 
 
 class TrainingConfig(Strict):
@@ -39,6 +46,16 @@ class TrainingConfig(Strict):
         0, ge=0, description="non-finite losses skipped (no update) before training stops"
     )
     progress: bool = True
+    compile: bool = Field(
+        False,
+        description=(
+            "torch.compile the model's forward and loss (falls back to eager with a warning "
+            "where compiling is unavailable; changes only rounding)"
+        ),
+    )
+    channels_last: bool = Field(
+        False, description="channels-last memory format for weights and 4-D batches"
+    )
 
     @model_validator(mode="after")
     def _check_device(self) -> TrainingConfig:

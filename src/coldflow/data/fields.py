@@ -18,7 +18,9 @@ One file per data set::
         source/density        (T, h, w)
     /sims/0001 ...
 
-All arrays are float32. Velocities use the padded staggered layout of
+All arrays are float32 and carry a Fletcher-32 checksum per chunk (a flipped bit is an
+error on read, never a wrong number); each field's dataset has a ``grid`` attribute
+(``"staggered"`` or ``"centered"``). Velocities use the padded staggered layout of
 :mod:`coldflow.physics.grid` (channel 0 = y component on y faces, channel 1 = x component
 on x faces, zero padding in the last column / row). ``source`` frames up to
 ``source_start`` equal ``downsampled``; later frames are the low-resolution solver run
@@ -75,7 +77,11 @@ LAYOUT = (
 
 
 class FieldDataError(UserError, ValueError):
-    """A data set file is missing, incomplete or not a coldflow fields file."""
+    """A data set file is missing, incomplete, damaged or not a coldflow fields file."""
+
+
+def _grid_of(name: str) -> str:
+    return "staggered" if name.rsplit("/", 1)[-1] == "velocity" else "centered"
 
 
 # --------------------------------------------------------------------------- writing
@@ -144,9 +150,11 @@ class SimulationWriter:
         _set_attrs(self._file, {**attrs, "complete": False})
         comp = None if compression == "none" else compression
         for name, shape in shapes.items():
-            self._file.create_dataset(
-                name, shape=shape, dtype="float32", chunks=(1, *shape[1:]), compression=comp
-            )
+            dset = self._file.create_dataset(
+                name, shape=shape, dtype="float32", chunks=(1, *shape[1:]), compression=comp,
+                fletcher32=True,
+            )  # fmt: skip
+            dset.attrs["grid"] = _grid_of(name)
         self._open = True
 
     def write(self, name: str, frame: int, values: np.ndarray | torch.Tensor) -> None:
@@ -221,7 +229,7 @@ def merge_parts(
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         _set_attrs(f, {**attrs, "format": FORMAT, "format_version": FORMAT_VERSION})
         for name, array in shared.items():
-            f.create_dataset(name, data=np.asarray(array, dtype=np.float32))
+            f.create_dataset(name, data=np.asarray(array, dtype=np.float32), fletcher32=True)
         sims = f.create_group("sims")
         for part in parts:
             with h5py.File(part, "r") as src:
@@ -342,7 +350,8 @@ class FieldData:
 
     def obstacle(self, kind: str) -> np.ndarray:
         """Obstacle fraction per cell at the resolution of ``kind``."""
-        return self._file["obstacle/high" if kind == "reference" else "obstacle/low"][()]
+        name = "obstacle/high" if kind == "reference" else "obstacle/low"
+        return _read_dataset(self.path, self._file, name, ())
 
     def read(
         self,
@@ -355,7 +364,7 @@ class FieldData:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         key = sim.key if isinstance(sim, SimulationInfo) else f"{int(sim):04d}"
-        return self._file["sims"][key][kind][field][frames]
+        return _read_dataset(self.path, self._file, f"sims/{key}/{kind}/{field}", frames)
 
     def close(self) -> None:
         self._file.close()
@@ -365,6 +374,23 @@ class FieldData:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _read_dataset(path: Path, file: h5py.File, name: str, index: Any) -> np.ndarray:
+    """``file[name][index]``; a missing or damaged dataset is a :class:`FieldDataError`.
+
+    HDF5 reports a failed checksum or an undecodable chunk as a bare ``OSError`` without
+    the file's name; this names the file and the dataset.
+    """
+    if name not in file:
+        raise FieldDataError(f"{path}: no dataset {name!r}; the data set is incomplete")
+    try:
+        return file[name][index]
+    except OSError as e:
+        raise FieldDataError(
+            f"{path}: dataset {name!r} is damaged ({e}); regenerate the data set with "
+            "`coldflow simulate` (or restore the file)"
+        ) from None
 
 
 class FieldWindows(Dataset):
@@ -442,9 +468,11 @@ class FieldWindows(Dataset):
             raise IndexError(i)
         sim = self.sims[i // len(self.starts)]
         t = self.starts[i % len(self.starts)]
-        group = self._handle()["sims"][sim.key]
+        file, window = self._handle(), slice(t, t + self.m + 1)
         item = {
-            f"{kind}_{field}": torch.from_numpy(group[kind][field][t : t + self.m + 1])
+            f"{kind}_{field}": torch.from_numpy(
+                _read_dataset(self.path, file, f"sims/{sim.key}/{kind}/{field}", window)
+            )
             for kind in self.kinds
             for field in self.fields
         }

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from coldflow.data.fields import KINDS, FieldData, SimulationInfo
+from coldflow.data.fields import KINDS, FieldData, FieldDataError, SimulationInfo
 from coldflow.physics.grid import faces_to_centered
 
 __all__ = ["FIELDS", "MODES", "FieldFrames", "channel_names", "read_centered"]
@@ -146,7 +146,7 @@ class FieldFrames(Dataset):
                 raise ValueError(f"{self.path}: the {data.scene} data set stores no {missing}")
             splits = sorted({s.split for s in data.simulations()})
             if split not in splits:
-                raise ValueError(f"{self.path}: no split {split!r}; the file has {splits}")
+                raise FieldDataError(f"{self.path}: no split {split!r}; the file has {splits}")
             self.factor = int(data.attrs["factor"])
             start = data.warmup if skip_warmup else 0
             frames = list(range(start, data.frames, stride))

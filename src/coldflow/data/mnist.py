@@ -11,8 +11,14 @@ import torch
 from torch.utils.data import TensorDataset
 
 from coldflow import hub
+from coldflow.errors import UserError
 
-__all__ = ["read_idx", "load_mnist", "mnist_dataset", "to_range", "from_range"]
+__all__ = ["IDXError", "read_idx", "load_mnist", "mnist_dataset", "to_range", "from_range"]
+
+
+class IDXError(UserError, ValueError):
+    """An IDX file is damaged (truncated, bad header) or no IDX file; names the file."""
+
 
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -22,8 +28,9 @@ def read_idx(path: str | Path) -> np.ndarray:
 
     Raises
     ------
-    ValueError
-        If the header is not IDX or the payload is shorter than the header says.
+    IDXError
+        If the file cannot be read, the header is not IDX or the payload is shorter
+        than the header says (a ``ValueError`` too, for older callers).
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
@@ -31,16 +38,18 @@ def read_idx(path: str | Path) -> np.ndarray:
         with opener(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError) as e:  # truncated gzip stream
-        raise ValueError(f"{path}: cannot read IDX file ({e}); delete it and fetch again") from None
+        raise IDXError(f"{path}: cannot read IDX file ({e}); delete it and fetch again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise ValueError(f"{path}: not an IDX file (bad magic number)")
+        raise IDXError(f"{path}: not an IDX file (bad magic number); delete it and fetch again")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise IDXError(f"{path}: IDX header is truncated; delete it and fetch again")
     shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     dtype = np.dtype(_IDX_TYPES[raw[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
     payload = raw[4 + 4 * ndim :]
     if len(payload) != expected:
-        raise ValueError(
+        raise IDXError(
             f"{path}: IDX payload has {len(payload)} bytes, header says {expected}; "
             "the file is truncated or corrupt"
         )
@@ -54,7 +63,10 @@ def load_mnist(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     images = read_idx(hub.resolve(f"mnist-{split}-images"))
     labels = read_idx(hub.resolve(f"mnist-{split}-labels")).astype(np.int64)
     if len(images) != len(labels):
-        raise ValueError(f"MNIST {split}: {len(images)} images but {len(labels)} labels")
+        raise IDXError(
+            f"MNIST {split}: {len(images)} images but {len(labels)} labels; the files do not "
+            "belong together (`coldflow data mnist` verifies them)"
+        )
     return images, labels
 
 

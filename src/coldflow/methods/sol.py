@@ -19,6 +19,10 @@ The network sees cell-centred velocity and one constant channel per scene parame
 multiplied by the velocity standard deviation, is interpolated back to the faces and
 added where the solver evolves the velocity: boundary faces keep the boundary condition
 and faces inside obstacles keep the obstacle's velocity (zero: obstacles are at rest).
+The velocity standard deviation is one number for both components, or one per component
+(as in Um et al.'s code); ``net_faces="lower"`` replaces the face averages by the
+original code's layout: each cell's lower y face and left x face (the last face of each
+axis is dropped), and the output corrects those faces (the last face gets none).
 """
 
 from __future__ import annotations
@@ -33,7 +37,10 @@ from torch import nn
 from coldflow.methods.common import Unowned
 from coldflow.physics import FluidState, Scene, centered_to_faces, faces_to_centered
 
-__all__ = ["Rollout", "SolverInTheLoop"]
+__all__ = ["NET_FACES", "Rollout", "SolverInTheLoop"]
+
+NET_FACES = ("average", "lower")
+"""How the network's cells map to the staggered faces (see the module docstring)."""
 
 
 def _face_fluid_fraction(obstacle: torch.Tensor) -> torch.Tensor:
@@ -70,11 +77,15 @@ class SolverInTheLoop(nn.Module):
         Field distance ``F(a, b) -> [B]`` on padded staggered velocities (e.g.
         ``build_field_loss("mse", grid="staggered")``); ``None`` for evaluation only.
     velocity_std
-        Standard deviation of the velocity in the training data.
+        Standard deviation of the velocity in the training data: one number for both
+        components, or ``(std_y, std_x)`` one per component.
     param_std
         Standard deviation of each scene parameter (order of ``scene.param_names``).
     correct
         ``False`` turns the correction off (the source solver alone).
+    net_faces
+        ``"average"`` (face averages in, interpolation back to the faces out) or
+        ``"lower"`` (each cell's lower faces in and out, as in Um et al.'s code).
     """
 
     def __init__(
@@ -82,11 +93,19 @@ class SolverInTheLoop(nn.Module):
         net: nn.Module,
         scene: Scene,
         loss: nn.Module | None = None,
-        velocity_std: float = 1.0,
+        velocity_std: float | Sequence[float] = 1.0,
         param_std: Sequence[float] = (1.0,),
         correct: bool = True,
+        net_faces: str = "average",
     ) -> None:
         super().__init__()
+        if net_faces not in NET_FACES:
+            raise ValueError(f"net_faces must be one of {NET_FACES}, got {net_faces!r}")
+        std = torch.as_tensor(velocity_std, dtype=torch.float32)
+        if std.numel() not in (1, 2) or std.ndim > 1:
+            raise ValueError(
+                f"velocity_std must be one number or one per component (y, x), got {velocity_std}"
+            )
         if len(param_std) != len(scene.param_names):
             raise ValueError(
                 f"param_std needs one value per scene parameter {list(scene.param_names)}, "
@@ -95,7 +114,9 @@ class SolverInTheLoop(nn.Module):
         self.net = net
         self.shared = Unowned(scene=scene, loss=loss)
         self.correct = correct
-        self.register_buffer("velocity_std", torch.tensor(float(velocity_std)))
+        self.net_faces = net_faces
+        # a scalar buffer for one shared std (the checkpoints of earlier runs hold one)
+        self.register_buffer("velocity_std", std.reshape(()) if std.numel() == 1 else std)
         self.register_buffer("param_std", torch.tensor([float(s) for s in param_std]))
         mask = scene.free_faces().float() * _face_fluid_fraction(scene.obstacle_mask())
         self.register_buffer("face_mask", mask, persistent=False)
@@ -119,12 +140,18 @@ class SolverInTheLoop(nn.Module):
         params
             ``[B, P]`` scene parameters.
         """
-        centered = faces_to_centered(velocity) / self.velocity_std
-        h, w = centered.shape[-2:]
+        std = self.velocity_std.to(velocity.dtype).reshape(-1, 1, 1)  # (1 or 2, 1, 1)
+        h, w = velocity.shape[-2] - 1, velocity.shape[-1] - 1
+        if self.net_faces == "lower":
+            centered = velocity[..., :h, :w] / std
+        else:
+            centered = faces_to_centered(velocity) / std
         constants = (params / self.param_std)[:, :, None, None].expand(-1, -1, h, w)
         dtype = next(self.net.parameters()).dtype  # e.g. float32 net, float64 plume solver
         out = self.net(torch.cat((centered, constants.to(centered.dtype)), dim=1).to(dtype))
-        out = out.to(velocity.dtype) * self.velocity_std
+        out = out.to(velocity.dtype) * std
+        if self.net_faces == "lower":
+            return F.pad(out, (0, 1, 0, 1)) * self.face_mask
         return centered_to_faces(out) * self.face_mask
 
     def step(self, state: FluidState, params: torch.Tensor, correct: bool = True) -> FluidState:

@@ -19,11 +19,15 @@ already prepared: [N, 3, 299, 299], values in [-1, 1]
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from coldflow.errors import WeightsFileError
 
 __all__ = [
     "BasicConv2d",
@@ -242,6 +246,19 @@ class FIDInceptionV3(nn.Module):
         return self.fc(self.features(x))
 
 
+FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
+
+
+def _reason(error: BaseException) -> str:
+    """One line of ``torch.load``'s message: its first sentence and the refused global."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    first = lines[0].split(". ")[0].rstrip(".")
+    refused = [line for line in lines[1:] if "Unsupported global" in line]
+    return "; ".join([first, *refused[:1]])
+
+
 def load_fid_inception(path: str | Path) -> FIDInceptionV3:
     """Build :class:`FIDInceptionV3` and load the pytorch-fid weights file at ``path``.
 
@@ -250,15 +267,30 @@ def load_fid_inception(path: str | Path) -> FIDInceptionV3:
 
     Raises
     ------
-    ValueError
-        If the file's keys or shapes do not match the FID Inception layout.
+    WeightsFileError
+        If the file is damaged (truncated, not a torch file), carries pickled code
+        (refused, never run) or its keys or shapes do not match the FID Inception layout;
+        the message names the file. A ``ValueError`` too, for older callers.
     """
-    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    path = Path(path)
+    fix = "delete it and fetch it again (`coldflow weights fetch fid-inception`)"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as e:
+        raise WeightsFileError(
+            f"{path}: cannot load the FID Inception weights ({_reason(e)}); the file is "
+            f"damaged, carries pickled code (refused) or is not {FID_WEIGHTS_FILE}; {fix}"
+        ) from None
+    if not isinstance(state, dict):
+        raise WeightsFileError(
+            f"{path}: holds a {type(state).__name__}, not a state dict of {FID_WEIGHTS_FILE}"
+        )
     net = FIDInceptionV3()
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise ValueError(
-            f"{path}: not the FID Inception weights (pt_inception-2015-12-05-6726825d.pth): {e}"
+        details = " ".join(str(e).split())  # names the missing and unexpected keys
+        raise WeightsFileError(
+            f"{path}: not the FID Inception weights ({FID_WEIGHTS_FILE}): {details}; {fix}"
         ) from None
     return net.eval()

@@ -14,10 +14,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["SolCorrectionNet", "sol_resnet", "sol_resnet_small"]
+__all__ = ["KERAS_LEAKY_SLOPE", "LEAKY_SLOPE", "SolCorrectionNet", "sol_resnet", "sol_resnet_small"]
 
 LEAKY_SLOPE = 0.01
-"""Default negative slope of the leaky ReLUs (torch's default)."""
+"""Default negative slope of the leaky ReLUs (torch's default; every run so far used it)."""
+
+KERAS_LEAKY_SLOPE = 0.3
+"""The slope of Um et al.'s Keras code (``keras.layers.LeakyReLU()``'s default alpha)."""
 
 
 class _ResidualBlock(nn.Module):
@@ -50,7 +53,8 @@ class SolCorrectionNet(nn.Module):
     kernel_size
         Odd kernel size of every convolution ("same" zero padding).
     slope
-        Negative slope of the leaky ReLUs.
+        Negative slope of the leaky ReLUs (:data:`LEAKY_SLOPE`; Um et al.'s code:
+        :data:`KERAS_LEAKY_SLOPE`).
     zero_init
         Initialise the last convolution to zero, so that the untrained model is the
         uncorrected solver.

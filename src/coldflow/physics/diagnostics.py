@@ -1,4 +1,4 @@
-"""Flow diagnostics on the padded staggered layout: vorticity, probes, spectra."""
+"""Flow diagnostics on the padded staggered layout: vorticity, probes, spectra, mass."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import numpy as np
 import torch
 
 __all__ = [
+    "MIN_PERIODS",
     "Peak",
     "dominant_frequency",
+    "frequency_refusal",
+    "scalar_mass",
     "power_spectrum",
     "probe_series",
     "strouhal_number",
@@ -98,6 +101,12 @@ def power_spectrum(signal: np.ndarray | torch.Tensor, dt: float) -> tuple[np.nda
     return freqs, (power / total if total > 0 else power)
 
 
+MIN_PERIODS = 3.0
+"""Fewest periods of the dominant frequency a signal must span for the frequency to be
+reported: with fewer, the peak sits in the first few FFT bins and the estimate is set
+by the window length, not by the flow."""
+
+
 class Peak(NamedTuple):
     """The dominant spectral peak of a signal."""
 
@@ -105,18 +114,44 @@ class Peak(NamedTuple):
     """Frequency in cycles per unit time (refined between bins)."""
     power_fraction: float
     """Share of the signal's (non-mean) power within one bin of the peak."""
+    width: float = float("nan")
+    """Full width at half maximum of the peak's power, in cycles per unit time (a pure
+    tone under the Hann window: 1.44 bins, i.e. ``1.44 / (len * dt)``)."""
+    periods: float = float("nan")
+    """Periods of ``frequency`` the signal spans, ``frequency * len * dt``."""
+    samples: int = 0
+    """Length of the signal."""
+
+
+def _half_maximum_width(freqs: np.ndarray, power: np.ndarray, k: int) -> float:
+    """Width of the peak at bin ``k`` where its power falls to half (linear interpolation
+    between bins; ``nan`` when a side never falls to half)."""
+    half = 0.5 * power[k]
+    edges = []
+    for step in (-1, 1):
+        j = k
+        while 0 <= j + step < len(power) and power[j + step] > half:
+            j += step
+        if not 0 <= j + step < len(power):
+            return float("nan")
+        a, b = power[j], power[j + step]  # a > half >= b
+        edges.append(freqs[j] + (a - half) / (a - b) * (freqs[j + step] - freqs[j]))
+    return float(edges[1] - edges[0])
 
 
 def dominant_frequency(signal: np.ndarray | torch.Tensor, dt: float) -> Peak:
-    """The frequency of the strongest spectral peak and how much power it holds.
+    """The frequency of the strongest spectral peak, how much power it holds and how sharp
+    it is.
 
     The peak bin is refined by fitting a parabola to the log power of it and its two
-    neighbours. A clean oscillation gives a ``power_fraction`` close to 1, noise a small
-    one.
+    neighbours. A clean oscillation gives a ``power_fraction`` close to 1 and a ``width``
+    of about 1.44 bins, noise a small fraction and a wide peak. Check
+    :func:`frequency_refusal` before using the frequency.
     """
+    n = len(np.asarray(signal))
     freqs, power = power_spectrum(signal, dt)
     if len(power) < 3 or power.sum() == 0:
-        return Peak(0.0, 0.0)
+        return Peak(0.0, 0.0, float("nan"), 0.0, n)
     k = int(np.argmax(power))
     fraction = float(power[max(k - 1, 0) : k + 2].sum())
     frequency = float(freqs[k])
@@ -124,10 +159,36 @@ def dominant_frequency(signal: np.ndarray | torch.Tensor, dt: float) -> Peak:
         a, b, c = np.log(power[k - 1 : k + 2])
         denom = a - 2 * b + c
         if denom < 0:
-            frequency += 0.5 * (a - c) / denom * (freqs[1] - freqs[0])
-    return Peak(frequency, fraction)
+            frequency += float(0.5 * (a - c) / denom * (freqs[1] - freqs[0]))
+    width = _half_maximum_width(freqs, power, k)
+    return Peak(frequency, fraction, width, float(frequency * n * dt), n)
+
+
+def frequency_refusal(peak: Peak, min_periods: float = MIN_PERIODS) -> str | None:
+    """Why ``peak.frequency`` cannot be trusted, or ``None`` when it can.
+
+    Refused: a constant signal, and a signal spanning fewer than ``min_periods`` periods
+    of its peak frequency (then the peak lies in the first FFT bins: a window of ``N``
+    samples can only say that the period is about ``N dt`` or longer).
+    """
+    if peak.power_fraction == 0.0:
+        return "the signal is constant: no oscillation"
+    if not peak.periods >= min_periods:
+        return (
+            f"the window ({peak.samples} samples) spans {peak.periods:.1f} periods of the "
+            f"peak, fewer than {min_periods:g}: the peak lies in the first spectral bins, "
+            "too coarse to place it; use a longer trajectory or an earlier start"
+        )
+    return None
 
 
 def strouhal_number(frequency: float, diameter: float, speed: float) -> float:
     """``St = f D / U``: shedding frequency made dimensionless with diameter and speed."""
     return frequency * diameter / speed
+
+
+def scalar_mass(density: np.ndarray | torch.Tensor, spacing: tuple[float, float]) -> np.ndarray:
+    """``integral density dA`` of each frame of a cell-centred scalar ``(..., H, W)``."""
+    dy, dx = spacing
+    x = np.asarray(density, dtype=np.float64)
+    return x.sum(axis=(-2, -1)) * dy * dx

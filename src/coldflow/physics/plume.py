@@ -6,6 +6,20 @@ density, ``f = b * rho``. Each step advects smoke and velocity semi-Lagrangian, 
 source and the buoyancy, and projects; ``dt = 0.1``. A small seeded smooth velocity
 perturbation makes each simulation's plume break up differently.
 
+Smoke mass. Neither of PhiFlow 3.4's grid advection schemes conserves mass:
+``advect.semi_lagrangian`` (the default here) samples the old density by bilinear
+interpolation at back-traced points, and the interpolation weights a cell hands out do
+not sum to one where the flow converges or diverges discretely, nor next to the walls
+(the density outside the box is zero); ``advect.mac_cormack`` adds an error correction
+and a clamp, neither conservative. The stored plume loses 8-24 % of the smoke released
+by frame 120 this way. ``advection="finite_volume"`` advects the density in flux form
+instead, ``rho <- rho - dt div(u rho_upwind)`` on the staggered faces (first-order
+upwind): the fluxes cancel between neighbours and vanish on the closed walls, so the
+smoke mass changes only by the source, to round-off. It is more diffusive than the
+semi-Lagrangian scheme; where the Courant number exceeds 1 (fast plumes at 128 x 128)
+a cell's outflow is capped at what it holds, which keeps the density non-negative and
+the step conservative.
+
 The closed box makes the pressure system singular (pressure is defined up to a
 constant): the divergence is balanced to zero mean and the solve keeps the iterate in
 the range of the operator (``rank_deficiency=0``; PhiFlow's default Lagrange-multiplier
@@ -19,10 +33,72 @@ from typing import Any, ClassVar
 
 import torch
 
-from coldflow.physics.grid import free_face_mask
+from coldflow.physics.grid import (
+    centered_to_tensor,
+    free_face_mask,
+    staggered_to_tensor,
+    tensor_to_centered,
+)
 from coldflow.physics.scene import FluidState, Scene, smooth_noise
 
-__all__ = ["PlumeScene"]
+__all__ = ["ADVECTION_SCHEMES", "PlumeScene", "upwind_flux_advection"]
+
+ADVECTION_SCHEMES = ("semi_lagrangian", "mac_cormack", "finite_volume")
+"""Schemes that advect the smoke density (see the module docstring)."""
+
+
+def upwind_flux_advection(
+    density: torch.Tensor,
+    velocity: torch.Tensor,
+    dt: float,
+    spacing: tuple[float, float],
+    open_sides: tuple[tuple[bool, bool], tuple[bool, bool]] = ((False, False), (False, False)),
+) -> torch.Tensor:
+    """One conservative first-order upwind finite-volume step of a cell-centred scalar.
+
+    ``rho <- rho - dt div F`` with the face flux ``F = u_face * rho_upwind``; every
+    interior flux leaves one cell and enters its neighbour, so ``sum(rho) dx dy`` changes
+    only by the fluxes through the boundary faces (none through closed walls). Where a
+    cell's outflow Courant number ``c = dt * (sum of its outgoing face speeds / spacing)``
+    exceeds 1 its outgoing fluxes are scaled by ``1 / c`` (it cannot hand out more than it
+    holds): the step stays conservative and non-negative at any time step, and is the plain
+    upwind scheme wherever ``c <= 1``.
+
+    Parameters
+    ----------
+    density
+        ``(B, H, W)``.
+    velocity
+        ``(B, 2, H + 1, W + 1)`` in the padded staggered layout.
+    dt
+        Time step.
+    spacing
+        Cell size ``(dy, dx)``.
+    open_sides
+        ``((y_lower, y_upper), (x_lower, x_upper))``: ``True`` where the scalar leaves or
+        enters with its own (zero-gradient) value, ``False`` for zero outside.
+    """
+    H, W = density.shape[-2:]
+    dy, dx = spacing
+    (ylo, yhi), (xlo, xhi) = open_sides
+    vy, vx = velocity[:, 0, :, :W], velocity[:, 1, :H, :]  # (B, H + 1, W), (B, H, W + 1)
+    outflow = dt * (
+        (vy[:, 1:].clamp(min=0) - vy[:, :-1].clamp(max=0)) / dy
+        + (vx[:, :, 1:].clamp(min=0) - vx[:, :, :-1].clamp(max=0)) / dx
+    )
+    donor = density / outflow.clamp(min=1.0)  # what each cell hands out per unit Courant
+
+    def ghost(x: torch.Tensor, dim: int, lo: bool, hi: bool) -> torch.Tensor:
+        first, last = x.narrow(dim, 0, 1), x.narrow(dim, x.shape[dim] - 1, 1)
+        zero = torch.zeros_like(first)
+        return torch.cat((first if lo else zero, x, last if hi else zero), dim=dim)
+
+    ry = ghost(donor, -2, ylo, yhi)  # (B, H + 2, W): face j lies between rows j and j + 1
+    rx = ghost(donor, -1, xlo, xhi)  # (B, H, W + 2)
+    flux_y = vy.clamp(min=0) * ry[:, :-1] + vy.clamp(max=0) * ry[:, 1:]  # (B, H + 1, W)
+    flux_x = vx.clamp(min=0) * rx[:, :, :-1] + vx.clamp(max=0) * rx[:, :, 1:]  # (B, H, W + 1)
+    div = (flux_y[:, 1:] - flux_y[:, :-1]) / dy + (flux_x[:, :, 1:] - flux_x[:, :, :-1]) / dx
+    return density - dt * div
 
 
 @dataclass(eq=False)
@@ -47,6 +123,9 @@ class PlumeScene(Scene):
         Kinematic viscosity (explicit diffusion of velocity); 0 disables it.
     perturbation
         Peak speed of the seeded initial velocity perturbation.
+    advection
+        Scheme that advects the smoke density, one of :data:`ADVECTION_SCHEMES`
+        (the velocity is always advected semi-Lagrangian).
     """
 
     name: ClassVar[str] = "plume"
@@ -59,6 +138,14 @@ class PlumeScene(Scene):
     source_rate: float = 1.0
     viscosity: float = 0.0
     perturbation: float = 0.05
+    advection: str = "semi_lagrangian"
+
+    def __post_init__(self) -> None:
+        if self.advection not in ADVECTION_SCHEMES:
+            raise ValueError(
+                f"advection must be one of {ADVECTION_SCHEMES}, got {self.advection!r}"
+            )
+        super().__post_init__()
 
     def boundary(self):
         return (0.0, 0.0), (0.0, 0.0)
@@ -70,6 +157,7 @@ class PlumeScene(Scene):
             source_rate=self.source_rate,
             viscosity=self.viscosity,
             perturbation=self.perturbation,
+            advection=self.advection,
             buoyancy="force per unit mass along +y = buoyancy * density",
         )
         return out
@@ -99,10 +187,27 @@ class PlumeScene(Scene):
         source = self._box_fraction(self.source_box)
         if self.viscosity:
             v = diffuse.explicit(v, self.viscosity, self.dt)
-        rho = advect.semi_lagrangian(rho, v, self.dt)
+        rho = self._advect_density(rho, v)
         rho = rho.with_values(rho.values + source.values * (self.source_rate * self.dt))
         v = advect.semi_lagrangian(v, v, self.dt)
         lift = resample(rho * math.vec(y=1.0, x=0.0), to=v)
         # with_values: adding fields would add their boundary conditions too
         v = v.with_values(v.values + lift.values * (self._param(coeffs, "buoyancy") * self.dt))
         return v, rho
+
+    def _advect_density(self, rho, v):
+        from phi.physics import advect
+
+        if self.advection == "mac_cormack":
+            return advect.mac_cormack(rho, v, self.dt)
+        if self.advection == "finite_volume":
+            closed = ((False, False), (False, False))  # the box: no smoke outside
+            values = upwind_flux_advection(
+                centered_to_tensor(rho),
+                staggered_to_tensor(v, self.domain),
+                self.dt,
+                self.domain.spacing,
+                closed,
+            )
+            return tensor_to_centered(values, self.domain)
+        return advect.semi_lagrangian(rho, v, self.dt)

@@ -5,8 +5,12 @@
 - ``vorticity_sim<N>.png`` and ``density_sim<N>.png``: reference, downsampled reference
   and source at several frames, one row each, on a shared colour scale;
 - ``probe_sim<N>.png``: the cross-flow velocity at the probe over time for the three
-  trajectories, with its power spectrum, the dominant frequency and (for the Kármán
-  flow) the Strouhal number ``f D / U``.
+  trajectories, with its power spectrum, the dominant frequency, the peak's sharpness
+  (power fraction, width at half maximum) and (for the Kármán flow) the Strouhal number
+  ``f D / U``, analysed over the developed flow (after the warm-up, or from ``start``);
+  a window spanning fewer than three periods is refused, and the figure says why;
+- ``mass_sim<N>.png`` (plume): the smoke mass ``integral density dA`` of the three
+  trajectories over time against what the source released (rate x area x time).
 
 Figures are PNGs written atomically with the Agg backend.
 """
@@ -27,14 +31,17 @@ import torch  # noqa: E402
 from coldflow.data.fields import KINDS, FieldData, SimulationInfo  # noqa: E402
 from coldflow.io import atomic_path  # noqa: E402
 from coldflow.physics.diagnostics import (  # noqa: E402
+    MIN_PERIODS,
     dominant_frequency,
+    frequency_refusal,
     power_spectrum,
     probe_series,
+    scalar_mass,
     strouhal_number,
     vorticity,
 )
 
-__all__ = ["probe_analysis", "report_dataset"]
+__all__ = ["mass_analysis", "probe_analysis", "report_dataset"]
 
 LABELS = {"reference": "reference", "downsampled": "downsampled reference", "source": "source"}
 
@@ -103,55 +110,99 @@ def _snapshots(
     return _save(fig, out)
 
 
-def probe_analysis(data: FieldData, sim: SimulationInfo | int, kind: str = "reference") -> dict:
-    """Dominant frequency of the probe's cross-flow velocity after ``source_start``.
+def _simulation(data: FieldData, sim: SimulationInfo | int) -> SimulationInfo:
+    return (
+        sim
+        if isinstance(sim, SimulationInfo)
+        else next(s for s in data.simulations() if s.index == sim)
+    )
+
+
+def probe_analysis(
+    data: FieldData,
+    sim: SimulationInfo | int,
+    kind: str = "reference",
+    start: int | None = None,
+    min_periods: float = MIN_PERIODS,
+) -> dict[str, Any]:
+    """Dominant frequency of the probe's cross-flow velocity over the developed flow.
+
+    Parameters
+    ----------
+    data, sim
+        The data set and one of its simulations.
+    kind
+        ``"reference"``, ``"downsampled"`` or ``"source"``.
+    start
+        First frame analysed (default: the data set's warm-up). The source trajectory
+        starts no earlier than ``source_start``: before it, it is a copy of the
+        downsampled reference.
+    min_periods
+        Fewest periods of the peak frequency the window must span; with fewer the
+        frequency (and the Strouhal number) is refused.
 
     Returns
     -------
     dict
-        ``series`` (the probe signal from ``source_start`` on), ``frequency`` (cycles
-        per unit time), ``power_fraction`` (share of the signal's power in the peak),
-        ``strouhal`` (``f D / U``; Kármán scenes only, else ``None``), ``component``.
+        ``series`` (the probe signal from ``start`` on), ``start``, ``frequency`` (cycles
+        per unit time; the raw peak even when refused), ``power_fraction`` (share of the
+        signal's power within one bin of the peak), ``width`` (full width at half maximum
+        of the peak, cycles per unit time) and ``relative_width`` (``width / frequency``),
+        ``periods`` (periods in the window), ``refused`` (``None``, or why the frequency
+        cannot be trusted), ``strouhal`` (``f D / U``; Kármán scenes only, ``None`` when
+        refused), ``component``.
     """
-    if isinstance(sim, int):
-        sim = next(s for s in data.simulations() if s.index == sim)
+    sim = _simulation(data, sim)
     component = "x" if data.scene == "karman" else "y"
-    start = data.source_start
-    v = torch.from_numpy(data.read(sim, kind, "velocity", slice(start, None)))
+    first = data.warmup if start is None else int(start)
+    if kind == "source":
+        first = max(first, data.source_start)
+    if not 0 <= first < data.frames:
+        raise ValueError(f"start {first} is outside the {data.frames} frames of {data.path}")
+    v = torch.from_numpy(data.read(sim, kind, "velocity", slice(first, None)))
     series = probe_series(v, data.spacing(kind), tuple(data.attrs["probe"]), component).numpy()
     peak = dominant_frequency(series, data.dt)
+    refused = frequency_refusal(peak, min_periods)
     strouhal = None
-    if data.scene == "karman":
+    if data.scene == "karman" and refused is None:
         desc = data.scene_description
         strouhal = strouhal_number(
             peak.frequency, 2 * desc["obstacle_radius"], desc["inflow_speed"]
         )
     return {
         "series": series,
+        "start": first,
         "frequency": peak.frequency,
         "power_fraction": peak.power_fraction,
+        "width": peak.width,
+        "relative_width": peak.width / peak.frequency if peak.frequency else float("nan"),
+        "periods": peak.periods,
+        "refused": refused,
         "strouhal": strouhal,
         "component": component,
     }
 
 
-def _probe_figure(data: FieldData, sim: SimulationInfo, out: Path) -> Path:
-    fig, (ax_t, ax_f) = plt.subplots(1, 2, figsize=(11, 3.4))
-    start = data.source_start
+def _probe_figure(data: FieldData, sim: SimulationInfo, out: Path, start: int | None) -> Path:
+    fig, (ax_t, ax_f) = plt.subplots(1, 2, figsize=(11, 3.6))
+    refusals = []
     for kind, style in zip(KINDS, ("-", "--", ":"), strict=True):
-        a = probe_analysis(data, sim, kind)
-        t = (start + np.arange(len(a["series"]))) * data.dt
+        a = probe_analysis(data, sim, kind, start)
+        t = (a["start"] + np.arange(len(a["series"]))) * data.dt
         label = LABELS[kind]
         ax_t.plot(t, a["series"], style, lw=1.2, label=label)
         freqs, power = power_spectrum(a["series"], data.dt)
-        extra = f", St = {a['strouhal']:.3f}" if a["strouhal"] is not None else ""
-        ax_f.semilogy(
-            freqs[1:],
-            power[1:] + 1e-12,
-            style,
-            lw=1.2,
-            label=f"{label}: f = {a['frequency']:.4f}{extra}",
-        )
+        if a["refused"] is None:
+            extra = f", St = {a['strouhal']:.3f}" if a["strouhal"] is not None else ""
+            text = (
+                f"{label}: f = {a['frequency']:.4f}{extra}, {a['periods']:.1f} periods, "
+                f"peak {100 * a['power_fraction']:.0f} % of power, "
+                f"FWHM {100 * a['relative_width']:.0f} % of f"
+            )
+        else:
+            text = f"{label}: no frequency (refused)"
+            refusals.append(f"{label}: {a['refused']}")
+        ax_f.semilogy(freqs[1:], power[1:] + 1e-12, style, lw=1.2, label=text)
     y, x = data.attrs["probe"]
     ax_t.set_xlabel("time")
     ax_t.set_ylabel(f"v_{a['component']} at (y={y:g}, x={x:g})")
@@ -159,9 +210,92 @@ def _probe_figure(data: FieldData, sim: SimulationInfo, out: Path) -> Path:
     ax_f.set_xlabel("frequency (1 / time unit)")
     ax_f.set_ylabel("power (normalised)")
     ax_f.set_xlim(0, min(freqs[-1], 20 * max(a["frequency"], freqs[1])))
-    ax_f.legend(fontsize=8)
+    ax_f.legend(fontsize=7)
     params = ", ".join(f"{k} = {v:g}" for k, v in sim.params.items())
     fig.suptitle(f"probe, simulation {sim.index} ({sim.split}, {params})")
+    if refusals:
+        fig.text(0.01, -0.02, "\n".join(refusals), fontsize=8, va="top", color="firebrick")
+    return _save(fig, out)
+
+
+def _source_inflow(data: FieldData) -> tuple[float, float] | None:
+    """``(rate, area)`` of the plume's smoke source, ``None`` for other scenes."""
+    desc = data.scene_description
+    if "source_box" not in desc:
+        return None
+    (y0, y1), (x0, x1) = desc["source_box"]
+    Ly, Lx = data.attrs["domain_size"]
+    area = max(min(y1, Ly) - max(y0, 0.0), 0.0) * max(min(x1, Lx) - max(x0, 0.0), 0.0)
+    return float(desc["source_rate"]), area
+
+
+def mass_analysis(data: FieldData, sim: SimulationInfo | int) -> dict[str, Any]:
+    """Smoke mass of a plume simulation against what its source released.
+
+    Returns
+    -------
+    dict
+        ``time`` ``(T,)``; ``mass`` per trajectory kind (``integral density dA`` of every
+        frame); ``expected`` (``source_rate x source area x time``: the source adds its
+        smoke after each step's advection and the closed box lets none out, so a
+        conservative scheme keeps ``mass == expected``); ``loss`` per kind, the relative
+        shortfall ``1 - mass / expected`` at the last frame; ``advection`` (the scheme).
+
+    Raises
+    ------
+    ValueError
+        For a data set without density or without a smoke source (the Kármán marker
+        leaves the open domain, so its mass says nothing about the scheme).
+    """
+    inflow = _source_inflow(data)
+    if inflow is None or not data.has("density"):
+        raise ValueError(f"{data.path}: the mass diagnostic needs a plume data set")
+    sim = _simulation(data, sim)
+    time = np.arange(data.frames) * data.dt
+    rate, area = inflow
+    expected = rate * area * time
+    mass = {k: scalar_mass(data.read(sim, k, "density"), data.spacing(k)) for k in KINDS}
+    last = expected[-1] if expected[-1] > 0 else float("nan")
+    return {
+        "time": time,
+        "mass": mass,
+        "expected": expected,
+        "loss": {k: float(1 - m[-1] / last) for k, m in mass.items()},
+        "advection": data.scene_description.get("advection", "semi_lagrangian"),
+    }
+
+
+def _mass_figure(data: FieldData, sim: SimulationInfo, out: Path) -> Path:
+    a = mass_analysis(data, sim)
+    fig, (ax_m, ax_r) = plt.subplots(1, 2, figsize=(11, 3.4))
+    t = a["time"]
+    ax_m.plot(t, a["expected"], color="k", lw=1, label="released by the source (rate x area x t)")
+    ratio_t = t[1:]
+    for kind, style in zip(KINDS, ("-", "--", ":"), strict=True):
+        m = a["mass"][kind]
+        label = f"{LABELS[kind]}: {100 * a['loss'][kind]:.1f} % lost by t = {t[-1]:g}"
+        ax_m.plot(t, m, style, lw=1.2, label=label)
+        ax_r.plot(ratio_t, 100 * (m[1:] / a["expected"][1:] - 1), style, lw=1.2, label=LABELS[kind])
+    ax_m.set_xlabel("time")
+    ax_m.set_ylabel("smoke mass, integral density dA")
+    ax_m.legend(fontsize=8)
+    ax_r.axhline(0, color="k", lw=0.8)
+    ax_r.set_xlabel("time")
+    ax_r.set_ylabel("mass / released - 1 (%)")
+    ax_r.legend(fontsize=8)
+    params = ", ".join(f"{k} = {v:g}" for k, v in sim.params.items())
+    fig.suptitle(f"smoke mass, simulation {sim.index} ({sim.split}, {params})")
+    scheme = a["advection"]
+    if scheme == "finite_volume":
+        note = "advection: finite_volume (conservative fluxes): mass should match the release."
+    else:
+        note = (
+            f"advection: {scheme} (PhiFlow advect.{scheme}) is not mass-conserving: its "
+            "interpolation weights do not sum to one where the flow converges into the "
+            "rising plume, so smoke is lost (semi-Lagrangian) or gained (MacCormack); "
+            "no smoke leaves the closed box. scene.advection: finite_volume conserves it."
+        )
+    fig.text(0.01, -0.02, note, fontsize=8, va="top", wrap=True)
     return _save(fig, out)
 
 
@@ -170,6 +304,7 @@ def report_dataset(
     out_dir: str | os.PathLike,
     sims: list[int] | None = None,
     n_frames: int = 4,
+    probe_start: int | None = None,
 ) -> list[Path]:
     """Draw the figures of a fluid data set.
 
@@ -183,6 +318,8 @@ def report_dataset(
         Simulation indices to draw (default: the first simulation of each split).
     n_frames
         Snapshot columns, evenly spaced from ``source_start`` to the last frame.
+    probe_start
+        First frame of the probe's spectral analysis (default: the warm-up).
 
     Returns
     -------
@@ -218,5 +355,9 @@ def report_dataset(
                         data, sim, "density", frames, out_dir / f"density_sim{sim.index}.png"
                     )
                 )
-            written.append(_probe_figure(data, sim, out_dir / f"probe_sim{sim.index}.png"))
+            written.append(
+                _probe_figure(data, sim, out_dir / f"probe_sim{sim.index}.png", probe_start)
+            )
+            if _source_inflow(data) is not None and data.has("density"):
+                written.append(_mass_figure(data, sim, out_dir / f"mass_sim{sim.index}.png"))
     return written

@@ -21,7 +21,17 @@ from coldflow.report.html import Comparison, Figure, markdown_table, save
 from coldflow.report.style import DIVERGING_CMAP, FULL_WIDTH, color, new_figure, style_context
 from coldflow.runs import load_tensors
 
-__all__ = ["comparison", "load_evaluations", "plot_error_vs_step", "run_figures", "sol_table"]
+__all__ = [
+    "animate_rollout",
+    "comparison",
+    "load_evaluations",
+    "plot_error_vs_step",
+    "run_figures",
+    "sol_table",
+]
+
+ANIMATED = ("reference", "source", "corrected")
+"""Rollout entries :func:`animate_rollout` draws, in this order, where present."""
 
 _ROWS = {
     "source": "source (no correction)",
@@ -160,6 +170,91 @@ def plot_snapshots(
             axes[2 * r, 0].set_ylabel(f"step {t}", fontsize="small")
             axes[2 * r + 1, 0].set_ylabel(f"error, step {t}", fontsize="small")
     return fig
+
+
+def animate_rollout(
+    rollout: dict[str, torch.Tensor],
+    labels: Sequence[str],
+    path: str | os.PathLike,
+    transpose: bool,
+    *,
+    fps: int = 10,
+    stride: int = 1,
+) -> Path:
+    """Write a GIF of the vorticity of a rollout: reference, source and corrected side by side.
+
+    Parameters
+    ----------
+    rollout
+        Velocities ``[T, 2, H + 1, W + 1]`` (padded staggered layout) under the keys
+        ``reference``, ``source`` and ``corrected`` (those present are drawn, in this
+        order, e.g. ``samples/rollout.safetensors`` of an evaluated run).
+    labels
+        One panel title per drawn entry.
+    path
+        The ``.gif`` to write (atomically; the parent directory is created).
+    transpose
+        Draw the transposed field (the Kármán flow runs along y: left to right).
+    fps, stride
+        Frames per second of the GIF, and every ``stride``-th rollout step drawn.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        For a rollout with none of the entries, labels of another length, or entries of
+        different lengths.
+    UserError
+        When Pillow (matplotlib's GIF writer) is not installed.
+    """
+    from matplotlib import animation
+
+    from coldflow.io import atomic_path
+
+    if not animation.PillowWriter.isAvailable():
+        raise UserError("writing a GIF needs Pillow: pip install pillow")
+    keys = [k for k in ANIMATED if k in rollout]
+    if not keys:
+        raise ValueError(f"the rollout has none of {ANIMATED}; it has {sorted(rollout)}")
+    if len(labels) != len(keys):
+        raise ValueError(f"{len(labels)} labels for {len(keys)} panels ({', '.join(keys)})")
+    lengths = {k: int(rollout[k].shape[0]) for k in keys}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"rollout entries differ in length: {lengths}")
+    steps = list(range(0, lengths[keys[0]], max(1, int(stride))))
+    fields = {}
+    for k in keys:
+        w = vorticity(rollout[k][steps].float(), (1.0, 1.0)).numpy()
+        fields[k] = np.swapaxes(w, -1, -2) if transpose else w
+    lim = float(np.percentile(np.abs(fields[keys[0]]), 99.5)) or 1.0
+    with style_context():
+        fig, axes = new_figure(1, len(keys), width=FULL_WIDTH, height=2.6)
+        axes = np.asarray(axes).reshape(-1)
+        images = []
+        for ax, k, label in zip(axes, keys, labels, strict=True):
+            images.append(
+                ax.imshow(fields[k][0], origin="lower", cmap=DIVERGING_CMAP, vmin=-lim, vmax=lim)
+            )
+            ax.set_title(label, fontsize="small")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.colorbar(images[-1], ax=axes.tolist(), shrink=0.8, label="vorticity")
+        title = fig.suptitle("step 0", fontsize="small")
+
+        def draw(i: int) -> list:
+            for im, k in zip(images, keys, strict=True):
+                im.set_data(fields[k][i])
+            title.set_text(f"step {steps[i]}")
+            return [*images, title]
+
+        anim = animation.FuncAnimation(fig, draw, frames=len(steps), blit=False)
+        with atomic_path(path) as tmp:
+            anim.save(tmp, writer=animation.PillowWriter(fps=fps))
+    return Path(path)
 
 
 def _rollout(run: Path) -> dict[str, torch.Tensor] | None:

@@ -31,11 +31,15 @@ def kind_of(path: str | Path) -> str:
     Raises
     ------
     FileNotFoundError
-        If the file (or the run's config.yaml) does not exist.
+        If a run directory (a path without a ``.yaml`` suffix) does not exist or has no
+        config.yaml.
     ConfigError
-        If the kind is not one of :data:`TASKS`.
+        If a config file does not exist or is no config (empty, not YAML, not a mapping),
+        or if the kind is not one of :data:`TASKS`.
     """
     path = Path(path)
+    if not path.exists() and path.suffix not in (".yaml", ".yml"):
+        raise FileNotFoundError(f"{path}: no such run directory or config file")
     file = path / "config.yaml" if path.is_dir() else path
     if path.is_dir() and not file.is_file():
         raise FileNotFoundError(f"{path}: not a run directory (no config.yaml)")

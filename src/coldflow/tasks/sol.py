@@ -56,31 +56,38 @@ def data_statistics(path: str | Path, split: str = "train") -> dict[str, Any]:
     """Standard deviations of the downsampled velocity and of each scene parameter.
 
     The velocity statistic runs over the faces the low-resolution solver evolves in all
-    frames after the warm-up of the ``split`` simulations; a parameter with a single value
-    uses its magnitude (never zero). The data set's config is kept as ``data_config``.
+    frames after the warm-up of the ``split`` simulations, for both components together
+    (``velocity_std``) and per component (``velocity_std_components``: y, x); a
+    parameter with a single value uses its magnitude (never zero). The data set's config
+    is kept as ``data_config``.
     """
     scene = low_scene(path)
-    mask = scene.free_faces().numpy().astype(bool)
-    total, total_sq, count = 0.0, 0.0, 0
+    mask = scene.free_faces().numpy().astype(bool)  # [2, H + 1, W + 1]
+    total, total_sq, count = np.zeros(2), np.zeros(2), np.zeros(2)
     with FieldData(path) as data:
         sims = data.simulations(split)
         if not sims:
             raise ConfigError(f"{path}: no simulations in split {split!r}")
         for sim in sims:
             v = data.read(sim, "downsampled", "velocity", slice(data.warmup, None))
-            values = v[:, mask].astype(np.float64)
-            total += values.sum()
-            total_sq += (values**2).sum()
-            count += values.size
+            for c in range(2):
+                values = v[:, c][:, mask[c]].astype(np.float64)
+                total[c] += values.sum()
+                total_sq[c] += (values**2).sum()
+                count[c] += values.size
         names = data.param_names
         params = np.array([[s.params[n] for n in names] for s in sims], dtype=np.float64)
-    mean = total / count
-    velocity_std = float(np.sqrt(max(total_sq / count - mean**2, 1e-12)))
+
+    def std(t: float, t2: float, n: float) -> float:
+        return float(np.sqrt(max(t2 / n - (t / n) ** 2, 1e-12)))
+
+    velocity_std = std(total.sum(), total_sq.sum(), count.sum())
     param_std = params.std(axis=0)
     param_std = np.where(param_std > 0, param_std, np.abs(params).mean(axis=0))
     param_std = np.where(param_std > 0, param_std, 1.0)
     return {
         "velocity_std": velocity_std,
+        "velocity_std_components": [std(total[c], total_sq[c], count[c]) for c in range(2)],
         "param_names": names,
         "param_std": [float(s) for s in param_std],
         "split": split,
@@ -110,7 +117,15 @@ def build_sol_model(
             spec.name, grid="staggered", faces=spec.faces, fit=spec.fit, pad_mode=spec.pad_mode,
             **spec.options,
         )  # fmt: skip
-    return SolverInTheLoop(net, scene, loss, stats["velocity_std"], stats["param_std"])
+    std = stats["velocity_std"]
+    if cfg.method.per_component_std:
+        if "velocity_std_components" not in stats:
+            raise ConfigError(
+                f"{STATS_FILE} of this run predates method.per_component_std; retrain the run"
+            )
+        std = stats["velocity_std_components"]
+    net_faces = cfg.method.net_faces
+    return SolverInTheLoop(net, scene, loss, std, stats["param_std"], net_faces=net_faces)
 
 
 def _symmetric(cfg: Any) -> bool:

@@ -141,7 +141,7 @@ def _cannot_run(cfg: BaseModel) -> str:
     try:
         TASKS[cfg.method.kind].check_weights(cfg)
     except HubError as e:
-        return str(e).splitlines()[0]
+        return " ".join(str(e).split())
     return ""
 
 
@@ -208,6 +208,32 @@ def _summary_table(kind: str, runs: list[Path]) -> str:
     )
 
 
+_FLUID_COLUMNS = ("MSE", "MAE", "rel. L1", "PSNR", "LSiM", "LPIPS", "VGG")
+
+
+def _results_table(groups: dict[str, list[Path]], configs: dict) -> str:
+    """The fluid study's results table: rows task x loss (one per run), columns the
+    field metrics of each learned model on its test data and its time cost."""
+    rows, times = [], {}
+    for kind, runs in groups.items():
+        for run in runs:
+            ev = run / "evaluation.json"
+            cfg = configs[run.name]
+            loss = getattr(getattr(cfg.method, "loss", None), "name", None)
+            if loss is None or not ev.is_file():
+                continue
+            summary = TASKS[kind].summary(json.loads(ev.read_text()))
+            times |= dict.fromkeys(k for k in summary if k.startswith("time"))
+            rows.append((run.name, kind, loss, summary))
+    if not rows:
+        return ""
+    columns = [c for c in _FLUID_COLUMNS if any(c in r[3] for r in rows)] + list(times)
+    return markdown_table(
+        ["run", "task", "loss", *columns],
+        [[name, kind, loss, *(s.get(c, "") for c in columns)] for name, kind, loss, s in rows],
+    )
+
+
 def write_study_page(
     study: StudyConfig,
     out: Path,
@@ -230,6 +256,11 @@ def write_study_page(
     notes += [f"Skipped {k}: {v}" for k, v in (skipped or {}).items()]
     md += [*(f"- {n}" for n in notes), ""] if notes else []
     body += notes_html(notes)
+    results = _results_table(groups, configs)
+    if results:
+        title = "Results: every task x loss on its test simulations (learned models)"
+        md += [f"## {title}", "", results, "Baselines are in each task's table below.", ""]
+        body += [f"<h2>{html.escape(title)}</h2>", *markdown_to_html(results)]
     for kind, runs in groups.items():
         task = TASKS[kind]
         labels = [r.name for r in runs]

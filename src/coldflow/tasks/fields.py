@@ -15,6 +15,7 @@ simulations' frames with every field metric next to honest baselines:
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +38,7 @@ from coldflow.report.html import Comparison
 from coldflow.runs import RunDir, save_tensors
 from coldflow.tasks.base import LoadedRun, Prepared, Task
 from coldflow.tasks.fluids import (
+    METRIC_COLUMNS,
     check_same_data_kind,
     data_config,
     data_config_from_text,
@@ -79,10 +81,15 @@ def _metrics(names: list[str], perceptual: bool) -> tuple[dict[str, Callable], d
             fns |= metric_functions([name], "centered")
         except HubError as e:
             if name not in names:  # added because available, not asked for
-                skipped[name] = str(e).splitlines()[0]
+                skipped[name] = " ".join(str(e).split())
                 continue
             raise
     return fns, skipped
+
+
+def _better(metric: str, value: float, baseline: float) -> bool:
+    """Whether ``value`` is better than ``baseline`` (PSNR: higher; the rest: lower)."""
+    return value > baseline if metric == "psnr" else value < baseline
 
 
 def _score(fns: dict[str, Callable], pred: torch.Tensor, ref: torch.Tensor, bs: int) -> dict:
@@ -189,11 +196,33 @@ class _FieldTask(Task):
         return run_figures(run.path, self.mode, notes)
 
     def summary(self, evaluation: dict[str, Any]) -> dict[str, float]:
-        return {
-            f"{row} {m}": v
-            for row, values in evaluation.get("mean", {}).items()
-            for m, v in values.items()
-        }
+        model = "autoencoder" if self.mode == "autoencoder" else "super-resolution"
+        values = evaluation.get("mean", {}).get(model, {})
+        out = {METRIC_COLUMNS.get(m, m): v for m, v in values.items()}
+        if model in evaluation.get("seconds_per_frame", {}):
+            out["time (s/frame)"] = evaluation["seconds_per_frame"][model]
+        return out
+
+    def findings(self, runs: Sequence[Path], labels: Sequence[str]) -> list[str]:
+        """Per evaluated run: which baselines the model beats in which metrics."""
+        model = "autoencoder" if self.mode == "autoencoder" else "super-resolution"
+        out = []
+        for run, label in zip(runs, labels, strict=True):
+            path = Path(run) / "evaluation.json"
+            if not path.is_file():
+                continue
+            mean = json.loads(path.read_text())["mean"]
+            for base in [r for r in mean if r != model and not r.startswith("source")]:
+                better = [m for m in mean[model] if _better(m, mean[model][m], mean[base][m])]
+                worse = sorted(set(mean[model]) - set(better))
+                verdict = (
+                    f"beats {base} in every metric"
+                    if not worse
+                    else f"is no better than {base} in {', '.join(worse)}"
+                    + (f" (better in {', '.join(better)})" if better else "")
+                )
+                out.append(f"{label}: the {model} {verdict}.")
+        return out
 
     def compare(self, runs: Sequence[Path], out: Path, labels: Sequence[str]) -> Comparison:
         from coldflow.report.frames import comparison

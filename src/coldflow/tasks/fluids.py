@@ -15,7 +15,25 @@ from coldflow.config import ConfigError, dump_yaml, parse_value, validate
 from coldflow.config.fluids import FluidDataConfig
 from coldflow.data.fields import FieldData
 
-__all__ = ["data_config", "data_config_from_text", "check_same_data_kind", "metric_functions"]
+METRIC_COLUMNS = {
+    "mse": "MSE",
+    "mae": "MAE",
+    "rel_l1": "rel. L1",
+    "psnr": "PSNR",
+    "lsim": "LSiM",
+    "lpips": "LPIPS",
+    "vgg": "VGG",
+}
+"""Column names of the field metrics in results tables."""
+
+__all__ = [
+    "METRIC_COLUMNS",
+    "check_same_data_kind",
+    "data_config",
+    "data_config_from_text",
+    "data_config_text",
+    "metric_functions",
+]
 
 
 def data_config_from_text(text: str, source: str) -> FluidDataConfig:

@@ -9,6 +9,7 @@ and compares each state with the downsampled reference of its frame.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ from coldflow.runs import save_tensors
 from coldflow.simulate import build_scene
 from coldflow.tasks.base import Comparison, LoadedRun, Prepared, Task
 from coldflow.tasks.fluids import (
+    METRIC_COLUMNS,
     check_same_data_kind,
     data_config,
     data_config_from_text,
@@ -246,10 +248,25 @@ class SolTask(Task):
         )
         return result
 
+    def findings(self, runs: Sequence[Path], labels: Sequence[str]) -> list[str]:
+        """Each evaluated run's verdict (against the source and the nearest training
+        trajectory), as its evaluation worded it from the numbers."""
+        out = []
+        for run, label in zip(runs, labels, strict=True):
+            path = Path(run) / "evaluation.json"
+            if path.is_file():
+                ev = json.loads(path.read_text())
+                if ev.get("verdict"):
+                    out.append(f"{label} ({ev['steps']} steps): {ev['verdict']}")
+        return out
+
     def summary(self, evaluation: dict[str, Any]) -> dict[str, float]:
-        return {
-            f"{k} {m}": v for k, row in evaluation.get("mean", {}).items() for m, v in row.items()
-        }
+        values = evaluation.get("mean", {}).get("corrected", {})
+        out = {METRIC_COLUMNS.get(m, m): v for m, v in values.items()}
+        seconds = evaluation.get("seconds_per_step", {})
+        if "corrected" in seconds:
+            out["time (s/step)"] = seconds["corrected"] / max(1, evaluation.get("batch", 1))
+        return out
 
     def figures(self, run: Any, cfg: Any, notes: list[str]) -> list[Any]:
         from coldflow.report.sol import run_figures

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, model_validator
 
 from coldflow.config.base import Strict
+from coldflow.config.fluids import FluidFileConfig
 from coldflow.config.training import FieldLossConfig, OptimizerConfig, TrainingConfig
 
 __all__ = [
@@ -27,19 +28,14 @@ __all__ = [
 ]
 
 
-class FieldsDataConfig(Strict):
+class FieldsDataConfig(FluidFileConfig):
     """Frames of a fluid data set file."""
 
-    path: str = Field(description="HDF5 data set written by `coldflow simulate`")
-    split: str = Field("train", description="simulations used for training")
     stride: int = Field(1, ge=1, description="use every n-th frame after the warm-up")
     kind: Literal["reference", "downsampled"] = Field(
         "reference", description="autoencoder: which trajectory's frames are encoded"
     )
     density: bool = Field(True, description="include the smoke density where the scene has it")
-    test_path: str | None = Field(
-        None, description="data set of `coldflow evaluate` (default: path, test split)"
-    )
 
 
 class AutoencoderNetConfig(Strict):

@@ -172,3 +172,14 @@ class FluidDataConfig(Strict):
     @property
     def low_resolution(self) -> tuple[int, int]:
         return self.resolution[0] // self.factor, self.resolution[1] // self.factor
+
+
+class FluidFileConfig(Strict):
+    """Training data of a fluid task: a data-set file, its training split and the file
+    ``coldflow evaluate`` uses by default."""
+
+    path: str = Field(description="HDF5 data set written by `coldflow simulate`")
+    split: str = Field("train", description="simulations used for training")
+    test_path: str | None = Field(
+        None, description="data set of `coldflow evaluate` (default: path, test split)"
+    )

@@ -102,6 +102,11 @@ class DDPMConfig(Strict):
     """Denoising diffusion (Ho et al. 2020), epsilon prediction."""
 
     kind: Literal["ddpm"] = "ddpm"
+    result: Literal["x0_estimate", "last_step"] = Field(
+        "x0_estimate",
+        description="what the ancestral sampler returns: the noiseless x0 estimate at t=1 "
+        "(default), or the seed's last step z_0, which keeps noise (alpha_bar_0 = 1 - beta_1)",
+    )
 
 
 class ColdConfig(Strict):
@@ -120,6 +125,12 @@ class ColdConfig(Strict):
     prior_fit_images: int = Field(10000, ge=10, description="training images used to fit")
     conditional_images: int = Field(
         1000, ge=1, description="held-out test images for conditional evaluation"
+    )
+    result: Literal["last_step", "restoration"] = Field(
+        "last_step",
+        description="what sampling returns: the state x_0 after the last step, as in the "
+        "paper's Algorithms 1 and 2 (x_0 = x_1 - D(x0_hat, 1) + D(x0_hat, 0) for improved), "
+        "or the last restoration R(x_1, 1)",
     )
 
 

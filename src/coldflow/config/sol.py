@@ -11,7 +11,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from coldflow.config.base import OmitWhenDefault, Strict
+from coldflow.config.base import OmitWhenDefault
+from coldflow.config.fluids import FluidFileConfig, Strict
 from coldflow.config.training import FieldLossConfig, OptimizerConfig, TrainingConfig
 
 __all__ = [
@@ -24,15 +25,10 @@ __all__ = [
 ]
 
 
-class SolDataConfig(Strict):
+class SolDataConfig(FluidFileConfig):
     """The training data: a fluid data set file and how windows are cut from it."""
 
-    path: str = Field(description="HDF5 data set written by `coldflow simulate`")
-    split: str = Field("train", description="simulations used for training")
     stride: int = Field(1, ge=1, description="frames between the starts of two windows")
-    test_path: str | None = Field(
-        None, description="data set of `coldflow evaluate` (default: path, test split)"
-    )
 
 
 class SolNetConfig(OmitWhenDefault):

@@ -44,7 +44,8 @@ from torch.utils.data import DataLoader
 from coldflow.config import RunConfig, load_config
 from coldflow.data import mnist_dataset
 from coldflow.runs import RunDir
-from coldflow.tasks.diffusion import ColdTask, DDPMTask, draw
+from coldflow.tasks.cold import ColdTask
+from coldflow.tasks.diffusion import DDPMTask, draw
 from coldflow.trainer import Trainer, compile_unavailable
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -117,3 +117,74 @@ def test_tiny_cold_model_restores_better_than_the_degraded_input(tmp_path):
     assert table["improved"]["rmse"] < table["degraded"]["rmse"]
     assert table["improved"]["ssim"] > table["degraded"]["ssim"]
     assert set(result["unconditional_fid"]) == {"gmm", "black"}
+
+
+class BiasedOracle(Oracle):
+    """An imperfect restorer: the true x0 plus an offset that grows with t."""
+
+    def forward(self, x_t, t_norm):
+        return self.x0.clone() + 0.1 * t_norm.view(-1, 1, 1, 1).to(self.x0.dtype)
+
+
+def _biased(noise=0.0):
+    x0 = _digits()
+    deg = GaussianBlur(n_T=10, sigma_scale=0.3, noise_start=0.0, noise_end=noise)
+    model = ColdDiffusion(BiasedOracle(x0), deg, prior="black")
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(2), dtype=x0.dtype)
+    return model, deg, deg.degrade(x0, torch.full((4,), 10), noise=eps)
+
+
+def test_improved_sampler_ends_with_the_papers_last_step_by_default():
+    model, deg, x_T = _biased()
+    assert model.result == "last_step"
+    restored = model.sample(4, (1, 28, 28), start=x_T, snapshots=[1], result="restoration")
+    x1 = restored.trajectory[-1]
+    one = torch.ones(4, dtype=torch.long)
+    x0_hat = model.restore(x1, one)
+    assert torch.allclose(restored.images, x0_hat)  # R(x_1, 1)
+    paper = model.sample(4, (1, 28, 28), start=x_T)
+    # Algorithm 2: x_0 = x_1 - D(x0_hat, 1) + D(x0_hat, 0)
+    expected = x1 - deg.degrade(x0_hat, one) + deg.degrade(x0_hat, 0 * one)
+    assert torch.allclose(paper.images, expected, atol=1e-12)
+    assert (paper.images - restored.images).abs().max() > 1e-3
+
+
+def test_result_option_comes_from_the_config():
+    cfg = load_config(ROOT / "configs" / "mnist" / "quick_blur.yaml", RunConfig)
+    assert cfg.method.result == "last_step"
+    cfg = load_config(
+        ROOT / "configs" / "mnist" / "quick_blur.yaml", RunConfig, ["method.result=restoration"]
+    )
+    from coldflow.tasks import TASKS
+
+    assert TASKS["cold"].build(cfg, {}).result == "restoration"
+    with pytest.raises(ValueError, match="result"):
+        ColdDiffusion(Oracle(_digits()), GaussianBlur(n_T=5), result="x0")
+
+
+def test_hybrid_improved_sampler_coincides_with_naive_and_pure_blur_does_not():
+    # hybrid: implied noise makes D(x0_hat, t) = x_t, so Algorithm 2 reduces to Algorithm 1
+    model, _, x_T = _biased(noise=0.1)
+    naive = model.sample(4, (1, 28, 28), start=x_T, sampler="naive")
+    improved = model.sample(4, (1, 28, 28), start=x_T, sampler="improved")
+    assert torch.allclose(naive.images, improved.images, atol=1e-10)
+    # pure blur: with the same imperfect restorer the samplers differ
+    model, _, x_T = _biased(noise=0.0)
+    naive = model.sample(4, (1, 28, 28), start=x_T, sampler="naive")
+    improved = model.sample(4, (1, 28, 28), start=x_T, sampler="improved")
+    assert (naive.images - improved.images).abs().max() > 1e-3
+
+
+def test_black_start_stays_black_for_a_restorer_that_keeps_constants():
+    # D(black, t) = black; a restorer mapping a constant image to itself never leaves it
+    class Identity(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dummy = nn.Parameter(torch.zeros(()))
+
+        def forward(self, x_t, t_norm):
+            return x_t
+
+    model = ColdDiffusion(Identity(), GaussianBlur(n_T=10, sigma_scale=0.3), prior_noise=0.0)
+    res = model.sample(3, (1, 28, 28), prior="black")
+    assert torch.allclose(res.images, torch.full_like(res.images, -0.5), atol=1e-6)

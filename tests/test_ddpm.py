@@ -106,3 +106,32 @@ def test_training_loss_is_the_noise_regression():
     x0 = model.net.target.expand(32, -1, -1, -1)
     # the oracle predicts the true noise exactly, so the training loss is ~0
     assert model(x0).item() < 1e-8
+
+
+def test_ancestral_x0_estimate_removes_the_residual_noise_of_the_seed_last_step():
+    model, target = _oracle_ddpm()
+    x = target.expand(64, -1, -1, -1)
+    gen = torch.Generator().manual_seed(0)
+    clean = model.sample(64, (1, 4, 4), generator=gen, snapshots=[1])
+    assert model.result == "x0_estimate"
+    assert torch.allclose(clean.images, x, atol=1e-4)  # noiseless final step
+    gen = torch.Generator().manual_seed(0)
+    seed = model.sample(64, (1, 4, 4), generator=gen, snapshots=[1], result="last_step")
+    # same path up to t = 1, then z_0 = sqrt(abar_0) x0 + c eps_1 with
+    # c = sqrt(alpha_1) (1 - abar_0) / sqrt(1 - abar_1) (module docstring)
+    z1 = seed.trajectory[-1]
+    assert torch.equal(z1, clean.trajectory[-1])
+    abar, beta = model.alpha_bar.double(), model.beta.double()
+    eps1 = (z1.double() - abar[1].sqrt() * x) / (1 - abar[1]).sqrt()
+    c = (1 - beta[1]).sqrt() * (1 - abar[0]) / (1 - abar[1]).sqrt()
+    expected = abar[0].sqrt() * x + c * eps1
+    assert torch.allclose(seed.images.double(), expected, atol=1e-5)
+    approx = beta[0] / (beta[0] + beta[1]).sqrt()  # ~ sqrt(beta1 / 2) for a large n_T
+    assert c.item() == pytest.approx(approx.item(), rel=0.01)
+    residual = (seed.images - x).abs().max().item()
+    assert 1e-3 < residual < 0.05
+
+
+def test_ddpm_result_is_validated():
+    with pytest.raises(ValueError, match="result"):
+        _oracle_ddpm()[0].sample(1, (1, 4, 4), result="z0")

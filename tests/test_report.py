@@ -279,11 +279,19 @@ def test_comparison_of_two_runs(tmp_path: Path) -> None:
     page = report([a, b], tmp_path / "cmp")[-1]
 
     assert page == tmp_path / "cmp" / "index.html"
-    expected = {"schedules.png", "samples.png", "loss.png", "fid.png", "eval_ssim.png"}
-    assert {p.name for p in (tmp_path / "cmp" / "figures").iterdir()} == expected
-    for name in expected:
-        read_png(tmp_path / "cmp" / "figures" / name)
-    assert sorted(img_srcs(page)) == sorted(f"figures/{n}" for n in expected)
+    figures = tmp_path / "cmp" / "figures"
+    together = {"schedules.png", "samples.png", "samples_conditional.png", "loss.png"}
+    together |= {"fid.png", "eval_ssim.png"}
+    assert {p.name for p in figures.iterdir() if p.is_file()} == together
+    # and each run's own final grids, samples by epoch and trajectories, under its name
+    per_run = {"samples_by_epoch.png", "samples_grid.png", "samples_grid_conditional.png"}
+    per_run |= {"trajectory.png", "trajectory_conditional.png"}
+    for run in ("a", "b"):
+        assert {p.name for p in (figures / run).iterdir()} == per_run
+    drawn = [*together, *(f"{r}/{n}" for r in ("a", "b") for n in per_run)]
+    for name in drawn:
+        read_png(figures / name)
+    assert sorted(img_srcs(page)) == sorted(f"figures/{n}" for n in drawn)
     text = page.read_text()
     # runs are labelled by their directories (unique), not their config names (same)
     assert ">a</a>" in text and ">b</a>" in text

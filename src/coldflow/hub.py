@@ -260,9 +260,11 @@ def verify(resource: Resource | str, path: str | os.PathLike) -> None:
         elif res.sha256_prefix and not sha.startswith(res.sha256_prefix):
             problem = f"sha256 {sha} does not start with {res.sha256_prefix}"
     if problem:
+        mnist = res.name.startswith("mnist-")
+        fetch = "coldflow data mnist" if mnist else f"coldflow weights fetch {res.name}"
         raise HubError(
             f"{path}: checksum failed for {res.name}: {problem}. Delete the file and run "
-            f"`coldflow weights fetch {res.name}` (or put the official file there)."
+            f"`{fetch}` (or put the official file there)."
         )
     _VERIFIED[path] = (stat.st_size, stat.st_mtime_ns)
 

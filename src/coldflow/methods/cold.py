@@ -1,18 +1,36 @@
 """Cold diffusion (Bansal et al. 2022): restore a deterministic degradation step by step.
 
 Training (the study's Algorithm 3): t ~ U{1..n_T}, z_t = D(x0, t), loss ||x0 - R(z_t, t)||.
-Sampling, from x_T:
+Sampling, from x_T, for t = n_T .. 1 with x0_hat = R(x_t, t):
 
-- naive (paper Algorithm 1):    x_{t-1} = D(R(x_t, t), t - 1)
-- improved (paper Algorithm 2): x_{t-1} = x_t - D(R(x_t, t), t) + D(R(x_t, t), t - 1)
+- naive (paper Algorithm 1):    x_{t-1} = D(x0_hat, t - 1)
+- improved (paper Algorithm 2): x_{t-1} = x_t - D(x0_hat, t) + D(x0_hat, t - 1)
 
-and the result is the last restoration R(x_1, 1). With a perfect restorer both return
-x0 exactly. For the hybrid blur-plus-noise degradation the noise in D(x0_hat, t) is the
-one implied by x_t (as DDIM does for pure noise), so the improved sampler stays exact.
+The result (``result``) is the paper's: the state x_0 after the last step
+(``"last_step"``, default; for the improved sampler x_0 = x_1 - D(x0_hat, 1) + D(x0_hat, 0)),
+or the last restoration R(x_1, 1) (``"restoration"``). With a perfect restorer both
+samplers and both results return x0 exactly (D(x0, 0) = x0 up to the blur of sigma_0).
 
-Unconditional samples need a start x_T. The study used the black image, which gives one
-identical shape for every sample. :func:`fit_prior` instead fits a Gaussian mixture to
-fully degraded training images in a PCA basis; sampling from it gives diverse starts.
+Blur plus noise (the hybrid degradation D(x0, t) = B(x0, t) + s_t eps): the noise in
+D(x0_hat, t) is the one implied by x_t, eps_hat = (x_t - B(x0_hat, t)) / s_t, as DDIM
+does for pure noise (and as the paper does for its noise degradation). Then
+D(x0_hat, t) = x_t exactly, so the improved update reduces to the naive one:
+x_t - D(x0_hat, t) + D(x0_hat, t - 1) = D(x0_hat, t - 1). Splitting off the
+deterministic blur does not change this: x_t - B(x0_hat, t) + B(x0_hat, t - 1) +
+(s_{t-1} - s_t) eps_hat = B(x0_hat, t - 1) + s_{t-1} eps_hat, again the naive update.
+Any update that carries the residual r = x_t - B(x0_hat, t) scaled by s_{t-1} / s_t (the
+noise part shrinking as its schedule says) coincides with the naive sampler; the improved
+sampler's first-order cancellation of the restorer's error needs the residual carried
+unscaled, which for s_t > 0 would carry the noise unshrunk to t = 0. So for a hybrid
+degradation (``noise_std(t) > 0`` at some step) the two samplers coincide by construction:
+the difference appears only where the noise std is 0 (pure blur).
+
+Unconditional samples need a start x_T. The study used the black image. Since
+D(black, t) = black (the blur keeps a constant image) the restorer sees no structure at
+any step: with the improved sampler the state stays (close to) black and the samples are
+near-empty images (FID far above any digit model), not digits of one shape.
+:func:`fit_prior` instead fits a Gaussian mixture to fully degraded training images in a
+PCA basis; sampling from it gives diverse starts.
 """
 
 from __future__ import annotations
@@ -24,7 +42,10 @@ from torch import nn
 
 from coldflow.methods.common import SampleResult, snapshot_steps
 
-__all__ = ["ColdDiffusion", "fit_gmm", "fit_prior"]
+__all__ = ["RESULTS", "ColdDiffusion", "fit_gmm", "fit_prior"]
+
+RESULTS = ("last_step", "restoration")
+"""What sampling returns: the state x_0 after the last step (paper) or R(x_1, 1)."""
 
 
 def fit_gmm(
@@ -114,6 +135,8 @@ class ColdDiffusion(nn.Module):
         Pixel value of the black image (the data range's minimum, not 0).
     image_shape
         (C, H, W) of the data, for the prior buffers.
+    result
+        ``"last_step"`` (paper, default) or ``"restoration"``; see the module docstring.
     """
 
     def __init__(
@@ -127,9 +150,13 @@ class ColdDiffusion(nn.Module):
         prior_noise: float = 0.002,
         black: float = -0.5,
         image_shape: tuple[int, int, int] = (1, 28, 28),
+        result: str = "last_step",
         **_: object,
     ) -> None:
         super().__init__()
+        if result not in RESULTS:
+            raise ValueError(f"cold diffusion result must be one of {RESULTS}, got {result!r}")
+        self.result = result
         if loss not in ("mse", "l1"):
             raise ValueError(f"cold diffusion loss must be 'mse' or 'l1', got {loss!r}")
         self.net = net
@@ -219,6 +246,7 @@ class ColdDiffusion(nn.Module):
         generator: torch.Generator | None = None,
         steps: int | None = None,
         eta: float = 0.0,
+        result: str | None = None,
     ) -> SampleResult:
         """Restore from x_T: ``start`` (conditional) or a draw from the prior.
 
@@ -234,6 +262,8 @@ class ColdDiffusion(nn.Module):
             Timesteps at which the state x_t is recorded.
         steps, eta
             Accepted for a common sampling call; cold sampling always takes n_T steps.
+        result
+            ``"last_step"`` or ``"restoration"`` (default: the model's).
         """
         if sampler not in ("naive", "improved"):
             raise ValueError(f"unknown sampler {sampler!r}; use 'naive' or 'improved'")
@@ -245,12 +275,18 @@ class ColdDiffusion(nn.Module):
                 )
         else:
             x = start.to(self.prior_mean.device)
-        return self.run_sampler(x, sampler, snapshots)
+        return self.run_sampler(x, sampler, snapshots, result or self.result)
 
     def run_sampler(
-        self, x: torch.Tensor, sampler: str, snapshots: list[int] | tuple[int, ...] = ()
+        self,
+        x: torch.Tensor,
+        sampler: str,
+        snapshots: list[int] | tuple[int, ...] = (),
+        result: str = "last_step",
     ) -> SampleResult:
-        """Iterate the naive or improved update from x_T = ``x``; returns the final x0_hat."""
+        """Iterate the naive or improved update from x_T = ``x``; returns x_0 or R(x_1, 1)."""
+        if result not in RESULTS:
+            raise ValueError(f"cold diffusion result must be one of {RESULTS}, got {result!r}")
         ts = list(range(self.n_T, 0, -1))
         wanted = snapshot_steps(ts, snapshots)
         traj, traj_t = [], []
@@ -268,7 +304,8 @@ class ColdDiffusion(nn.Module):
             else:  # Algorithm 2
                 x = x - self.degradation.degrade(x0_hat, t_b, noise=noise) + prev
         trajectory = torch.stack(traj) if traj else None
-        return SampleResult(images=x0_hat, trajectory=trajectory, timesteps=traj_t)
+        images = x if result == "last_step" else x0_hat
+        return SampleResult(images=images, trajectory=trajectory, timesteps=traj_t)
 
     def _implied_noise(self, x_t, x0_hat, t):
         """The noise that makes D(x0_hat, t) = x_t (zero for a pure blur)."""

@@ -1,4 +1,16 @@
-"""DDPM (Ho et al. 2020): epsilon-prediction training, ancestral and DDIM sampling."""
+"""DDPM (Ho et al. 2020): epsilon-prediction training, ancestral and DDIM sampling.
+
+The schedule is the seed study's: index 0 is already one noise step,
+``alpha_bar_0 = 1 - beta_1`` (see :func:`~coldflow.degradations.noise.linear_beta_schedule`).
+The seed's last ancestral step (t = 1) therefore ends at z_0 with
+``alpha_bar_0 < 1``: z_0 = sqrt(abar_0) x0 + c eps with, for an exact noise
+prediction, c = sqrt(alpha_1) (1 - abar_0) / sqrt(1 - abar_1) ~ beta_0 / sqrt(beta_0 + beta_1)
+(~ sqrt(beta1 / 2): 0.0067 for diffusion_model, 0.0022 for model1 and model2) and x0
+shrunk by sqrt(abar_0)
+(``result="last_step"``). By default (``result="x0_estimate"``) the last step
+instead returns the noiseless estimate x0_hat = (z_1 - sqrt(1 - abar_1) eps) / sqrt(abar_1),
+as DDIM's last step (to alpha_bar = 1) already does.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +20,10 @@ from torch import nn
 from coldflow.degradations.noise import LinearNoise
 from coldflow.methods.common import SampleResult, snapshot_steps
 
-__all__ = ["DDPM", "ddim_timesteps"]
+__all__ = ["DDPM", "RESULTS", "ddim_timesteps"]
+
+RESULTS = ("x0_estimate", "last_step")
+"""What the ancestral sampler returns: the noiseless x0 estimate at t = 1, or the seed's z_0."""
 
 
 def ddim_timesteps(n_T: int, steps: int) -> list[int]:
@@ -29,12 +44,25 @@ class DDPM(nn.Module):
         Network called as ``net(z_t, t / n_T)``.
     degradation
         The :class:`~coldflow.degradations.noise.LinearNoise` forward process.
+    result
+        ``"x0_estimate"`` (default): the ancestral sampler's last step returns the
+        noiseless estimate of x0; ``"last_step"``: the seed's z_0 (residual noise, see
+        the module docstring).
     **_
         Data context other methods use (ignored).
     """
 
-    def __init__(self, net: nn.Module, degradation: LinearNoise, **_: object) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        degradation: LinearNoise,
+        result: str = "x0_estimate",
+        **_: object,
+    ) -> None:
         super().__init__()
+        if result not in RESULTS:
+            raise ValueError(f"DDPM result must be one of {RESULTS}, got {result!r}")
+        self.result = result
         self.net = net
         self.degradation = degradation
         self.n_T = degradation.n_T
@@ -67,6 +95,7 @@ class DDPM(nn.Module):
         eta: float = 0.0,
         snapshots: list[int] | tuple[int, ...] = (),
         generator: torch.Generator | None = None,
+        result: str | None = None,
     ) -> SampleResult:
         """Draw ``n`` images of ``shape`` (C, H, W) starting from z_T ~ N(0, I).
 
@@ -83,7 +112,12 @@ class DDPM(nn.Module):
             the nearest visited timestep at or above each requested one is recorded.
         generator
             Source of randomness (on the model's device) for reproducible samples.
+        result
+            Overrides the model's ``result`` (ancestral sampler only).
         """
+        result = result or self.result
+        if result not in RESULTS:
+            raise ValueError(f"DDPM result must be one of {RESULTS}, got {result!r}")
         device = self.alpha_bar.device
         z = torch.randn((n, *shape), device=device, generator=generator)
         if sampler == "ancestral":
@@ -100,13 +134,19 @@ class DDPM(nn.Module):
                 traj_t.append(wanted[t])
             t_batch = torch.full((n,), t, device=device, dtype=torch.long)
             eps = self.predict(z, t_batch)
-            if sampler == "ancestral":
+            if sampler == "ancestral" and t == 1 and result == "x0_estimate":
+                z = self._x0_estimate(z, eps, t)
+            elif sampler == "ancestral":
                 z = self._ancestral_step(z, eps, t, generator)
             else:
                 t_prev = ts[i + 1] if i + 1 < len(ts) else 0
                 z = self._ddim_step(z, eps, t, t_prev, eta, generator)
         trajectory = torch.stack(traj) if traj else None
         return SampleResult(images=z, trajectory=trajectory, timesteps=traj_t)
+
+    def _x0_estimate(self, z, eps, t):
+        abar = self.alpha_bar[t]
+        return (z - (1 - abar).sqrt() * eps) / abar.sqrt()  # DDPM eq. (4) solved for x0
 
     def _ancestral_step(self, z, eps, t, generator):
         beta, abar = self.beta[t], self.alpha_bar[t]

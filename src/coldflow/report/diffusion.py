@@ -213,17 +213,72 @@ def _schedule_figures(run: _Run, out: list[Figure]) -> None:
     save(out, run.notes, run.dir.figures_dir / "schedule.png", caption, make)
 
 
-def _final_sample_figures(run: _Run, out: list[Figure]) -> None:
+def _sampler_text(cfg: RunConfig | None, fid: bool = False) -> str:
+    """The sampler of the final grids (or of the FID samples), with its settings."""
+    if cfg is None:
+        return "sampler unknown (no config.yaml)"
+    s = cfg.evaluation.fid if fid else cfg.sampling
+    if s.sampler == "ddim":
+        return f"DDIM sampler, {s.steps or 50} steps, eta {s.eta:g}"
+    if s.sampler == "ancestral":
+        return f"ancestral sampler, {cfg.degradation.n_T} steps, result {cfg.method.result}"
+    return f"{s.sampler} cold sampler, {cfg.degradation.n_T} steps, result {cfg.method.result}"
+
+
+def fid_text(cfg: RunConfig | None) -> str:
+    """How the FID of a run is measured: samples, sampler, feature extractor."""
+    if cfg is None:
+        return "FID settings unknown (no config.yaml)"
+    fid = cfg.evaluation.fid
+    prior = f", {cfg.method.prior} start" if cfg.method.kind == "cold" else ""
+    return (
+        f"FID during training: {fid.n_samples} samples ({_sampler_text(cfg, fid=True)}{prior}) "
+        f"against the 10,000 MNIST test images, {fid.extractor} features"
+    )
+
+
+def _grid_caption(key: str, shown: int, total: int, cfg: RunConfig | None) -> str:
+    """What a saved grid is: samples (sampler, start) or inputs and originals (not samples)."""
+    n_T = cfg.degradation.n_T if cfg is not None else "n_T"
+    sampler = _sampler_text(cfg)
+    of = f"{shown} of {total} shown"
+    prior = cfg.method.prior if cfg is not None and cfg.method.kind == "cold" else None
+    captions = {
+        "images": f"Final samples ({sampler}"
+        + (f", {prior} start" if prior else ", start z_T ~ N(0, I)")
+        + f"), {of}.",
+        "images_black_start": f"Final unconditional samples from the black start ({sampler}; "
+        f"the black image plus the symmetry noise), {of}.",
+        "images_conditional": f"Conditional restorations ({sampler}) of held-out test digits "
+        f"degraded to t = {n_T}, {of}.",
+        "images_conditional_input": f"Inputs of the conditional restorations: held-out test "
+        f"digits degraded to t = {n_T} (not samples), {of}.",
+        "images_conditional_original": f"The original held-out test digits of the conditional "
+        f"restorations (not samples), {of}.",
+    }
+    return captions.get(key, f"Saved images ({key}), {of}.")
+
+
+_GRID_NAMES = {
+    "images": "Final samples (configured start)",
+    "images_black_start": "Final unconditional samples from the black start",
+    "images_conditional": "Conditional restorations of held-out test digits",
+    "images_conditional_input": "Inputs of the conditional restorations (not samples)",
+    "images_conditional_original": "Original test digits of the restorations (not samples)",
+}
+
+
+def _final_sample_figures(run: _Run, out: list[Figure], figs: Path | None = None) -> None:
     path = run.dir.samples_path()
     if not path.is_file():
         return
     tensors = load_tensors(path)
-    vr, figs = run.value_range, run.dir.figures_dir
+    vr, figs = run.value_range, figs or run.dir.figures_dir
     for suffix, key in _variants(tensors, "images", 4).items():
         images = tensors[key][:GRID_SIZE]
         ncol = min(4, len(images))
         title = f"{run.label}: {key}" if suffix else run.label
-        caption = f"Final samples ({key}), {len(images)} of {len(tensors[key])} shown."
+        caption = _grid_caption(key, len(images), len(tensors[key]), run.config)
         save(
             out,
             run.notes,
@@ -237,9 +292,11 @@ def _final_sample_figures(run: _Run, out: list[Figure]) -> None:
         if ts is None or len(ts) != len(traj):
             run.notes.append(f"{key}: no matching timesteps{suffix}; columns numbered instead")
             ts = None
+        what = "conditional restoration" if "conditional" in suffix else "unconditional sampling"
         caption = (
-            f"Sampling trajectory ({key}): rows are samples, columns the state at "
-            "decreasing timestep t, from the start of sampling to the end."
+            f"Sampling trajectory ({key}, {what}, {_sampler_text(run.config)}): rows are "
+            "samples, columns the state x_t at the snapshot timesteps, from the start of "
+            "sampling to the end."
         )
         save(
             out,
@@ -252,7 +309,7 @@ def _final_sample_figures(run: _Run, out: list[Figure]) -> None:
         )
 
 
-def _epoch_sample_figures(run: _Run, out: list[Figure]) -> None:
+def _epoch_sample_figures(run: _Run, out: list[Figure], figs: Path | None = None) -> None:
     saved = run.dir.sample_epochs()
     if not saved:
         return
@@ -269,9 +326,11 @@ def _epoch_sample_figures(run: _Run, out: list[Figure]) -> None:
     for suffix, samples in sorted(by_suffix.items()):
         n = min(ROWS_SHOWN, *(len(x) for x in samples.values()))
         shown = list(samples)
+        what = "conditional restorations" if "conditional" in suffix else "samples"
+        sampler = _sampler_text(run.config, fid=True)
         caption = (
-            f"Samples (images{suffix}) at epochs {', '.join(map(str, shown))}: "
-            f"the same {n} sample slots in each column."
+            f"{what.capitalize()} (images{suffix}, {sampler}) at epochs "
+            f"{', '.join(map(str, shown))}: the same {n} slots in each column."
         )
 
         def make(samples: dict = samples, n: int = n, suffix: str = suffix) -> Any:
@@ -284,12 +343,15 @@ def _epoch_sample_figures(run: _Run, out: list[Figure]) -> None:
                 title=f"{run.label}: images{suffix}" if suffix else run.label,
             )
 
-        save(out, run.notes, run.dir.figures_dir / f"samples_by_epoch{suffix}.png", caption, make)
+        figs = figs or run.dir.figures_dir
+        save(out, run.notes, figs / f"samples_by_epoch{suffix}.png", caption, make)
 
 
 def run_figures(run: RunDir, cfg: RunConfig, notes: list[str]) -> list[Figure]:
     """Schedule, final samples, trajectories and samples by epoch of one run."""
     view = _Run(run, cfg, cfg.name, notes)
+    if cfg.evaluation.fid.enabled:
+        notes.append(fid_text(cfg) + ".")
     figures: list[Figure] = []
     _schedule_figures(view, figures)
     _final_sample_figures(view, figures)
@@ -300,7 +362,8 @@ def run_figures(run: RunDir, cfg: RunConfig, notes: list[str]) -> list[Figure]:
 def comparison_figures(
     runs: Sequence[Path], labels: Sequence[str], figures_dir: Path, notes: list[str]
 ) -> list[Figure]:
-    """The schedules of several runs together and each run's final samples side by side."""
+    """The schedules of several runs together, each kind of final grid side by side, and
+    every run's grids, trajectories and samples by epoch."""
     from coldflow.config import load_config
 
     configs = [load_config(Path(r) / "config.yaml", RunConfig) for r in runs]
@@ -313,19 +376,29 @@ def comparison_figures(
         _schedules_caption(curves),
         lambda: schedule_figure(curves),
     )
-    panels = []
+    panels: dict[str, list] = defaultdict(list)
     for r, label, cfg in zip(runs, labels, configs, strict=True):
         path = RunDir(r).samples_path()
         if path.is_file():
             tensors = load_tensors(path)
-            variants = _variants(tensors, "images", 4)
-            if variants:
-                key = variants.get("", next(iter(variants.values())))
-                panels.append((label, tensors[key][:GRID_SIZE], tuple(cfg.data.range)))
-    if panels:
-        caption = (
-            "Final samples of each run with its configured sampler (first 16 of "
-            "samples/final.safetensors, key images)."
+            for key in _variants(tensors, "images", 4).values():
+                panels[key].append((label, tensors[key][:GRID_SIZE], tuple(cfg.data.range)))
+    for key, group in panels.items():
+        what = _GRID_NAMES.get(key, f"Saved images ({key})")
+        samplers = "; ".join(
+            f"{lb}: {_sampler_text(c)}" for lb, c in zip(labels, configs, strict=True)
         )
-        save(figures, notes, figures_dir / "samples.png", caption, lambda: grids_figure(panels))
+        if key in ("images_conditional_input", "images_conditional_original"):
+            samplers = "no sampler: test digits and their degradation to t = n_T"
+        caption = f"{what} of each run, first {GRID_SIZE} of key {key} ({samplers})."
+        name = "samples.png" if key == "images" else f"samples_{key[len('images_') :]}.png"
+        save(figures, notes, figures_dir / name, caption, lambda g=group: grids_figure(g))
+    notes += list(
+        dict.fromkeys(f"{lb}: {fid_text(c)}." for lb, c in zip(labels, configs, strict=True))
+    )
+    for r, label, cfg in zip(runs, labels, configs, strict=True):
+        view = _Run(RunDir(r), cfg, label, notes)
+        own = figures_dir / label
+        _final_sample_figures(view, figures, own)
+        _epoch_sample_figures(view, figures, own)
     return figures

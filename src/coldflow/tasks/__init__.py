@@ -11,7 +11,8 @@ from pathlib import Path
 
 from coldflow.config import ConfigError, load_yaml
 from coldflow.tasks.base import Comparison, LoadedRun, Prepared, Task
-from coldflow.tasks.diffusion import ColdTask, DDPMTask
+from coldflow.tasks.cold import ColdTask
+from coldflow.tasks.diffusion import DDPMTask
 from coldflow.tasks.fields import AutoencoderTask, SuperResTask
 from coldflow.tasks.sol import SolTask
 

@@ -1,0 +1,215 @@
+"""Findings of the MNIST study, generated from the numbers of finished runs.
+
+Sentences for a study's page: which schedule scores best, whether an under-diffused
+schedule fails, whether the improved sampler beats the naive one, what the black start
+gives; each seed-study claim is stated as supported or not by these numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from coldflow.config import RunConfig
+from coldflow.data import from_range
+from coldflow.degradations import build_degradation
+from coldflow.runs import RunDir
+
+__all__ = [
+    "alpha_bar_T",
+    "cold_findings",
+    "ddpm_findings",
+    "read_config",
+    "read_evaluation",
+]
+
+
+def read_evaluation(run: Path) -> dict[str, Any] | None:
+
+    path = Path(run) / "evaluation.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except json.JSONDecodeError:
+        return None
+
+
+def read_config(run: Path) -> RunConfig | None:
+    from coldflow.config import ConfigError, load_config
+
+    try:
+        return load_config(Path(run) / "config.yaml", RunConfig)
+    except (ConfigError, FileNotFoundError):
+        return None
+
+
+def alpha_bar_T(cfg: RunConfig) -> float:
+    """alpha_bar at t = n_T of a DDPM run's degradation (1.0 for other degradations)."""
+    degradation = build_degradation(cfg.degradation)
+    curve = getattr(degradation, "alpha_bar64", None)
+    return 1.0 if curve is None else float(curve[-1])
+
+
+def _fid(run: Path) -> tuple[float, str] | None:
+    """The run's FID and where it comes from: evaluation.json, else the last logged one."""
+    ev = read_evaluation(run)
+    if ev is not None and "fid" in ev:
+        extra = f", eta {ev['eta']:g}" if ev.get("sampler") == "ddim" else ""
+        return ev["fid"], f"{ev.get('n_samples', '?')} samples, {ev.get('sampler', '?')}{extra}"
+    epochs, values = [], []
+    for e in RunDir(run).read_metrics():
+        if e.get("split") == "eval" and e.get("name") == "fid":
+            epochs.append(int(e["epoch"]))
+            values.append(float(e["value"]))
+    if not values:
+        return None
+    return values[-1], f"logged at epoch {epochs[-1]}"
+
+
+def _fmt(label: str, value: float, source: str) -> str:
+    return f"{label} ({value:.4g}; {source})"
+
+
+WORSE_FACTOR = 1.5
+"""A run is "clearly worse" when its FID is at least this factor above the reference."""
+
+UNDER_DIFFUSED = 0.01
+"""alpha_bar_T above this leaves visible signal in z_T ~ N(0, I) (under-diffused)."""
+
+
+def ddpm_findings(runs: Sequence[Path], labels: Sequence[str]) -> list[str]:
+    """Sentences on the DDPM runs' FIDs and schedules (generated from their files)."""
+    fids = {lb: f for lb, r in zip(labels, runs, strict=True) if (f := _fid(r)) is not None}
+    configs = {lb: read_config(r) for lb, r in zip(labels, runs, strict=True)}
+    abar = {lb: alpha_bar_T(c) for lb, c in configs.items() if c is not None}
+    out = []
+    if not fids:
+        return ["No DDPM run has an FID yet (evaluation.json or a logged FID)."]
+    ranked = sorted(fids, key=lambda lb: fids[lb][0])
+    best = ranked[0]
+    if len(ranked) > 1:
+        rest = ", ".join(_fmt(lb, *fids[lb]) for lb in ranked[1:])
+        out.append(f"{_fmt(best, *fids[best])} has the lowest FID of the DDPM runs, vs {rest}.")
+    seed = {"diffusion_model", "model1", "model2"}
+    if seed <= set(fids):
+        a, b, d = fids["model1"][0], fids["model2"][0], fids["diffusion_model"][0]
+        gap = abs(a - b) / min(a, b)
+        better = a < d and b < d
+        out.append(
+            f"model1 (FID {a:.4g}) and model2 ({b:.4g}) differ by {100 * gap:.0f} % and "
+            f"{'both' if better else 'not both'} score below diffusion_model ({d:.4g}): the "
+            "seed study's claim that model1 and model2 match each other and beat the "
+            f"default schedule is {'supported' if better and gap < 0.2 else 'not supported'} "
+            "by these numbers (match: within 20 %)."
+        )
+    full = [lb for lb in fids if abar.get(lb, 0.0) <= UNDER_DIFFUSED]
+    for lb in [lb for lb in fids if abar.get(lb, 0.0) > UNDER_DIFFUSED]:
+        value = fids[lb][0]
+        ref = min(full, key=lambda k: fids[k][0]) if full else None
+        sentence = (
+            f"{lb} ends its schedule at alpha_bar_T = {abar[lb]:.3f} (signal amplitude "
+            f"sqrt(alpha_bar_T) = {abar[lb] ** 0.5:.2f} left in z_T), yet sampling starts "
+            "from pure noise N(0, I)"
+        )
+        if ref is None:
+            out.append(sentence + "; no fully diffused run to compare with.")
+            continue
+        worse = value >= WORSE_FACTOR * fids[ref][0]
+        claim = (
+            " the seed study's claim that model2 at T = 1000 is clearly worse is "
+            f"{'supported' if worse else 'not supported'} by these numbers."
+            if lb == "model2_T1000"
+            else ""
+        )
+        out.append(
+            f"{sentence}: its FID {value:.4g} is {value / fids[ref][0]:.2f}x that of {ref} "
+            f"({fids[ref][0]:.4g}), {'clearly worse' if worse else 'not clearly worse'} "
+            f"(threshold {WORSE_FACTOR}x);{claim}"
+        )
+    return out
+
+
+def _ink(images: torch.Tensor, value_range: Sequence[float]) -> tuple[float, float]:
+    """Share of pixels brighter than mid-grey, and the mean per-pixel std across samples."""
+    unit = from_range(images.float().cpu(), tuple(value_range)).clamp(0, 1)
+    return (unit > 0.5).float().mean().item(), unit.std(0).mean().item()
+
+
+def cold_findings(runs: Sequence[Path], labels: Sequence[str]) -> list[str]:
+    """Sentences on Table 1, the samplers and the starts (generated from the runs' files)."""
+    from coldflow.runs import load_tensors
+
+    out = []
+    for run, label in zip(runs, labels, strict=True):
+        ev, cfg = read_evaluation(run), read_config(run)
+        if ev is None:
+            out.append(f"{label}: not evaluated (no evaluation.json); no Table 1 findings.")
+            continue
+        table = ev.get("conditional", {})
+        hybrid = cfg is not None and cfg.degradation.noise_end + cfg.degradation.noise_start > 0
+        if "naive" in table and "improved" in table:
+            nv, im = table["naive"], table["improved"]
+            wins = [
+                name
+                for name, better in (
+                    ("RMSE", im["rmse"] < nv["rmse"]),
+                    ("SSIM", im["ssim"] > nv["ssim"]),
+                    ("FID", "fid" in im and "fid" in nv and im["fid"] < nv["fid"]),
+                )
+                if better
+            ]
+            verdict = "does not beat the naive one"
+            if wins:
+                verdict = f"beats the naive one on {', '.join(wins)}"
+            both_fid = "fid" in im and "fid" in nv
+            fid_text = f", FID {im['fid']:.4g} vs {nv['fid']:.4g}" if both_fid else ""
+            note = " (hybrid blur + noise: the two samplers coincide by construction)" * hybrid
+            out.append(
+                f"{label}: the improved sampler {verdict} (RMSE {im['rmse']:.4f} vs "
+                f"{nv['rmse']:.4f}, SSIM {im['ssim']:.3f} vs {nv['ssim']:.3f}"
+                + f"{fid_text}){note}."
+            )
+        if "degraded" in table and ("improved" in table or "naive" in table):
+            best = table.get("improved") or table["naive"]
+            dg = table["degraded"]
+            good = best["rmse"] < dg["rmse"] and best["ssim"] > dg["ssim"]
+            out.append(
+                f"{label}: conditional restoration of {ev.get('conditional_images', '?')} test "
+                f"images takes RMSE from {dg['rmse']:.4f} (degraded) to {best['rmse']:.4f} and "
+                f"SSIM from {dg['ssim']:.3f} to {best['ssim']:.3f}; the seed study's claim that "
+                f"blur restoration is good is {'supported' if good else 'not supported'} by "
+                "these numbers (both must improve on the degraded input)."
+            )
+        fids = ev.get("unconditional_fid", {})
+        if "gmm" in fids and "black" in fids:
+            sentence = (
+                f"{label}: unconditional FID {fids['black']:.4g} from the black start vs "
+                f"{fids['gmm']:.4g} from the GMM start ({ev.get('n_samples', '?')} samples each)"
+            )
+            final = RunDir(run).samples_path()
+            if final.is_file() and cfg is not None:
+                tensors = load_tensors(final)
+                if "images_black_start" in tensors and "images" in tensors:
+                    vr = cfg.data.range
+                    ink_b, spread_b = _ink(tensors["images_black_start"], vr)
+                    ink_g, spread_g = _ink(tensors["images"], vr)
+                    empty = ink_b < 0.02
+                    sentence += (
+                        f"; the final black-start grid has {100 * ink_b:.1f} % of pixels above "
+                        f"mid-grey (GMM start: {100 * ink_g:.1f} %) and a per-pixel spread "
+                        f"across samples of {spread_b:.3f} (GMM: {spread_g:.3f}): "
+                        + (
+                            "the black start collapses to near-empty images"
+                            if empty
+                            else "the black-start images are not empty"
+                        )
+                    )
+            worse = fids["black"] > fids["gmm"]
+            out.append(
+                sentence + f". The seed study's claim that black-start samples collapse is "
+                f"{'supported' if worse else 'not supported'} by these numbers."
+            )
+    return out

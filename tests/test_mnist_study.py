@@ -1,0 +1,162 @@
+"""The MNIST study as one command: tiny runs through `run_study`, the page's Table 1 and
+findings, the shipped study files, and the sample/evaluate CLI around diffusion runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from coldflow import cli
+from coldflow.config import StudyConfig, load_config
+from coldflow.experiment import load_config_file, sample, train
+from coldflow.study import run_study
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ROOT / "configs" / "mnist" / "quick.yaml"
+QUICK_BLUR = ROOT / "configs" / "mnist" / "quick_blur.yaml"
+
+
+def run_cli(monkeypatch, *args: str) -> int:
+    monkeypatch.setattr(sys, "argv", ["coldflow", *args])
+    try:
+        cli.main()
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+@pytest.mark.parametrize("name", ["mnist", "mnist_cpu", "demo"])
+def test_shipped_study_files_validate(name):
+    path = ROOT / "configs" / "studies" / f"{name}.yaml"
+    study = load_config(path, StudyConfig)
+    configs = {r.name: load_config_file(path.parent / r.config, r.set) for r in study.runs}
+    if name != "demo":
+        assert set(configs) == {
+            "diffusion_model", "model1", "model2", "model2_T1000", "blur_model"
+        }  # fmt: skip
+        assert all(r.evaluate for r in study.runs)
+    if name == "mnist":
+        assert all(c.training.epochs == 100 for c in configs.values())
+        assert all(c.evaluation.fid.n_samples == 10000 for c in configs.values())
+        assert all(c.evaluation.interval == 9 for c in configs.values())
+    if name == "mnist_cpu":
+        # the seed networks and schedules, at a CPU scale
+        full = {r.name: load_config_file(path.parent / r.config) for r in study.runs}
+        for run, cfg in configs.items():
+            assert cfg.model == full[run].model and cfg.degradation == full[run].degradation
+            assert cfg.training.epochs < 100 and cfg.data.train_subset
+
+
+def test_study_page_has_table1_and_findings(tmp_path, tiny_overrides, capsys):
+    study = tmp_path / "study.yaml"
+    ddpm_eval = "    evaluate: 16\n    evaluate_options: {steps: 5}\n"
+    study.write_text(
+        "name: tiny_mnist\nruns:\n"
+        f"  - name: diffusion_model\n    config: {QUICK}\n{ddpm_eval}"
+        "    set: [degradation.beta1=0.1, degradation.beta2=0.3]\n"  # fully diffused at n_T=20
+        f"  - name: model2_T1000\n    config: {QUICK}\n{ddpm_eval}"
+        "    set: [degradation.beta1=1e-5, degradation.beta2=1e-3]\n"
+        f"  - name: blur_model\n    config: {QUICK_BLUR}\n    evaluate: 16\n"
+        "    set: [method.conditional_images=8, method.prior_fit_images=200]\n"
+    )
+    out = tmp_path / "out"
+    index = run_study(study, out, [*tiny_overrides, "training.epochs=1"])
+    results = (out / "results.md").read_text()
+    printed = capsys.readouterr().out  # evaluation says what it does, FID included
+    assert "FID: mnist_classifier features of 16 samples" in printed
+    assert "Table 1, improved sampler (Alg. 2): restoring 16 test images" in printed
+    # the cold-diffusion Table 1, with both samplers, as a markdown table
+    assert "Table 1" in results
+    for row in ("degraded x_T", "one-shot R(x_T, T)", "naive sampler", "improved sampler"):
+        assert row in results
+    assert "Unconditional FID by start" in results and "Unconditional FID (coldflow" in results
+    ev = json.loads((out / "blur_model" / "evaluation.json").read_text())
+    assert {"degraded", "direct", "naive", "improved"} == set(ev["conditional"])
+    assert {"gmm", "black"} == set(ev["unconditional_fid"])
+    # findings generated from the numbers
+    assert "has the lowest FID of the DDPM runs" in results
+    assert "model2_T1000 ends its schedule at alpha_bar_T = 0.989" in results
+    assert "model2 at T = 1000 is clearly worse is" in results
+    assert "the improved sampler" in results and "black start" in results
+    assert "blur restoration is good is" in results
+    html = index.read_text()
+    assert "Findings (generated from the numbers)" in html
+    # the comparison pages: schedules together; final grids incl. the black start;
+    # losses of the two tasks on separate pages
+    cold_page = (out / "cold" / "index.html").read_text()
+    assert "samples_black_start.png" in cold_page and "schedules.png" in cold_page
+    ddpm_page = (out / "ddpm" / "index.html").read_text()
+    assert "image MSE" in cold_page and "noise-prediction" in ddpm_page
+    assert "Inputs of the conditional restorations" in cold_page
+    assert "(not samples)" in cold_page
+    assert "ddim, 5 steps, eta 1" in results
+
+
+@pytest.fixture
+def tiny_ddpm(tmp_path, tiny_overrides):
+    run = tmp_path / "ddpm"
+    cfg = load_config_file(QUICK, [*tiny_overrides, "training.epochs=1", "sampling.eta=0.7"])
+    train(cfg, run)
+    return run
+
+
+def test_ddim_sampling_defaults_to_the_configs_eta(tiny_ddpm, monkeypatch, capsys, tmp_path):
+    opts = {"sampler": "ddim", "steps": 4, "device": "cpu"}
+    default, _ = sample(tiny_ddpm, 3, **opts)
+    explicit, _ = sample(tiny_ddpm, 3, eta=0.7, **opts)
+    zero, _ = sample(tiny_ddpm, 3, eta=0.0, **opts)
+    assert default.images.equal(explicit.images)
+    assert not default.images.equal(zero.images)
+    out = tmp_path / "grid.png"
+    code = run_cli(
+        monkeypatch, "sample", str(tiny_ddpm), "--n", "2", "--sampler", "ddim", "--steps", "3",
+        "--out", str(out), "--device", "cpu",
+    )  # fmt: skip
+    assert code == 0 and "eta 0.7" in capsys.readouterr().out
+
+
+def test_sample_cli_errors_are_one_clear_line(tiny_ddpm, monkeypatch, capsys, tmp_path):
+    out = str(tmp_path / "g.png")
+    for args, expected in (
+        (["--n", "0"], "--n must be at least 1"),
+        (["--prior", "black"], "--prior applies to cold diffusion runs only"),
+        (["--sampler", "improved"], "--sampler for ddpm runs must be"),
+    ):
+        capsys.readouterr()
+        code = run_cli(monkeypatch, "sample", str(tiny_ddpm), *args, "--out", out)
+        text = " ".join(capsys.readouterr().out.split())
+        assert code == 1, args
+        assert expected in text and "Traceback" not in text
+
+
+def test_sample_cli_prior_of_a_cold_run(tmp_path, tiny_overrides, monkeypatch, capsys):
+    run = tmp_path / "blur"
+    sets = ["training.epochs=1", "method.prior_fit_images=200", "method.conditional_images=4"]
+    train(load_config_file(QUICK_BLUR, [*tiny_overrides, *sets]), run)
+    out = tmp_path / "g.png"
+    code = run_cli(
+        monkeypatch, "sample", str(run), "--n", "2", "--prior", "black", "--out", str(out),
+        "--device", "cpu",
+    )  # fmt: skip
+    text = capsys.readouterr().out
+    assert code == 0 and "black start" in text and out.is_file()
+    code = run_cli(monkeypatch, "sample", str(run), "--prior", "white", "--out", str(out))
+    assert code != 0 and "Traceback" not in capsys.readouterr().out
+
+
+def test_checksum_error_of_mnist_names_the_data_command(tmp_path, monkeypatch):
+    from coldflow import hub
+
+    res = hub.RESOURCES["mnist-test-labels"]
+    bad = tmp_path / "data" / res.relpath
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"not mnist")
+    monkeypatch.setenv("COLDFLOW_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("COLDFLOW_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLDFLOW_OFFLINE", "1")
+    with pytest.raises(hub.HubError) as e:
+        hub.resolve("mnist-test-labels")
+    assert "coldflow data mnist" in str(e.value) and "weights fetch" not in str(e.value)

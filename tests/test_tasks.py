@@ -113,9 +113,9 @@ def test_study_mixes_a_diffusion_run_and_a_fluid_run(tiny_h5, tmp_path, tiny_ove
     index = run_study(study, tmp_path / "out")
     text = index.read_text()
     assert "ddpm" in text and "superres" in text
-    assert (tmp_path / "out" / "superres" / "index.html").is_file()
+    assert (tmp_path / "out" / "superres_tiny" / "index.html").is_file()  # task, data set
     results = (tmp_path / "out" / "results.md").read_text()
-    assert "## ddpm" in results and "## superres" in results and "bicubic" in results
+    assert "## ddpm" in results and "## superres_tiny" in results and "bicubic" in results
     assert (tmp_path / "out" / "sr" / "evaluation.json").is_file()
     assert (tmp_path / "out" / "sr" / "figures" / "superres_frame0.png").is_file()
 

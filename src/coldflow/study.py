@@ -112,9 +112,15 @@ def run_study(
         raise UserError(f"{out}: no run of the study is finished yet; train it first")
     groups: dict[str, list[Path]] = {}
     for spec in finished:
-        groups.setdefault(configs[spec.name].method.kind, []).append(out / spec.name)
+        groups.setdefault(_group(configs[spec.name]), []).append(out / spec.name)
     pipelines = _pipelines(study, out, {s.name for s in finished})
     return write_study_page(study, out, groups, missing, configs, skipped, pipelines)
+
+
+def _group(cfg: BaseModel) -> str:
+    """Runs compared together: one task, on one data set (fluid tasks)."""
+    path = getattr(getattr(cfg, "data", None), "path", None)
+    return cfg.method.kind + (f"_{Path(path).stem}" if path else "")
 
 
 def _make_data(study: StudyConfig, path: Path, sharded: bool) -> None:
@@ -215,10 +221,11 @@ def _results_table(groups: dict[str, list[Path]], configs: dict) -> str:
     """The fluid study's results table: rows task x loss (one per run), columns the
     field metrics of each learned model on its test data and its time cost."""
     rows, times = [], {}
-    for kind, runs in groups.items():
+    for runs in groups.values():
         for run in runs:
             ev = run / "evaluation.json"
             cfg = configs[run.name]
+            kind = cfg.method.kind
             loss = getattr(getattr(cfg.method, "loss", None), "name", None)
             if loss is None or not ev.is_file():
                 continue
@@ -253,7 +260,10 @@ def write_study_page(
     notes = []
     if missing:
         notes.append(f"Not finished (not shown): {', '.join(missing)}.")
-    notes += [f"Skipped {k}: {v}" for k, v in (skipped or {}).items()]
+    by_reason: dict[str, list[str]] = {}
+    for run, reason in (skipped or {}).items():
+        by_reason.setdefault(reason, []).append(run)
+    notes += [f"Skipped {', '.join(runs)}: {reason}" for reason, runs in by_reason.items()]
     md += [*(f"- {n}" for n in notes), ""] if notes else []
     body += notes_html(notes)
     results = _results_table(groups, configs)
@@ -261,25 +271,26 @@ def write_study_page(
         title = "Results: every task x loss on its test simulations (learned models)"
         md += [f"## {title}", "", results, "Baselines are in each task's table below.", ""]
         body += [f"<h2>{html.escape(title)}</h2>", *markdown_to_html(results)]
-    for kind, runs in groups.items():
+    for group, runs in groups.items():
+        kind = configs[runs[0].name].method.kind
         task = TASKS[kind]
         labels = [r.name for r in runs]
-        extra = task.compare(runs, out / kind, labels)
+        extra = task.compare(runs, out / group, labels)
 
         def describe(run: Path) -> str:
             cfg = configs[run.name]
             return TASKS[cfg.method.kind].describe(cfg)
 
         page_path = write_comparison(
-            runs, out / kind, labels=labels, extra=extra, describe=describe, title=f"{kind} runs"
+            runs, out / group, labels=labels, extra=extra, describe=describe, title=f"{group} runs"
         )
         summary = _summary_table(kind, runs)
         findings = task.findings(runs, labels)
-        md += [f"## {kind}", "", *[f"- {f}" for f in findings], "" if findings else "", summary]
+        md += [f"## {group}", "", *[f"- {f}" for f in findings], "" if findings else "", summary]
         for caption, table in extra.tables:
             md += [f"### {caption}", "", table]
         href = html.escape(Path(os.path.relpath(page_path, out)).as_posix(), quote=True)
-        body += [f'<h2>{html.escape(kind)}: <a href="{href}">comparison page</a></h2>']
+        body += [f'<h2>{html.escape(group)}: <a href="{href}">comparison page</a></h2>']
         if findings:
             items = "".join(f"<li>{html.escape(f)}</li>" for f in findings)
             body.append(f"<p>Findings (generated from the numbers):</p><ul>{items}</ul>")

@@ -39,8 +39,16 @@ def error_vs_cost_figure(result: dict[str, Any], metric: str | None = None):
     metric = metric or result["metrics"][0]
     with style_context():
         fig, ax = new_figure(1, 1, width=FULL_WIDTH * 0.6, height=3.0)
-        for i, (name, row) in enumerate(result["pipelines"].items()):
-            ax.scatter(row["seconds_per_frame"], row["mean"][metric], color=color(i), label=name)
+        solvers = list(dict.fromkeys(r["solver"] for r in result["pipelines"].values()))
+        ups = list(dict.fromkeys(r["upsampling"] for r in result["pipelines"].values()))
+        for name, row in result["pipelines"].items():
+            ax.scatter(
+                row["seconds_per_frame"],
+                row["mean"][metric],
+                color=color(ups.index(row["upsampling"])),  # colour: the upsampling
+                marker="osD^v<>"[solvers.index(row["solver"]) % 7],  # marker: the solver
+                label=name,
+            )
         ax.axvline(result["high_res_seconds_per_frame"], color="k", ls=":", label="high-res solver")
         ax.set_xscale("log")
         ax.set_xlabel("seconds per simulated frame (log)")

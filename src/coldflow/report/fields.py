@@ -21,16 +21,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from coldflow.data.fields import KINDS, FieldData, SimulationInfo  # noqa: E402
-from coldflow.io import atomic_path  # noqa: E402
-from coldflow.physics.diagnostics import (  # noqa: E402
+from coldflow.data.fields import KINDS, FieldData, SimulationInfo
+from coldflow.physics.diagnostics import (
     MIN_PERIODS,
     dominant_frequency,
     frequency_refusal,
@@ -40,17 +35,16 @@ from coldflow.physics.diagnostics import (  # noqa: E402
     strouhal_number,
     vorticity,
 )
+from coldflow.report.style import FULL_WIDTH, new_figure, save_figure, styled
 
 __all__ = ["mass_analysis", "probe_analysis", "report_dataset"]
 
 LABELS = {"reference": "reference", "downsampled": "downsampled reference", "source": "source"}
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+def _save(fig: Any, path: Path) -> Path:
+    """Save in the house style (atomic PNG)."""
+    return save_figure(fig, path)
 
 
 def _orient(data: FieldData, field: np.ndarray) -> np.ndarray:
@@ -63,6 +57,7 @@ def _frames(data: FieldData, n: int) -> list[int]:
     return sorted({int(round(v)) for v in np.linspace(first, data.frames - 1, n)})
 
 
+@styled
 def _snapshots(
     data: FieldData, sim: SimulationInfo, quantity: str, frames: list[int], out: Path
 ) -> Path:
@@ -81,12 +76,13 @@ def _snapshots(
     Ly, Lx = data.attrs["domain_size"]
     extent = [0, Ly, 0, Lx] if data.scene == "karman" else [0, Lx, 0, Ly]
     aspect = extent[1] / extent[3]
-    fig, axes = plt.subplots(
+    fig, axes = new_figure(
         len(KINDS),
         len(frames),
-        figsize=(2.2 * aspect * len(frames), 2.3 * len(KINDS)),
-        squeeze=False,
+        width=2.2 * aspect * len(frames),
+        height=2.3 * len(KINDS),
     )
+    axes = np.asarray(axes).reshape(len(KINDS), len(frames))  # fmt: skip
     for r, kind in enumerate(KINDS):
         H, W = data.resolution(kind)
         solid = data.obstacle(kind) >= 0.5
@@ -183,8 +179,10 @@ def probe_analysis(
     }
 
 
+@styled
 def _probe_figure(data: FieldData, sim: SimulationInfo, out: Path, start: int | None) -> Path:
-    fig, (ax_t, ax_f) = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig, axes = new_figure(1, 2, width=FULL_WIDTH * 1.5, height=3.6)
+    ax_t, ax_f = axes[0]
     refusals = []
     for kind, style in zip(KINDS, ("-", "--", ":"), strict=True):
         a = probe_analysis(data, sim, kind, start)
@@ -265,9 +263,11 @@ def mass_analysis(data: FieldData, sim: SimulationInfo | int) -> dict[str, Any]:
     }
 
 
+@styled
 def _mass_figure(data: FieldData, sim: SimulationInfo, out: Path) -> Path:
     a = mass_analysis(data, sim)
-    fig, (ax_m, ax_r) = plt.subplots(1, 2, figsize=(11, 3.4))
+    fig, axes = new_figure(1, 2, width=FULL_WIDTH * 1.5, height=3.4)
+    ax_m, ax_r = axes[0]
     t = a["time"]
     ax_m.plot(t, a["expected"], color="k", lw=1, label="released by the source (rate x area x t)")
     ratio_t = t[1:]

@@ -51,11 +51,11 @@ DRIVER = textwrap.dedent(
     if point == "mid_epoch":  # the 9th batch: the middle of epoch 2 (6 batches an epoch)
         real_to_device, calls = coldflow.trainer.to_device, [0]
 
-        def to_device(batch, device):
+        def to_device(batch, device, *args):
             calls[0] += 1
             if calls[0] == 9:
                 die()
-            return real_to_device(batch, device)
+            return real_to_device(batch, device, *args)
 
         coldflow.trainer.to_device = to_device
     elif point in ("tensors_write", "sidecar_write"):  # half of the bytes reach the disk

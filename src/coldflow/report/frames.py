@@ -127,7 +127,8 @@ def results_table(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]) 
     )
     skipped = {k: v for ev in evaluations for k, v in ev.get("skipped_metrics", {}).items()}
     lines = [intro, "", markdown_table(["model", *metrics, "s/frame"], rows)]
-    lines += [f"Not scored: {k} ({v})." for k, v in skipped.items()]
+    # the reason up to the download address: the run's evaluation.json has it in full
+    lines += [f"Not scored: {k} ({v.split(': http')[0]})." for k, v in skipped.items()]
     return "\n".join(lines) + "\n"
 
 

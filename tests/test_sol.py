@@ -274,3 +274,23 @@ def test_sol_configs_validate(path):
     assert cfg.method.kind == "sol"
     assert cfg.method.loss.name in path.stem or path.stem.endswith("_book")
     assert cfg.training.grad_clip is not None or path.stem.endswith("_book")  # as the book
+
+
+def test_nearest_trajectory_picks_the_closest_simulation_and_its_mirror():
+    from coldflow.tasks.sol_eval import mirror_staggered, nearest_trajectory
+
+    gen = torch.Generator().manual_seed(0)
+    ref = torch.randn(5, 2, 9, 5, generator=gen)
+    ref[:, 0, :, -1] = 0  # the padding of the staggered layout
+    ref[:, 1, -1, :] = 0
+    close = ref + 0.01 * torch.randn(ref.shape, generator=gen)
+    far = ref + 1.0
+    label, traj = nearest_trajectory(ref, {"far": far, "close": close})
+    assert label == "close" and traj is close
+    # a mirrored training flow is found through its mirror image, and mirroring twice
+    # gives the flow back (the x component changes sign, the padding stays zero)
+    mirrored = mirror_staggered(ref)
+    assert torch.equal(mirror_staggered(mirrored), ref)
+    assert torch.equal(mirrored[:, 1, :-1, :], -ref[:, 1, :-1, :].flip(-1))
+    candidates = {"other": far, "mirror of ref": mirror_staggered(mirrored)}
+    assert nearest_trajectory(ref, candidates)[0] == "mirror of ref"

@@ -211,6 +211,10 @@ def test_train_resume_equals_uninterrupted_and_evaluate(karman_h5, tmp_path):
     assert result["verdict"]
     assert set(result["seconds_per_step"]) == {"source", "corrected", "reference_high"}
     assert (full.path / "evaluation.json").is_file()
+    # rollouts of every test simulation are kept, the first also as an animation
+    for sim in result["simulations"]:
+        assert (full.path / "samples" / f"rollout_sim{sim['index']:04d}.safetensors").is_file()
+    assert (full.path / "samples" / "rollout.gif").read_bytes()[:6] in (b"GIF89a", b"GIF87a")
     # the source rollout equals the stored source trajectory (same solver, same start)
     from coldflow.data.fields import FieldData
 

@@ -282,6 +282,11 @@ def run_figures(run: Path, notes: list[str]) -> list[Figure]:
     )
     save(figures, notes, figs / "error_vs_step.png", caption,
          lambda: plot_error_vs_step([ev], [ev["name"]]))  # fmt: skip
+    gif = Path(run) / "samples" / "rollout.gif"
+    if gif.is_file():
+        figures.append(
+            Figure(gif, "Animation of the first test simulation: reference, source, corrected.")
+        )
     roll = _rollout(run)
     if roll is not None:
         caption = "Vorticity of the first test simulation and its error against the reference."

@@ -241,12 +241,28 @@ class SolTask(Task):
             "metrics": names,
             "resolution_high": list(high.resolution),
         }
-        save_tensors(
-            loaded.run.samples_dir / "rollout.safetensors",
-            rollout.pop("tensors"),
-            meta=rollout,
-        )
+        per_sim = rollout.pop("tensors")
+        for k, (index, tensors) in enumerate(per_sim.items()):
+            meta = {**rollout, "simulation": index}
+            save_tensors(
+                loaded.run.samples_dir / f"rollout_sim{index:04d}.safetensors", tensors, meta
+            )
+            if k == 0:  # the first test simulation: the figures' and the animation's
+                save_tensors(loaded.run.samples_dir / "rollout.safetensors", tensors, meta)
+                self._animate(loaded, tensors, result)
         return result
+
+    @staticmethod
+    def _animate(loaded: LoadedRun, tensors: dict, result: dict) -> None:
+        """``samples/rollout.gif``: reference, source and corrected vorticity over time."""
+        from coldflow.report.sol import animate_rollout
+
+        labels = ["reference", "source", f"corrected ({result['loss']})"]
+        transpose = result.get("scene") == "karman"
+        stride = max(1, result["steps"] // 50)  # about 50 frames
+        animate_rollout(
+            tensors, labels, loaded.run.samples_dir / "rollout.gif", transpose, stride=stride
+        )
 
     def findings(self, runs: Sequence[Path], labels: Sequence[str]) -> list[str]:
         """Each evaluated run's verdict (against the source and the nearest training

@@ -170,10 +170,13 @@ def evaluate_rollouts(
     }
     stored = {
         "high_start": (high0, high_density, params),
-        "tensors": {
-            "reference": ref[:, 0],
-            "source": rollouts["source"].velocity[:, 0],
-            "corrected": rollouts["corrected"].velocity[:, 0],
+        "tensors": {  # every test simulation, by index
+            s.index: {
+                "reference": ref[:, j],
+                "source": rollouts["source"].velocity[:, j],
+                "corrected": rollouts["corrected"].velocity[:, j],
+            }
+            for j, s in enumerate(sims)
         },
         "start": first,
         "simulation": sims[0].index,

@@ -46,7 +46,8 @@ from coldflow.data import mnist_dataset
 from coldflow.runs import RunDir
 from coldflow.tasks.cold import ColdTask
 from coldflow.tasks.diffusion import DDPMTask, draw
-from coldflow.trainer import Trainer, compile_unavailable
+from coldflow.trainer import Trainer
+from coldflow.training import compile_unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAIN = "train: plain PyTorch loop (seed style)"

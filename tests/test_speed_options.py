@@ -22,7 +22,7 @@ from coldflow import training as trainer_module
 from coldflow.config import RunConfig, load_config
 from coldflow.experiment import train
 from coldflow.runs import RunDir
-from coldflow.trainer import compile_unavailable, trajectory_hash
+from coldflow.training import compile_unavailable, trajectory_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "configs" / "mnist" / "quick.yaml"

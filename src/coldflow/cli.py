@@ -33,26 +33,11 @@ SET_HELP = "Override a config key, e.g. --set training.epochs=5 (repeatable; val
 
 
 def _check_device(name: str | None, where: str) -> None:
-    """Refuse a CUDA device on a machine without one before any work (``where``: the key)."""
-    if name is None or not str(name).startswith("cuda"):
-        return
-    import torch
+    """Refuse a device this machine lacks before any work (``where``: the setting)."""
+    if name is not None:
+        from coldflow.training import resolve_device
 
-    if not torch.cuda.is_available():
-        raise DeviceError(f"{where} is {name!r} but CUDA is not available here; use cpu")
-    index = str(name).partition(":")[2]
-    if index and int(index) >= torch.cuda.device_count():
-        raise DeviceError(
-            f"{where} is {name!r} but this machine has {torch.cuda.device_count()} GPU(s)"
-        )
-
-
-def _check_counts(**options: int | None) -> None:
-    """``--n``/``--steps`` must be at least 1 and ``--start`` at least 0 where given."""
-    for name, value in options.items():
-        least = 0 if name == "start" else 1
-        if value is not None and value < least:
-            raise UserError(f"--{name} must be at least {least}, got {value}")
+        resolve_device(name, where)
 
 
 def _check_writable_dir(path: Path, what: str) -> Path:
@@ -137,7 +122,6 @@ def sample(
     from coldflow.report.figures import image_grid_figure
     from coldflow.report.style import save_figure
 
-    _check_counts(n=n, steps=steps)
     _check_device(device, "--device")
     _check_writable_file(out, "--out")
     res, loaded = sample_run(
@@ -186,7 +170,6 @@ def evaluate(
         "n": n, "sampler": sampler, "steps": steps, "eta": eta, "data": data, "start": start,
         "split": split, "seed": seed,
     }  # fmt: skip
-    _check_counts(n=n, steps=steps, start=start)
     _check_device(device, "--device")
     result = evaluate_run(run_dir, device, **options)
     shown = {k: v for k, v in result.items() if k not in ("per_step", "per_simulation")}
@@ -296,7 +279,6 @@ def evaluate_pipeline(
     from coldflow.pipeline import evaluate_pipeline as run_pipeline
     from coldflow.pipeline import pipeline_table
 
-    _check_counts(steps=steps, start=start)
     _check_device(device, "--device")
     _check_writable_dir(out, "--out")
     result = run_pipeline(sol, sr or [], out, data, steps, start, metric, device)

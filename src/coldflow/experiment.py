@@ -22,9 +22,19 @@ from coldflow.errors import UserError
 from coldflow.io import write_json
 from coldflow.runs import RunDir
 from coldflow.tasks import TASKS, LoadedRun, Task, kind_of
-from coldflow.trainer import Trainer, resolve_device, seed_everything, trajectory_hash
+from coldflow.trainer import Trainer
+from coldflow.training import resolve_device, seed_everything, trajectory_hash
 
-__all__ = ["LoadedRun", "evaluate", "load_config_file", "load_run", "report", "sample", "train"]
+__all__ = [
+    "LoadedRun",
+    "check_counts",
+    "evaluate",
+    "load_config_file",
+    "load_run",
+    "report",
+    "sample",
+    "train",
+]
 
 
 def load_config_file(path: str | Path, overrides: list[str] | None = None) -> BaseModel:
@@ -139,6 +149,21 @@ def _options_for(task: Task, method: str, options: dict[str, Any], kind: str) ->
     return given
 
 
+def check_counts(**values: int | None) -> None:
+    """Counts of an evaluation or sampling: ``n`` and ``steps`` at least 1, ``start`` at
+    least 0 (``None``: the default). Checked before a run is loaded.
+
+    Raises
+    ------
+    UserError
+        Naming the option and its value.
+    """
+    for name, value in values.items():
+        least = 0 if name == "start" else 1
+        if value is not None and value < least:
+            raise UserError(f"--{name} must be at least {least}, got {value}")
+
+
 def sample(run_dir: str | Path, n: int = 16, device: str = "auto", **options: Any):
     """Draw ``n`` samples from a trained generative run (the config's sampler by default).
 
@@ -153,8 +178,7 @@ def sample(run_dir: str | Path, n: int = 16, device: str = "auto", **options: An
         raise UserError(
             f"{run_dir} is a {kind} run, which draws no samples; use `coldflow evaluate`"
         )
-    if n < 1:
-        raise UserError(f"--n must be at least 1, got {n}")
+    check_counts(n=n, steps=options.get("steps"))
     opts = _options_for(task, "sample", options, kind)
     loaded = load_run(run_dir, device)
     return task.sample(loaded, n, **opts), loaded
@@ -167,6 +191,7 @@ def evaluate(run_dir: str | Path, device: str = "auto", **options: Any) -> dict[
     """
     kind = kind_of(run_dir)
     task = TASKS[kind]
+    check_counts(**{k: options.get(k) for k in ("n", "steps", "start")})
     opts = _options_for(task, "evaluate", options, kind)
     loaded = load_run(run_dir, device)
     t0 = time.perf_counter()

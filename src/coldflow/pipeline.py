@@ -25,7 +25,7 @@ import torch
 from coldflow.data.fields import FieldData
 from coldflow.data.frames import read_centered
 from coldflow.errors import UserError
-from coldflow.experiment import load_run
+from coldflow.experiment import check_counts, load_run
 from coldflow.io import write_json, write_text
 from coldflow.methods.superres import upsample
 from coldflow.physics import FluidState, faces_to_centered
@@ -105,6 +105,7 @@ def evaluate_pipeline(
     """
     if not sol_runs:
         raise UserError("give at least one Solver-in-the-Loop run (--sol)")
+    check_counts(steps=steps, start=start)
     sols, srs = _load(sol_runs, "sol", device), _load(sr_runs, "superres", device)
     path = Path(data or sols[0].cfg.data.test_path or sols[0].cfg.data.path)
     test_cfg = data_config(path)

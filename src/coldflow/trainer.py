@@ -41,34 +41,17 @@ from coldflow.errors import NonFiniteError
 from coldflow.runs import RunDir
 from coldflow.training import (
     EMA,
-    RESUMABLE_TRAINING_FIELDS,
     CompiledStep,
     ConfigMismatchError,
     batch_size_of,
     build_optimizer,
-    compile_unavailable,
-    config_hash,
     is_distributed,
     resolve_device,
     seed_everything,
     to_device,
-    trajectory_hash,
 )
 
-__all__ = [
-    "EMA",
-    "ConfigMismatchError",
-    "RESUMABLE_TRAINING_FIELDS",
-    "Trainer",
-    "batch_size_of",
-    "build_optimizer",
-    "compile_unavailable",
-    "config_hash",
-    "resolve_device",
-    "seed_everything",
-    "to_device",
-    "trajectory_hash",
-]
+__all__ = ["Trainer"]
 
 Hook = Callable[["Trainer", int], None]
 

@@ -20,6 +20,7 @@ import torch.distributed as dist
 from torch import nn
 
 from coldflow.config import ConfigError
+from coldflow.errors import DeviceError
 
 __all__ = [
     "EMA",
@@ -62,14 +63,26 @@ class ConfigMismatchError(ConfigError, RuntimeError):
     """A resumed run's config differs from the one its checkpoint was trained with."""
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA (this process's local rank under torchrun) when present."""
+def resolve_device(name: str = "auto", where: str = "training.device") -> torch.device:
+    """``auto`` picks CUDA (this process's local rank under torchrun) when present.
+
+    Raises
+    ------
+    DeviceError
+        For a CUDA device this machine does not have; ``where`` names the setting.
+    """
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and "LOCAL_RANK" in os.environ:
         name = f"cuda:{os.environ['LOCAL_RANK']}"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"training.device is {name!r} but CUDA is not available; use 'cpu'")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"{where} is {name!r} but CUDA is not available here; use cpu")
+        index = name.partition(":")[2]
+        if index and int(index) >= torch.cuda.device_count():
+            raise DeviceError(
+                f"{where} is {name!r} but this machine has {torch.cuda.device_count()} GPU(s)"
+            )
     return torch.device(name)
 
 

@@ -32,7 +32,12 @@ from coldflow.physics import FluidState, faces_to_centered
 from coldflow.report.html import markdown_table
 from coldflow.simulate import build_scene
 from coldflow.tasks import kind_of
-from coldflow.tasks.fluids import check_same_data_kind, data_config, metric_functions
+from coldflow.tasks.fluids import (
+    check_same_data_kind,
+    data_config,
+    metric_functions,
+    read_stacked,
+)
 from coldflow.tasks.sol import STATS_FILE, stored_data_config
 
 __all__ = ["evaluate_pipeline", "score_upsampled"]
@@ -140,20 +145,12 @@ def evaluate_pipeline(
             ],
             1,
         )  # [T, B, C, H, W]
-        v0 = torch.stack(
-            [torch.from_numpy(data_file.read(s, "downsampled", "velocity", first)) for s in sims]
-        )
-        d0 = hv0 = hd0 = None
+        v0 = read_stacked(data_file, sims, "downsampled", "velocity", first)
+        hv0 = read_stacked(data_file, sims, "reference", "velocity", first)
+        d0 = hd0 = None
         if uses_density:
-            d0 = torch.stack(
-                [torch.from_numpy(data_file.read(s, "downsampled", "density", first)) for s in sims]
-            )
-            hd0 = torch.stack(
-                [torch.from_numpy(data_file.read(s, "reference", "density", first)) for s in sims]
-            )
-        hv0 = torch.stack(
-            [torch.from_numpy(data_file.read(s, "reference", "velocity", first)) for s in sims]
-        )
+            d0 = read_stacked(data_file, sims, "downsampled", "density", first)
+            hd0 = read_stacked(data_file, sims, "reference", "density", first)
         params = torch.tensor([[s.params[k] for k in data_file.param_names] for s in sims])
     dev = sols[0].device
     p, v0, d0 = params.to(dev), v0.to(dev), None if d0 is None else d0.to(dev)

@@ -31,14 +31,15 @@ _COLUMNS = {
 
 def field_panels_figure(
     panels: Sequence[tuple[str, torch.Tensor]],
-    truth: torch.Tensor,
+    truth: str,
     channels: Sequence[str],
     transpose: bool,
     title: str = "",
 ):
     """One row per channel: each panel ``[C, H, W]`` and, right of them, the error of every
-    panel but the truth against ``truth``; shared colour scales with colour bars."""
-    errors = [(f"error {name}", p - truth) for name, p in panels if p is not truth]
+    other panel against the panel named ``truth``; shared colour scales with colour bars."""
+    reference = dict(panels)[truth]
+    errors = [(f"error {name}", p - reference) for name, p in panels if name != truth]
     columns = [*panels, *errors]
     with style_context():
         fig, axes = new_figure(
@@ -46,7 +47,7 @@ def field_panels_figure(
         )
         axes = np.asarray(axes).reshape(len(channels), len(columns))
         for r, channel in enumerate(channels):
-            lim = float(truth[r].abs().max()) or 1.0
+            lim = float(reference[r].abs().max()) or 1.0
             elim = max(float(e[r].abs().max()) for _, e in errors) if errors else lim
             for c, (name, values) in enumerate(columns):
                 v = values[r].numpy()
@@ -78,12 +79,10 @@ def run_figures(run: Path, mode: str, notes: list[str]) -> list[Figure]:
     ev = json.loads(ev_path.read_text())
     tensors = load_tensors(path)
     truth_key = "input" if mode == "autoencoder" else "reference"
+    truth = dict(_COLUMNS[mode])[truth_key]  # its panel title
     figures: list[Figure] = []
     for i in range(len(tensors[truth_key])):
         panels = [(label, tensors[key][i]) for key, label in _COLUMNS[mode]]
-        truth = tensors[truth_key][i]
-        panels = [(lb, truth if k == truth_key else t) for (k, _), (lb, t) in
-                  zip(_COLUMNS[mode], panels, strict=True)]  # fmt: skip
         target = Path(run) / "figures" / f"{mode}_frame{i}.png"
         caption = (
             f"Test frame {i + 1} of {len(tensors[truth_key])} ({ev['data']}, {ev['split']} "
@@ -91,8 +90,8 @@ def run_figures(run: Path, mode: str, notes: list[str]) -> list[Figure]:
             f"{'the input' if mode == 'autoencoder' else 'the high-resolution reference'}."
         )
         save(figures, notes, target, caption,
-             lambda p=panels, t=truth: field_panels_figure(
-                 p, t, ev["channels"], ev.get("scene") == "karman"))  # fmt: skip
+             lambda p=panels: field_panels_figure(
+                 p, truth, ev["channels"], ev.get("scene") == "karman"))  # fmt: skip
     return figures
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from coldflow.config import ConfigError, dump_yaml, parse_value, validate
 from coldflow.config.fluids import FluidDataConfig
 from coldflow.data.fields import FieldData
@@ -33,6 +35,7 @@ __all__ = [
     "data_config_from_text",
     "data_config_text",
     "metric_functions",
+    "read_stacked",
 ]
 
 
@@ -87,3 +90,9 @@ def metric_functions(names: list[str], grid: str) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"unknown metrics {unknown}; known: {', '.join(FIELD_METRICS)}")
     return {n: FIELD_METRICS[n](grid=grid) for n in names}
+
+
+def read_stacked(data: FieldData, sims: list, kind: str, field: str, frames: Any) -> torch.Tensor:
+    """One stored array of several simulations, stacked along a new axis 0 (``frames``: an
+    index gives ``[B, ...]``, a slice ``[B, T, ...]``)."""
+    return torch.stack([torch.from_numpy(data.read(s, kind, field, frames)) for s in sims])

@@ -18,6 +18,7 @@ import torch
 from coldflow.config import ConfigError
 from coldflow.data.fields import FieldData
 from coldflow.physics import FluidState
+from coldflow.tasks.fluids import read_stacked
 
 __all__ = ["evaluate_rollouts", "mirror_staggered", "nearest_trajectory"]
 
@@ -111,19 +112,13 @@ def evaluate_rollouts(
                 flush=True,
             )
         frames = slice(first, first + n + 1)
-        ref = torch.stack(
-            [torch.from_numpy(data.read(s, "downsampled", "velocity", frames)) for s in sims], 1
-        )
-        high0 = torch.stack(
-            [torch.from_numpy(data.read(s, "reference", "velocity", first)) for s in sims]
-        )
+        ref = read_stacked(data, sims, "downsampled", "velocity", frames).transpose(0, 1)
+        high0 = read_stacked(data, sims, "reference", "velocity", first)
         params = torch.tensor([[s.params[k] for k in data.param_names] for s in sims])
         density = high_density = None
         if "buoyancy" in scene.param_names:
-            density, high_density = (
-                torch.stack([torch.from_numpy(data.read(s, kind, "density", first)) for s in sims])
-                for kind in ("downsampled", "reference")
-            )
+            density = read_stacked(data, sims, "downsampled", "density", first)
+            high_density = read_stacked(data, sims, "reference", "density", first)
         candidates = _training_candidates(data, frames, mirror)
         scene_kind = data.scene
     nearest_labels, nearest = [], []

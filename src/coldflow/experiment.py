@@ -202,10 +202,6 @@ def evaluate(run_dir: str | Path, device: str = "auto", **options: Any) -> dict[
         "seconds": time.perf_counter() - t0,
         "device": str(loaded.device),
     }
-    if getattr(loaded.cfg, "evaluation", None) is not None and hasattr(
-        loaded.cfg.evaluation, "fid"
-    ):
-        result.setdefault("extractor", loaded.cfg.evaluation.fid.extractor)
     write_json(loaded.run.path / "evaluation.json", result)
     return result
 
@@ -234,7 +230,7 @@ def report(paths: list[str | Path], out: str | Path | None = None) -> list[Path]
         if out is None:
             raise UserError("give --out DIR for the comparison page of several runs")
         task = tasks[runs[0]]
-        labels = [_label(p) for p in runs]
+        labels = [p.name for p in runs]  # directory names: unique, unlike config names
         extra = task.compare(runs, Path(out), labels)
         pages.append(write_comparison(runs, out, labels=labels, extra=extra, describe=_describe))
     return pages
@@ -245,11 +241,6 @@ def _config_of(run_dir: Path) -> BaseModel | None:
         return load_config(run_dir / "config.yaml", TASKS[kind_of(run_dir)].config_model)
     except (ConfigError, FileNotFoundError):
         return None
-
-
-def _label(run_dir: Path) -> str:
-    """Runs are labelled by their directory names: unique, unlike config names."""
-    return run_dir.name
 
 
 def _describe(run_dir: Path) -> str:

@@ -151,6 +151,7 @@ class ColdTask(DiffusionTask):
             "sampler": sampler,
             "result": getattr(model, "result", "restoration"),
             "n_samples": n,
+            "extractor": cfg.evaluation.fid.extractor,
         }
 
     loss_name: ClassVar[str] = "image MSE (or L1) ||x0 - R(x_t, t)|| (cold diffusion)"

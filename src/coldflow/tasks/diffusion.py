@@ -329,7 +329,7 @@ class DDPMTask(DiffusionTask):
         print(f"{n} unconditional samples ({opts['sampler']})", flush=True)
         res = draw(loaded.model, n, seed=seed, batch_size=fid.batch_size, progress=True, **opts)
         fid_value = fid_of_samples(res.images, cfg, loaded.device, progress=True)
-        return {"fid": fid_value, **opts, "n_samples": n}
+        return {"fid": fid_value, **opts, "n_samples": n, "extractor": fid.extractor}
 
     def summary(self, evaluation: dict[str, Any]) -> dict[str, float]:
         return {"FID": evaluation["fid"]} if "fid" in evaluation else {}

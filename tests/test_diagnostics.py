@@ -134,3 +134,20 @@ def test_semi_lagrangian_plume_loses_smoke(tmp_path):
     assert a["advection"] == "semi_lagrangian"
     assert math.isfinite(a["loss"]["reference"])
     assert abs(a["mass"]["reference"][-1] - a["expected"][-1]) > 1e-4 * a["expected"][-1]
+
+
+def test_crossing_period_and_settling_of_a_known_signal():
+    from coldflow.physics.diagnostics import crossing_period, settling
+
+    t = np.arange(600.0)
+    steady = 0.7 * np.sin(2 * np.pi * t / 124.0 + 0.3)
+    assert crossing_period(steady, 1.0) == pytest.approx(124.0, rel=1e-3)
+    assert crossing_period(steady[::2], 2.0) == pytest.approx(124.0, rel=1e-3)
+    s = settling(steady, 1.0)
+    assert s["settled"] and s["amplitude"][0] == pytest.approx(0.7, rel=1e-3)
+    growing = steady * (0.2 + t / 600.0)  # a wake still developing: amplitude grows
+    assert not settling(growing, 1.0)["settled"]
+    chirp = np.sin(2 * np.pi * np.cumsum(1 / np.linspace(160.0, 110.0, 600)))
+    g = settling(chirp, 1.0)  # period shortening from 160 to 110
+    assert not g["settled"] and g["period"][0] > g["period"][1] * 1.1
+    assert np.isnan(crossing_period(steady[:100], 1.0))  # fewer than two upward crossings

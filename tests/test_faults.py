@@ -649,3 +649,52 @@ def test_sigkill_during_simulate_then_rerun_is_bit_identical(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert (a[k] == b[k]).all(), k
+
+
+def test_simulation_killed_during_spin_up_resumes_bit_identically(tmp_path, monkeypatch):
+    """Spin-up steps are checkpointed like stored frames; frame 0 is the state after them."""
+    import numpy as np
+
+    from coldflow.physics import Scene
+    from coldflow.simulate import generate
+
+    def cfg(spin_up):
+        return load_config(KARMAN, FluidDataConfig, ["frames=5", "warmup=1", f"spin_up={spin_up}"])
+
+    from coldflow.config.base import load_config
+    from coldflow.config.fluids import FluidDataConfig
+
+    whole = tmp_path / "whole.h5"
+    generate(cfg(4), whole, progress=False, log=lambda m: None, checkpoint_every=0)
+    out = tmp_path / "killed.h5"
+    real_step, calls = Scene.step, [0]
+
+    def failing_step(self, state, params, *a, **k):
+        calls[0] += 1
+        if calls[0] == 4:  # initial projection, then the 3rd spin-up step of the first batch
+            raise KeyboardInterrupt
+        return real_step(self, state, params, *a, **k)
+
+    monkeypatch.setattr(Scene, "step", failing_step)
+    with pytest.raises(KeyboardInterrupt):
+        generate(cfg(4), out, progress=False, log=lambda m: None, checkpoint_every=2)
+    monkeypatch.undo()
+    said: list[str] = []
+    generate(cfg(4), out, progress=False, log=said.append, checkpoint_every=2)
+    assert any("resumed at spin-up step" in m for m in said), said
+    a, b = _h5_arrays(whole), _h5_arrays(out)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert (a[k] == b[k]).all(), k
+
+    # the stored frames are those of a run without spin-up, shifted by the spin-up
+    plain = tmp_path / "plain.h5"
+    generate(cfg(0).model_copy(update={"frames": 9}), plain, progress=False, log=lambda m: None)
+    from coldflow.data.fields import FieldData
+
+    with FieldData(whole) as x, FieldData(plain) as y:
+        assert x.attrs["spin_up"] == 4
+        for s, t in zip(x.simulations(), y.simulations(), strict=True):
+            got = x.read(s, "reference", "velocity", slice(0, 5))
+            want = y.read(t, "reference", "velocity", slice(4, 9))
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)

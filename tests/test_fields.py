@@ -63,7 +63,7 @@ def test_dataset_layout_and_attributes(karman_h5):
         assert data.attrs["version_phiflow"] == phi.__version__ == "3.4.0"
         assert data.attrs["version_phiml"] == phiml.__version__ == "1.16.1"
         assert data.attrs["version_torch"] == str(torch.__version__)
-        assert data.param_names == ["re"]
+        assert data.param_names == ["re", "inflow_speed"]
         assert data.scene_description["obstacle_radius"] == 10.0
         sims = data.simulations()
         assert [(s.index, s.split, s.seed) for s in sims] == [
@@ -209,7 +209,7 @@ def test_diverging_simulation_names_index_frame_and_parameters(tmp_path, monkeyp
         simulate(KARMAN, out, progress=False)
     first_line = str(err.value).split("\n")[0]
     assert "reference run at 32x16 failed at frame 5" in first_line
-    assert "simulation 1 (train, seed=1, re=800000)" in first_line
+    assert "simulation 1 (train, seed=1, re=800000, inflow_speed=1)" in first_line
     assert "simulation 0" not in first_line
     assert "not finite" in str(err.value)
     parts = tmp_path / "k.h5.parts"
@@ -243,7 +243,10 @@ def test_stale_temporary_parts_are_cleaned_up(tmp_path):
 @pytest.mark.parametrize(
     ("override", "match"),
     [
-        ("simulations.train.params={buoyancy: [1.0, 2.0]}", "exactly \\['re'\\]"),
+        (
+            "simulations.train.params={buoyancy: [1.0, 2.0]}",
+            "must give \\['re'\\] and may give \\['inflow_speed'\\]",
+        ),
         ("simulations.train.seeds=[0]", "one value per seed"),
         ("resolution=[31, 16]", "not divisible"),
         ("scene.solver.method=auto", "method"),
@@ -290,7 +293,7 @@ def test_windows_yield_consecutive_frames_with_parameters(karman_h5):
     assert len(ds) == 2 * (12 - 3 - 4)  # 2 simulations, starts 4..8
     item = ds[6]  # second simulation, second window
     assert int(item["sim"]) == 1 and int(item["frame"]) == 5
-    assert item["params"].tolist() == [8e5]
+    assert item["params"].tolist() == [8e5, 1.0]
     with FieldData(karman_h5) as data:
         for kind in kinds:
             for field in fields:
@@ -301,7 +304,7 @@ def test_windows_yield_consecutive_frames_with_parameters(karman_h5):
     loader = torch.utils.data.DataLoader(ds, batch_size=4, shuffle=False)
     batch = next(iter(loader))
     assert batch["downsampled_velocity"].shape == (4, 4, 2, 17, 9)
-    assert batch["params"].shape == (4, 1)
+    assert batch["params"].shape == (4, 2)
     assert pickle.loads(pickle.dumps(ds))[0]["frame"] == 4  # workers can unpickle it
 
 

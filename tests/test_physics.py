@@ -387,8 +387,8 @@ def _sol_model(**options):
 
     scene = KarmanScene((16, 8))
     torch.manual_seed(0)
-    net = sol_resnet_small(zero_init=False)
-    return scene, SolverInTheLoop(net, scene, None, param_std=[2e5], **options)
+    net = sol_resnet_small(in_channels=4, zero_init=False)
+    return scene, SolverInTheLoop(net, scene, None, param_std=[2e5, 1.0], **options)
 
 
 def test_sol_velocity_std_shared_or_per_component():
@@ -396,7 +396,7 @@ def test_sol_velocity_std_shared_or_per_component():
     _, per = _sol_model(velocity_std=(0.5, 0.5))
     assert shared.velocity_std.shape == () and per.velocity_std.shape == (2,)
     state = scene.initial_state({"re": [3e5]}, [1])
-    params = torch.tensor([[3e5]])
+    params = torch.tensor([[3e5, 1.0]])
     torch.testing.assert_close(
         shared.correction(state.velocity, params), per.correction(state.velocity, params)
     )
@@ -412,7 +412,7 @@ def test_sol_net_faces_lower_uses_and_corrects_each_cells_lower_faces():
     seen = []
     lower.net.register_forward_hook(lambda m, i, o: seen.append(i[0]))
     state = scene.initial_state({"re": [3e5]}, [1])
-    corr = lower.correction(state.velocity, torch.tensor([[3e5]]))
+    corr = lower.correction(state.velocity, torch.tensor([[3e5, 1.0]]))
     H, W = scene.resolution
     torch.testing.assert_close(seen[0][:, :2], state.velocity[:, :, :H, :W] / 0.5)
     assert torch.count_nonzero(corr[:, 0, H]) == 0 and torch.count_nonzero(corr[:, 1, :, W]) == 0
@@ -496,3 +496,52 @@ def test_scene_registry_and_parameters():
     }
     with pytest.raises(KeyError, match="re"):
         k.step(k.initial_state({"re": [1e5]}, [0]), {"buoyancy": [1.0]})
+
+
+# ------------------------------------------------ per-simulation inflow speed
+
+
+def test_inflow_speed_is_the_unit_speed_flow_with_a_longer_step():
+    """A flow at inflow U, dt 1 is the unit-speed flow with dt' = U, nu' = nu / U and the
+    marker rate / U, scaled by U (the discrete step is the same, up to round-off)."""
+    U, steps = 1.5, 6
+    fast = KarmanScene((32, 16), precision=64)
+    params = {"re": [1e5], "inflow_speed": [U]}
+    a = fast.initial_state(params, [3])
+    unit = KarmanScene(
+        (32, 16), precision=64, dt=U, viscosity_scale=1e4 / U, marker_rate=1 / U, inflow_speed=1
+    )
+    b = unit.initial_state({"re": [1e5]}, [3])
+    for _ in range(steps):
+        a, b = fast.step(a, params), unit.step(b, {"re": [1e5]})
+    assert a.velocity[0, 0, 0, :16].eq(U).all()  # the inflow face holds U
+    torch.testing.assert_close(a.velocity, U * b.velocity, rtol=0, atol=1e-12)
+    torch.testing.assert_close(a.density, b.density, rtol=0, atol=1e-12)
+    assert (a.velocity / U - b.velocity).abs().max() < 1e-12
+    # and it is a different flow from the unit-speed one at dt = 1
+    c = fast.initial_state({"re": [1e5]}, [3])
+    for _ in range(steps):
+        c = fast.step(c, {"re": [1e5]})
+    assert (a.velocity / U - c.velocity).abs().max() > 1e-2
+
+
+def test_simulations_with_different_speeds_batch_like_single_runs():
+    # a tight solve: with the default tolerance the batch's CG runs until every member
+    # converged, which moves each one by up to the tolerance (about 1e-5)
+    tight = PressureSolver(rel_tol=1e-12, abs_tol=1e-12)
+    scene = KarmanScene((32, 16), precision=64, solver=tight)
+    params = {"re": [1e5, 4e5], "inflow_speed": [0.8, 1.3]}
+    both = scene.initial_state(params, [0, 1])
+    one = [
+        scene.initial_state({"re": [r], "inflow_speed": [u]}, [s])
+        for r, u, s in ((1e5, 0.8, 0), (4e5, 1.3, 1))
+    ]
+    for _ in range(4):
+        both = scene.step(both, params)
+        one = [
+            scene.step(o, {"re": [r], "inflow_speed": [u]})
+            for o, r, u in zip(one, (1e5, 4e5), (0.8, 1.3), strict=True)
+        ]
+    for b in range(2):
+        torch.testing.assert_close(both.velocity[b], one[b].velocity[0], rtol=0, atol=1e-10)
+    assert scene.params_tensor({"re": 1e5}, 2)["inflow_speed"].tolist() == [1.0, 1.0]

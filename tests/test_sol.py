@@ -82,7 +82,7 @@ def tiny_scene(precision: int = 32, tol: float = 1e-5, resolution=(16, 8)) -> Ka
 
 def random_net(dtype=torch.float32) -> SolCorrectionNet:
     torch.manual_seed(0)
-    net = SolCorrectionNet(width=4, blocks=1, kernel_size=3, zero_init=False)
+    net = SolCorrectionNet(in_channels=4, width=4, blocks=1, kernel_size=3, zero_init=False)
     for p in net.parameters():
         torch.nn.init.normal_(p, std=0.3)
     return net.to(dtype)
@@ -90,9 +90,9 @@ def random_net(dtype=torch.float32) -> SolCorrectionNet:
 
 def test_correction_leaves_fixed_and_obstacle_faces_alone():
     scene = tiny_scene(resolution=(32, 16))
-    model = SolverInTheLoop(random_net(), scene, None, 0.5, [2e5])
+    model = SolverInTheLoop(random_net(), scene, None, 0.5, [2e5, 1.0])
     state = scene.initial_state({"re": [1e5, 5e5]}, [0, 1])
-    params = torch.tensor([[1e5], [5e5]])
+    params = torch.tensor([[1e5, 1.0], [5e5, 1.0]])
     corr = model.correction(state.velocity, params)
     fixed = 1 - scene.free_faces()
     assert torch.count_nonzero(corr * fixed) == 0
@@ -103,15 +103,15 @@ def test_correction_leaves_fixed_and_obstacle_faces_alone():
     both = inside[:-1] & inside[1:]  # y faces 1..H-1 between two obstacle cells
     assert torch.count_nonzero(corr[:, 0, 1:-1, :-1][:, both]) == 0
     after = model.step(state, params)
-    plain = scene.step(state, {"re": params[:, 0]})
+    plain = scene.step(state, {"re": params[:, 0], "inflow_speed": params[:, 1]})
     assert torch.equal((after.velocity - plain.velocity) * fixed, torch.zeros_like(corr))
 
 
 def test_untrained_model_is_the_source_solver():
     scene = tiny_scene()
-    model = SolverInTheLoop(sol_resnet_small(), scene, None, 0.5, [2e5])
+    model = SolverInTheLoop(sol_resnet_small(in_channels=4), scene, None, 0.5, [2e5, 1.0])
     state = scene.initial_state({"re": [3e5]}, [4])
-    params = torch.tensor([[3e5]])
+    params = torch.tensor([[3e5, 1.0]])
     a = model.rollout(state.velocity, params, 3, correct=True).velocity
     b = model.rollout(state.velocity, params, 3, correct=False).velocity
     assert a.shape == (4, 1, 2, 17, 9)
@@ -121,14 +121,14 @@ def test_untrained_model_is_the_source_solver():
 def test_sol_is_built_through_the_registries_like_every_method():
     scene = tiny_scene()
     cfg = tiny_cfg(Path("unused.h5"))
-    net = build_net(cfg.model, in_channels=3, out_channels=2, image_shape=(16, 8))
-    assert isinstance(net, SolCorrectionNet) and net.head[0].in_channels == 3
+    net = build_net(cfg.model, in_channels=4, out_channels=2, image_shape=(16, 8))
+    assert isinstance(net, SolCorrectionNet) and net.head[0].in_channels == 4
     loss = build_field_loss("mse", grid="staggered")
     model = build_method(
-        cfg.method, net, scene=scene, loss=loss, velocity_std=0.5, param_std=[2e5], black=0.0
+        cfg.method, net, scene=scene, loss=loss, velocity_std=0.5, param_std=[2e5, 1.0], black=0.0
     )
     assert isinstance(model, SolverInTheLoop) and model.shared.loss is loss
-    assert float(model.velocity_std) == 0.5 and model.param_std.tolist() == [2e5]
+    assert float(model.velocity_std) == 0.5 and model.param_std.tolist() == [2e5, 1.0]
     assert "loss" not in str(list(model.state_dict()))  # the loss is not saved with the model
     with pytest.raises(TypeError, match="scene"):
         build_method(cfg.method, net, loss=loss)
@@ -141,11 +141,14 @@ def test_gradient_through_two_solver_steps_matches_finite_differences():
     for p in net.parameters():
         p.data.mul_(0.3)
     loss = build_field_loss("mse", grid="staggered")
-    model = SolverInTheLoop(net, scene, loss, 0.5, [2e5]).double()
+    model = SolverInTheLoop(net, scene, loss, 0.5, [2e5, 1.0]).double()
     start = scene.initial_state({"re": [2e5, 6e5]}, [0, 1])
     warm = scene.step(scene.step(start, {"re": [2e5, 6e5]}), {"re": [2e5, 6e5]})
     frames = torch.stack([warm.velocity, warm.velocity * 1.05, warm.velocity * 0.95], 1)
-    batch = {"downsampled_velocity": frames.detach(), "params": torch.tensor([[2e5], [6e5]])}
+    batch = {
+        "downsampled_velocity": frames.detach(),
+        "params": torch.tensor([[2e5, 1.0], [6e5, 1.0]]),
+    }
     value = model(batch)
     value.backward()
     checked = 0
@@ -175,7 +178,7 @@ def test_statistics_match_the_data(karman_h5):
     from coldflow.data.fields import FieldData
 
     stats = data_statistics(karman_h5)
-    assert stats["param_names"] == ["re"]
+    assert stats["param_names"] == ["re", "inflow_speed"]
     assert stats["param_std"][0] == pytest.approx(torch.tensor([1e5, 8e5]).std(False).item())
     with FieldData(karman_h5) as data:
         v = torch.cat(

@@ -131,14 +131,23 @@ def simulation_specs(cfg: FluidDataConfig) -> list[SimulationSpec]:
     out: list[SimulationSpec] = []
     for split in ("train", "test"):
         sc = getattr(cfg.simulations, split)
-        for j, seed in enumerate(sc.seeds):
-            params = {k: float(v[j]) for k, v in sc.params.items()}
+        for seed, params in zip(sc.seeds, cfg.simulation_params(split), strict=True):
             out.append(SimulationSpec(len(out), split, int(seed), params))
     return out
 
 
 def _physics_hash(cfg: FluidDataConfig, spec: SimulationSpec) -> str:
-    """Hash of everything that decides one simulation's data (not batch size, threads...)."""
+    """Hash of the settings that decide one simulation's data.
+
+    Left out: the name, compression, probe and the other simulations, and the batch size
+    and threads. Those last two do not change the physics but do change the bits: the
+    pressure solve of a batch iterates until every simulation in it has converged, and
+    reductions run in another order, so one simulation's frames differ with its batch
+    at the level of the solver tolerance (about 3e-5 relative in float32). A part made
+    with another ``batch_size`` is therefore accepted as the same simulation, and an
+    interrupted run resumed with another batch size is equal to the uninterrupted one
+    only to that tolerance (with the same batch size it is equal bit for bit).
+    """
     keep = cfg.model_dump(
         mode="json",
         exclude={"name", "batch_size", "threads", "compression", "simulations", "probe"},
@@ -200,6 +209,7 @@ def _dataset_attrs(cfg: FluidDataConfig, scene: Scene, n: int) -> dict[str, Any]
         "scene": scene.name,
         "dt": scene.dt,
         "frames": cfg.frames,
+        "spin_up": cfg.spin_up,
         "warmup": cfg.warmup,
         "source_start": cfg.start,
         "factor": cfg.factor,
@@ -322,7 +332,7 @@ def generate(
             f"{cfg.low_resolution[0]}x{cfg.low_resolution[1]}, {cfg.frames} frames"
         )
     batches = [todo[k : k + cfg.batch_size] for k in range(0, len(todo), cfg.batch_size)]
-    steps = (cfg.frames - 1) + (cfg.frames - 1 - cfg.start)
+    steps = cfg.spin_up + (cfg.frames - 1) + (cfg.frames - 1 - cfg.start)
     total = sum(len(b) for b in batches) * steps
     with Progress(progress, total=total, say=say, checkpoint_every=every) as bar:
         for batch in batches:
@@ -358,13 +368,14 @@ def _run_batch(
 
     ``checkpoint_every`` and ``say`` default to those of ``bar`` (the run's progress).
 
-    The work is a sequence of positions: ``0 .. T-1`` are the reference frames (frame 0
-    is the initial state), ``T ..`` the source frames ``start+1 .. T-1``.
+    The work is a sequence of positions: ``0 .. S-1`` are the spin-up steps (not stored;
+    position 0 is the initial state), ``S .. S+T-1`` the reference frames ``0 .. T-1``,
+    ``S+T ..`` the source frames ``start+1 .. T-1``.
     """
     if checkpoint_every is None:
         checkpoint_every = bar.checkpoint_every
     say = say or bar.say
-    T, start, f = cfg.frames, cfg.start, cfg.factor
+    S, T, start, f = cfg.spin_up, cfg.frames, cfg.start, cfg.factor
     params = {k: [s.params[k] for s in batch] for k in scene.param_names}
     H, W = cfg.resolution
     h, w = cfg.low_resolution
@@ -411,31 +422,38 @@ def _run_batch(
                 return sc.step(state, params)
             except SolverError as e:
                 bad = [batch[k] for k in e.samples] or list(batch)
+                when = f"frame {frame}" if frame >= 0 else f"spin-up step {S + frame} of {S}"
                 raise SimulationError(
-                    f"{out}: {run} run at {sc.resolution[0]}x{sc.resolution[1]} failed at frame "
-                    f"{frame}: " + "; ".join(s.describe() for s in bad) + f"\n{e}"
+                    f"{out}: {run} run at {sc.resolution[0]}x{sc.resolution[1]} failed at "
+                    f"{when}: " + "; ".join(s.describe() for s in bad) + f"\n{e}"
                 ) from e
 
         pos0, state, start_state = 0, None, None
         restored = ckpt.restore(store) if checkpoint_every else None
         if restored is not None:
             pos0, state, start_state = restored
-            for sc, first in ((scene, 1), (low, T)):  # steps the run took before the kill
+            for sc, first in ((scene, 1), (low, S + T)):  # steps taken before the kill
                 if pos0 > first:
                     _warm_up(sc, params, [s.seed for s in batch])
             bar.skip(max(pos0 - 1, 0) * len(batch))
-            say(f"{ckpt.describe()}: resumed at {_describe_position(pos0, T, start)}")
+            say(f"{ckpt.describe()}: resumed at {_describe_position(pos0, S, T, start)}")
         else:
             ckpt.clear()
             state = scene.initial_state(params, [s.seed for s in batch])
-        positions = T + (T - 1 - start)
+        positions = S + T + (T - 1 - start)
         since = 0
         for pos in range(pos0, positions):
-            if pos < T:  # the reference run, and the source run up to its start
-                t = pos
-                if t > 0:
+            if pos < S + T:  # the reference run, and the source run up to its start
+                t = pos - S
+                if pos > 0:
                     state = advance(scene, state, t, "reference")
                     bar.advance(len(batch))
+                if t < 0:  # spin-up: not stored
+                    since += 1
+                    if checkpoint_every and since >= checkpoint_every:
+                        ckpt.save(pos + 1, pending, state, start_state)
+                        since = 0
+                    continue
                 down = FluidState(
                     downsample_velocity(state.velocity, f), downsample_centered(state.density, f)
                 )
@@ -448,8 +466,8 @@ def _run_batch(
                         down.velocity.to(low.dtype), down.density.to(low.dtype)
                     )
             else:  # the source run from its start
-                t = start + 1 + (pos - T)
-                if pos == T:
+                t = start + 1 + (pos - S - T)
+                if pos == S + T:
                     state = start_state
                 state = advance(low, state, t, "source")
                 record("source", t, state)
@@ -485,7 +503,9 @@ def _warm_up(scene: Scene, params: dict[str, list[float]], seeds: list[int]) -> 
         _WARM.add(key)
 
 
-def _describe_position(pos: int, frames: int, start: int) -> str:
-    if pos < frames:
-        return f"reference frame {pos} of {frames}"
-    return f"source frame {start + 1 + pos - frames} of {frames}"
+def _describe_position(pos: int, spin_up: int, frames: int, start: int) -> str:
+    if pos < spin_up:
+        return f"spin-up step {pos} of {spin_up}"
+    if pos < spin_up + frames:
+        return f"reference frame {pos - spin_up} of {frames}"
+    return f"source frame {start + 1 + pos - spin_up - frames} of {frames}"

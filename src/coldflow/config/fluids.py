@@ -36,6 +36,11 @@ class PressureSolverConfig(Strict):
 
 
 class _SceneBase(Strict):
+    param_names: ClassVar[tuple[str, ...]] = ()
+    optional_params: ClassVar[tuple[str, ...]] = ()
+    """Per-simulation parameters that a split may leave out (the scene's field of the
+    same name is then every simulation's value)."""
+
     dt: float = Field(gt=0, description="time step")
     precision: Literal[32, 64] = Field(32, description="float bits of the simulation")
     jit: bool = Field(True, description="compile the step with phiml.math.jit_compile")
@@ -46,9 +51,15 @@ class KarmanSceneConfig(_SceneBase):
     """Kármán vortex street (Solver-in-the-Loop wake flow), domain 200 x 100 (y x x)."""
 
     kind: Literal["karman"] = "karman"
-    param_names: ClassVar[tuple[str, ...]] = ("re",)
+    param_names: ClassVar[tuple[str, ...]] = ("re", "inflow_speed")
+    optional_params: ClassVar[tuple[str, ...]] = ("inflow_speed",)
     dt: float = Field(1.0, gt=0)
-    inflow_speed: float = Field(1.0, gt=0, description="free-stream speed U along +y")
+    inflow_speed: float = Field(
+        1.0,
+        gt=0,
+        description="free-stream speed U along +y of the simulations whose params give no "
+        "inflow_speed",
+    )
     obstacle_center: tuple[float, float] = (50.0, 50.0)
     obstacle_radius: float = Field(10.0, gt=0)
     marker_box: Box2 = Field(((5.0, 10.0), (25.0, 75.0)), description="passive marker source")
@@ -120,7 +131,13 @@ class FluidDataConfig(Strict):
     resolution: tuple[int, int] = Field(description="high (reference) resolution (H, W)")
     factor: int = Field(2, ge=1, description="low resolution = resolution / factor")
     frames: int = Field(ge=2, description="stored frames per simulation, frame 0 included")
-    warmup: int = Field(0, ge=0, description="leading frames that training skips")
+    spin_up: int = Field(
+        0,
+        ge=0,
+        description="reference steps simulated before frame 0 and not stored (the wake "
+        "develops there without filling the file); frame 0 is the state after them",
+    )
+    warmup: int = Field(0, ge=0, description="leading stored frames that training skips")
     source_start: int | None = Field(
         None,
         ge=0,
@@ -153,12 +170,15 @@ class FluidDataConfig(Strict):
                 f"source_start ({self.start}) must be smaller than frames ({self.frames})"
             )
         names = set(type(self.scene).param_names)
+        required = names - set(type(self.scene).optional_params)
         for split in ("train", "test"):
             got = set(getattr(self.simulations, split).params)
-            if getattr(self.simulations, split).seeds and got != names:
+            if getattr(self.simulations, split).seeds and not required <= got <= names:
+                optional = sorted(names - required)
                 raise ValueError(
-                    f"simulations.{split}.params must give exactly {sorted(names)} for scene "
-                    f"{self.scene.kind!r}, got {sorted(got)}"
+                    f"simulations.{split}.params must give {sorted(required)}"
+                    + (f" and may give {optional}" if optional else "")
+                    + f" for scene {self.scene.kind!r}, got {sorted(got)}"
                 )
         if not len(self.simulations.train) + len(self.simulations.test):
             raise ValueError("simulations: no simulations given (train and test are empty)")
@@ -168,6 +188,18 @@ class FluidDataConfig(Strict):
     def start(self) -> int:
         """The frame at which the source run starts."""
         return self.warmup if self.source_start is None else self.source_start
+
+    def simulation_params(self, split: str) -> list[dict[str, float]]:
+        """Every parameter of each simulation of ``split``, defaults filled in."""
+        sc = getattr(self.simulations, split)
+        out = []
+        for j in range(len(sc)):
+            params = {k: float(v[j]) for k, v in sc.params.items()}
+            for k in type(self.scene).param_names:
+                if k not in params:
+                    params[k] = float(getattr(self.scene, k))
+            out.append({k: params[k] for k in type(self.scene).param_names})
+        return out
 
     @property
     def low_resolution(self) -> tuple[int, int]:

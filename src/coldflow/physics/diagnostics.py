@@ -10,6 +10,8 @@ import torch
 __all__ = [
     "MIN_PERIODS",
     "Peak",
+    "crossing_period",
+    "settling",
     "dominant_frequency",
     "frequency_refusal",
     "scalar_mass",
@@ -180,6 +182,44 @@ def frequency_refusal(peak: Peak, min_periods: float = MIN_PERIODS) -> str | Non
             "too coarse to place it; use a longer trajectory or an earlier start"
         )
     return None
+
+
+def crossing_period(signal: np.ndarray | torch.Tensor, dt: float) -> float:
+    """Mean time between upward crossings of the signal's mean (``nan`` with fewer than
+    two crossings). Unlike the spectral peak it needs no window of several periods."""
+    x = np.asarray(signal, dtype=np.float64)
+    x = x - x.mean()
+    up = np.nonzero((x[:-1] < 0) & (x[1:] >= 0))[0]
+    if len(up) < 2:
+        return float("nan")
+    exact = up + x[up] / (x[up] - x[up + 1])  # linear interpolation of each crossing
+    return float(np.diff(exact).mean() * dt)
+
+
+def settling(signal: np.ndarray | torch.Tensor, dt: float, tolerance: float = 0.05) -> dict:
+    """Whether an oscillation has settled: period and amplitude of its two halves.
+
+    Returns
+    -------
+    dict
+        ``period`` and ``amplitude`` (half the peak-to-peak range), each a pair
+        (first half, second half), and ``settled``: both pairs agree within
+        ``tolerance`` (relative). A wake still developing shows a growing amplitude or
+        a shortening period.
+    """
+    x = np.asarray(signal, dtype=np.float64)
+    halves = (x[: len(x) // 2], x[len(x) // 2 :])
+    period = tuple(crossing_period(h, dt) for h in halves)
+    amplitude = tuple(float(0.5 * (h.max() - h.min())) if len(h) else 0.0 for h in halves)
+
+    def agree(a: float, b: float) -> bool:
+        return bool(abs(a - b) <= tolerance * max(abs(a), abs(b)))
+
+    return {
+        "period": period,
+        "amplitude": amplitude,
+        "settled": agree(*period) and agree(*amplitude),
+    }
 
 
 def strouhal_number(frequency: float, diameter: float, speed: float) -> float:

@@ -7,6 +7,16 @@ marker is released in the band ``y in [5, 10], x in [25, 75]`` upstream of the o
 explicit viscosity, semi-Lagrangian advection of marker and velocity, and a pressure
 projection with the obstacle as a no-slip boundary; ``dt = 1``.
 
+Each simulation has its own inflow speed ``U`` (parameter ``inflow_speed``; the scene's
+``inflow_speed`` is the default). The step runs in units of ``U``: with ``v' = v / U``
+and ``dt' = U dt`` the discrete step is exactly the one of a unit-speed flow (advection
+moves ``v dt = v' dt'``, explicit diffusion adds ``nu dt`` times the Laplacian, the
+projection is linear, the inflow face holds 1), so one compiled step with a fixed
+boundary serves a batch of different speeds. A faster inflow sheds proportionally more
+often per step and moves the flow more cells per step (a larger Courant number); this
+is what makes test flows differ from training flows at these resolutions, where the
+Reynolds number barely matters (see the README).
+
 Reynolds numbers follow the Solver-in-the-Loop code, where the kinematic viscosity in
 domain units is ``nu = 1e4 / Re``; the diameter-based Reynolds number is
 ``Re_D = U D / nu``. A seeded sideways poke behind the obstacle breaks the symmetry so
@@ -37,7 +47,8 @@ class KarmanScene(Scene):
     dt
         Time step (1.0 in the study).
     inflow_speed
-        Free-stream speed ``U`` through the lower y side.
+        Free-stream speed ``U`` through the lower y side, for simulations whose
+        parameters do not give their own ``inflow_speed``.
     obstacle_center, obstacle_radius
         Cylinder ``(y, x)`` centre and radius in domain units.
     marker_box
@@ -53,7 +64,7 @@ class KarmanScene(Scene):
     """
 
     name: ClassVar[str] = "karman"
-    param_names: ClassVar[tuple[str, ...]] = ("re",)
+    param_names: ClassVar[tuple[str, ...]] = ("re", "inflow_speed")
     size: ClassVar[tuple[float, float]] = (200.0, 100.0)
 
     dt: float = 1.0
@@ -67,7 +78,14 @@ class KarmanScene(Scene):
     poke_box: tuple[tuple[float, float], tuple[float, float]] = ((62.0, 90.0), (40.0, 60.0))
 
     def boundary(self):
-        return (float(self.inflow_speed), None), (None, None)
+        # the compiled step runs in units of each simulation's inflow speed: the inflow is 1
+        return (1.0, None), (None, None)
+
+    def param_defaults(self) -> dict[str, float]:
+        return {"inflow_speed": float(self.inflow_speed)}
+
+    def velocity_scale(self, params) -> torch.Tensor:
+        return params["inflow_speed"]
 
     @property
     def diameter(self) -> float:
@@ -79,7 +97,8 @@ class KarmanScene(Scene):
 
     def derived_params(self, params) -> dict[str, float]:
         nu = float(self.viscosity(float(params["re"])))
-        return {"nu": nu, "re_diameter": self.inflow_speed * self.diameter / nu}
+        speed = float(params.get("inflow_speed", self.inflow_speed))
+        return {"nu": nu, "re_diameter": speed * self.diameter / nu}
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()
@@ -91,9 +110,11 @@ class KarmanScene(Scene):
             marker_rate=self.marker_rate,
             viscosity_scale=self.viscosity_scale,
             viscosity="nu = viscosity_scale / re; re_diameter = inflow_speed * 2 r / nu",
+            inflow="per simulation (parameter inflow_speed; inflow_speed above is the default)",
             perturbation=self.perturbation,
             poke_box=[list(r) for r in self.poke_box],
         )
+        out["boundary"] = [["inflow_speed", None], [None, None]]
         return out
 
     def default_probe(self) -> tuple[float, float]:
@@ -114,8 +135,9 @@ class KarmanScene(Scene):
         H, W = self.resolution
         dy, dx = self.domain.spacing
         B = len(seeds)
+        speed = params["inflow_speed"].to(torch.float64)
         velocity = torch.zeros((B, 2, H + 1, W + 1), dtype=torch.float64)
-        velocity[:, 0] = self.inflow_speed  # warm start: free stream everywhere
+        velocity[:, 0] = speed[:, None, None]  # warm start: free stream everywhere
         # the poke: x velocity on x faces inside poke_box, a seeded smooth bump of one sign
         yc = (torch.arange(H + 1, dtype=torch.float64) + 0.5) * dy
         xf = torch.arange(W + 1, dtype=torch.float64) * dx
@@ -126,10 +148,12 @@ class KarmanScene(Scene):
             sign = 1.0 if torch.rand((), generator=gen, dtype=torch.float64) < 0.5 else -1.0
             bump = 0.75 + 0.25 * smooth_noise(seed + 1, (H + 1, W + 1), (4, 2))
             velocity[b, 1] = torch.where(
-                inside, sign * self.perturbation * self.inflow_speed * bump, 0
+                inside, sign * self.perturbation * float(speed[b]) * bump, 0
             )
-        velocity = velocity * free_face_mask(self.domain, torch.float64) + fixed_face_values(
-            self.domain, torch.float64
+        fixed = fixed_face_values(self.domain, torch.float64)  # inflow 1: units of U
+        velocity = (
+            velocity * free_face_mask(self.domain, torch.float64)
+            + fixed * speed[:, None, None, None]
         )
         density = torch.zeros((B, H, W), dtype=torch.float64)
         return FluidState(velocity.to(self.dtype), density.to(self.dtype))
@@ -137,10 +161,14 @@ class KarmanScene(Scene):
     def _advance(self, v, rho, coeffs):
         from phi.physics import advect, diffuse
 
+        # v is in units of U (see the module docstring): advection takes dt' = U dt, the
+        # diffusion adds nu dt times the Laplacian as in physical units, the marker's
+        # source is per physical time
         source = self._box_fraction(self.marker_box)
         nu = self.viscosity(self._param(coeffs, "re"))
+        dt_scaled = self.dt * self._param(coeffs, "inflow_speed")
         v = diffuse.explicit(v, nu, self.dt)
         rho = rho.with_values(rho.values + source.values * (self.marker_rate * self.dt))
-        rho = advect.semi_lagrangian(rho, v, self.dt)
-        v = advect.semi_lagrangian(v, v, self.dt)
+        rho = advect.semi_lagrangian(rho, v, dt_scaled)
+        v = advect.semi_lagrangian(v, v, dt_scaled)
         return v, rho

@@ -120,12 +120,14 @@ class Scene:
 
         A single number is broadcast to ``batch_size``; tensors keep their autograd graph.
         """
-        missing = [k for k in self.param_names if k not in params]
+        defaults = self.param_defaults()
+        missing = [k for k in self.param_names if k not in params and k not in defaults]
         if missing:
             raise KeyError(f"scene {self.name!r} needs parameters {missing}, got {list(params)}")
         out = {}
         for k in self.param_names:
-            t = torch.as_tensor(params[k], dtype=self.dtype, device=device).reshape(-1)
+            value = params[k] if k in params else defaults[k]
+            t = torch.as_tensor(value, dtype=self.dtype, device=device).reshape(-1)
             if batch_size is not None and t.numel() == 1:
                 t = t.expand(batch_size)
             out[k] = t
@@ -187,6 +189,11 @@ class Scene:
         p = self.params_tensor(params, B, device=state.velocity.device)
         density = state.density if state.density is not None else state.velocity.new_zeros(B, H, W)
         pressure = state.pressure if state.pressure is not None else density.new_zeros(B, H, W)
+        scale = self.velocity_scale(p)
+        velocity_in = state.velocity
+        if scale is not None:  # the solver runs in units of each simulation's own speed
+            velocity_in = velocity_in / scale.to(velocity_in)[:, None, None, None]
+            pressure = pressure / scale.to(pressure)[:, None, None]
         with phi_context(self.precision):
             coeffs = (
                 math.stack({k: _wrap(t) for k, t in p.items()}, math.channel("param"))
@@ -196,7 +203,7 @@ class Scene:
             fn = self._step_fn(advance)
             try:
                 outputs = fn(
-                    _wrap(state.velocity.to(self.dtype)),
+                    _wrap(velocity_in.to(self.dtype)),
                     _wrap(density.to(self.dtype)),
                     _wrap(pressure.detach().to(self.dtype)),
                     coeffs,
@@ -207,6 +214,9 @@ class Scene:
                     f"{self.name} pressure solve failed ({values}): {e}", list(range(B)), [str(e)]
                 ) from e
             velocity, density, pressure, div_in, div_out = (_native(t) for t in outputs)
+        if scale is not None:
+            velocity = velocity * scale.to(velocity)[:, None, None, None]
+            pressure = pressure * scale.to(pressure)[:, None, None]
         out = FluidState(velocity, None if state.density is None else density, pressure.detach())
         self._check(out, div_in, div_out, p)
         return out
@@ -246,6 +256,20 @@ class Scene:
             "precision": self.precision,
             "param_names": list(self.param_names),
         }
+
+    def param_defaults(self) -> dict[str, float]:
+        """Values of the per-simulation parameters that may be left out (default: none)."""
+        return {}
+
+    def velocity_scale(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+        """``(B,)`` speed in whose units the compiled step runs, or ``None`` (no scaling).
+
+        A scene whose flows differ only by their speed scale (an inflow speed) runs the
+        step on ``velocity / scale`` with the time step ``dt * scale`` (see
+        :class:`~coldflow.physics.karman.KarmanScene`): one compiled step with fixed
+        boundary values then serves a batch of simulations with different speeds.
+        """
+        return None
 
     def default_probe(self) -> tuple[float, float]:
         """``(y, x)`` where figures and tests probe the flow (default: the domain centre)."""

@@ -32,6 +32,7 @@ from coldflow.physics.diagnostics import (
     power_spectrum,
     probe_series,
     scalar_mass,
+    settling,
     strouhal_number,
     vorticity,
 )
@@ -146,7 +147,8 @@ def probe_analysis(
         of the peak, cycles per unit time) and ``relative_width`` (``width / frequency``),
         ``periods`` (periods in the window), ``refused`` (``None``, or why the frequency
         cannot be trusted), ``strouhal`` (``f D / U``; Kármán scenes only, ``None`` when
-        refused), ``component``.
+        refused), ``component``, ``settling`` (period and amplitude of the window's two
+        halves and whether they agree: :func:`~coldflow.physics.diagnostics.settling`).
     """
     sim = _simulation(data, sim)
     component = "x" if data.scene == "karman" else "y"
@@ -162,12 +164,12 @@ def probe_analysis(
     strouhal = None
     if data.scene == "karman" and refused is None:
         desc = data.scene_description
-        strouhal = strouhal_number(
-            peak.frequency, 2 * desc["obstacle_radius"], desc["inflow_speed"]
-        )
+        speed = sim.params.get("inflow_speed", desc["inflow_speed"])
+        strouhal = strouhal_number(peak.frequency, 2 * desc["obstacle_radius"], speed)
     return {
         "series": series,
         "start": first,
+        "settling": settling(series, data.dt),
         "frequency": peak.frequency,
         "power_fraction": peak.power_fraction,
         "width": peak.width,
@@ -192,10 +194,14 @@ def _probe_figure(data: FieldData, sim: SimulationInfo, out: Path, start: int | 
         freqs, power = power_spectrum(a["series"], data.dt)
         if a["refused"] is None:
             extra = f", St = {a['strouhal']:.3f}" if a["strouhal"] is not None else ""
+            st = a["settling"]
             text = (
                 f"{label}: f = {a['frequency']:.4f}{extra}, {a['periods']:.1f} periods, "
                 f"peak {100 * a['power_fraction']:.0f} % of power, "
-                f"FWHM {100 * a['relative_width']:.0f} % of f"
+                f"FWHM {100 * a['relative_width']:.0f} % of f; halves: period "
+                f"{st['period'][0]:.0f}/{st['period'][1]:.0f}, amplitude "
+                f"{st['amplitude'][0]:.2f}/{st['amplitude'][1]:.2f}"
+                + ("" if st["settled"] else " (not settled)")
             )
         else:
             text = f"{label}: no frequency (refused)"

@@ -46,7 +46,16 @@ STATS_FILE = "data_stats.json"
 def low_scene(path: str | Path) -> Scene:
     """The low-resolution scene (the source solver) of a data set file."""
     cfg = data_config(path)
-    return build_scene(cfg, cfg.low_resolution)
+    scene = build_scene(cfg, cfg.low_resolution)
+    with FieldData(path) as data:
+        stored = data.param_names
+    if stored != list(scene.param_names):
+        raise ConfigError(
+            f"{path}: the data set stores the simulation parameters {stored}, but the "
+            f"{scene.name} scene of this coldflow version takes {list(scene.param_names)}; "
+            f"the file was made by an older version: generate it again with coldflow simulate"
+        )
+    return scene
 
 
 def _needs_density(scene: Scene) -> bool:

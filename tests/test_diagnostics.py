@@ -151,3 +151,4 @@ def test_crossing_period_and_settling_of_a_known_signal():
     g = settling(chirp, 1.0)  # period shortening from 160 to 110
     assert not g["settled"] and g["period"][0] > g["period"][1] * 1.1
     assert np.isnan(crossing_period(steady[:100], 1.0))  # fewer than two upward crossings
+    assert settling(steady[:300], 1.0)["settled"] is None  # halves of 150: cannot tell

@@ -293,7 +293,7 @@ def test_nearest_trajectory_picks_the_closest_simulation_and_its_mirror():
     close = ref + 0.01 * torch.randn(ref.shape, generator=gen)
     far = ref + 1.0
     label, traj = nearest_trajectory(ref, {"far": far, "close": close})
-    assert label == "close" and traj is close
+    assert label == "close" and torch.equal(traj, close)
     # a mirrored training flow is found through its mirror image, and mirroring twice
     # gives the flow back (the x component changes sign, the padding stays zero)
     mirrored = mirror_staggered(ref)
@@ -301,3 +301,44 @@ def test_nearest_trajectory_picks_the_closest_simulation_and_its_mirror():
     assert torch.equal(mirrored[:, 1, :-1, :], -ref[:, 1, :-1, :].flip(-1))
     candidates = {"other": far, "mirror of ref": mirror_staggered(mirrored)}
     assert nearest_trajectory(ref, candidates)[0] == "mirror of ref"
+    # a longer training flow that passes through the test flow at another phase is found
+    # at that phase: frames 13..17 of a candidate stored from frame 10
+    long = torch.cat([far[:3], ref + 0.001, far, far], 0)
+    label, traj = nearest_trajectory(ref, {"close": close, "long": (10, long)})
+    assert label == "long, frames 13-17" and torch.equal(traj, ref + 0.001)
+    with pytest.raises(ValueError, match="fewer than 5"):
+        nearest_trajectory(ref, {"short": ref[:3]})
+
+
+def test_per_simulation_table_counts_wins_inside_and_outside_the_training_range():
+    from coldflow.report.sol import per_simulation_table
+
+    def ev(corrected):
+        return {
+            "simulations": [
+                {"index": 6, "seed": 100, "re": 3e5, "inflow_speed": 0.95},
+                {"index": 7, "seed": 101, "re": 2e5, "inflow_speed": 1.4},
+                {"index": 8, "seed": 102, "re": 9e5, "inflow_speed": 0.7},
+            ],
+            "training_range": {"re": [1e5, 8e5], "inflow_speed": [0.8, 1.2]},
+            "nearest_training": ["train sim 2", "train sim 5", "train sim 0 (mirrored)"],
+            "per_simulation": {
+                "source": {"rel_l1": [0.05, 0.08, 0.06]},
+                "nearest_training": {"rel_l1": [0.03, 0.02, 0.04]},
+                "corrected": {"rel_l1": corrected},
+            },
+        }
+
+    text = per_simulation_table([ev([0.01, 0.03, 0.05]), ev([0.04, 0.01, 0.02])], ["a", "b"])
+    assert "inflow_speed 1.4 > 1.2" in text
+    assert "re 900000 > 800000; inflow_speed 0.7 < 0.8" in text
+    assert "| 6 (re 300000, inflow_speed 0.95) | inside | train sim 2 |" in text
+    # a wins inside (0.01 < 0.03) and on neither outside flow (0.03 > 0.02, 0.05 > 0.04)
+    assert (
+        "a: beats the source and the nearest training trajectory in rel_l1 on 1 of 1 "
+        "inside the training range and 0 of 2 outside the training range." in text
+    )
+    assert (
+        "b: beats the source and the nearest training trajectory in rel_l1 on 0 of 1 "
+        "inside the training range and 2 of 2 outside the training range." in text
+    )

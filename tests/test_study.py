@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from coldflow.errors import UserError
 from coldflow.runs import RunDir
 from coldflow.study import run_study
 
@@ -32,3 +35,6 @@ def test_study_trains_compares_and_resumes(tmp_path, tiny_overrides, capsys):
     run_study(study, tmp_path / "out", overrides)
     assert capsys.readouterr().out.count("already trained") == 2
     assert RunDir(tmp_path / "out" / "noise").checkpoints() == [1]
+    # a changed config is not mistaken for the finished run: the study says which and why
+    with pytest.raises(UserError, match="noise: .* trained with a different config"):
+        run_study(study, tmp_path / "out", [*overrides, "training.optimizer.lr=0.5"])

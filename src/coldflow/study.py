@@ -33,6 +33,8 @@ from coldflow.report.html import (
 )
 from coldflow.runs import RunDir
 from coldflow.tasks import TASKS, kind_of
+from coldflow.tasks.fluids import data_config_text
+from coldflow.training import trajectory_hash
 
 __all__ = ["parse_shard", "run_study"]
 
@@ -151,9 +153,36 @@ def _cannot_run(cfg: BaseModel) -> str:
     return ""
 
 
+def _check_same_config(name: str, cfg: BaseModel, run_dir: Path) -> None:
+    """A finished run is reused only when its config is the study's (epochs aside)."""
+    run = RunDir(run_dir)
+    last = run.checkpoints()[-1]
+    stored = json.loads(run.checkpoint_paths(last)[1].read_text()).get("config_hash")
+    task = TASKS[cfg.method.kind]
+    if stored and stored != trajectory_hash(cfg, task.hash_exclude):
+        raise UserError(
+            f"{name}: {run_dir} was trained with a different config than the study's "
+            f"(compare {run.config_path} with the study's config); delete {run_dir} to "
+            "train it again, or use another --out"
+        )
+    data = getattr(getattr(cfg, "data", None), "path", None)
+    for name_ in task.files:
+        stats_path = run_dir / name_
+        if not (name_.endswith(".json") and stats_path.is_file() and data and Path(data).is_file()):
+            continue
+        trained_on = json.loads(stats_path.read_text()).get("data_config")
+        if trained_on and trained_on != data_config_text(data):
+            raise UserError(
+                f"{name}: {run_dir} was trained on an earlier version of {data} (the data "
+                f"set's config differs from the one in {stats_path}); delete {run_dir} to "
+                "train it again on the current data, or use another --out"
+            )
+
+
 def _run(spec: Any, cfg: BaseModel, run_dir: Path) -> None:
     """Train (or resume) one run unless finished, evaluate it once, write its page."""
     if _finished(run_dir, cfg.training.epochs):
+        _check_same_config(spec.name, cfg, run_dir)
         print(f"{spec.name}: already trained", flush=True)
     else:
         resume = bool(RunDir(run_dir).checkpoints())

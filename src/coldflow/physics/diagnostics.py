@@ -204,8 +204,9 @@ def settling(signal: np.ndarray | torch.Tensor, dt: float, tolerance: float = 0.
     dict
         ``period`` and ``amplitude`` (half the peak-to-peak range), each a pair
         (first half, second half), and ``settled``: both pairs agree within
-        ``tolerance`` (relative). A wake still developing shows a growing amplitude or
-        a shortening period.
+        ``tolerance`` (relative), ``None`` when a half spans fewer than two periods (its
+        period cannot be measured). A wake still developing shows a growing amplitude
+        or a shortening period.
     """
     x = np.asarray(signal, dtype=np.float64)
     halves = (x[: len(x) // 2], x[len(x) // 2 :])
@@ -215,11 +216,8 @@ def settling(signal: np.ndarray | torch.Tensor, dt: float, tolerance: float = 0.
     def agree(a: float, b: float) -> bool:
         return bool(abs(a - b) <= tolerance * max(abs(a), abs(b)))
 
-    return {
-        "period": period,
-        "amplitude": amplitude,
-        "settled": agree(*period) and agree(*amplitude),
-    }
+    settled = None if any(np.isnan(p) for p in period) else agree(*period) and agree(*amplitude)
+    return {"period": period, "amplitude": amplitude, "settled": settled}
 
 
 def strouhal_number(frequency: float, diameter: float, speed: float) -> float:

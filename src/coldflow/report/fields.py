@@ -201,7 +201,7 @@ def _probe_figure(data: FieldData, sim: SimulationInfo, out: Path, start: int | 
                 f"FWHM {100 * a['relative_width']:.0f} % of f; halves: period "
                 f"{st['period'][0]:.0f}/{st['period'][1]:.0f}, amplitude "
                 f"{st['amplitude'][0]:.2f}/{st['amplitude'][1]:.2f}"
-                + ("" if st["settled"] else " (not settled)")
+                + {True: "", False: " (not settled)", None: " (halves too short)"}[st["settled"]]
             )
         else:
             text = f"{label}: no frequency (refused)"

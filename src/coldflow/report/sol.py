@@ -105,7 +105,74 @@ def sol_table(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]) -> s
         for ev, lb in zip(evaluations, labels, strict=True)
         if ev.get("verdict")
     ]
-    return "\n".join([intro, "", markdown_table(head, rows), *verdicts]) + "\n"
+    out = "\n".join([intro, "", markdown_table(head, rows), *verdicts]) + "\n"
+    if src.get("per_simulation") and src.get("simulations"):
+        out += "\n" + per_simulation_table(evaluations, labels)
+    return out
+
+
+def _outside(sim: dict[str, Any], ranges: dict[str, list[float]]) -> list[str]:
+    """The parameters of ``sim`` outside the training range, as words."""
+    out = []
+    for k, (lo, hi) in ranges.items():
+        if k in sim and not lo <= sim[k] <= hi:
+            out.append(
+                f"{k} {sim[k]:g} {'<' if sim[k] < lo else '>'} {lo if sim[k] < lo else hi:g}"
+            )
+    return out
+
+
+def per_simulation_table(
+    evaluations: Sequence[dict[str, Any]], labels: Sequence[str], metric: str = "rel_l1"
+) -> str:
+    """Markdown table of ``metric`` per test simulation, and what it supports in words.
+
+    Rows are the test simulations with their parameters, whether they lie inside the
+    training range, and the nearest training trajectory; columns the source, that
+    trajectory and each run. A run generalises to a simulation where it beats both.
+    """
+    src = evaluations[0]
+    if metric not in src["per_simulation"]["source"]:
+        metric = next(iter(src["per_simulation"]["source"]))
+    ranges = src.get("training_range", {})
+    nearest = src["per_simulation"].get("nearest_training")
+    head = ["simulation", "training range", "nearest training", "source"]
+    head += ["nearest"] if nearest else []
+    head += [f"SOL {lb}" for lb in labels]
+    rows, counts = [], {lb: {"inside": [0, 0], "outside": [0, 0]} for lb in labels}
+    for j, sim in enumerate(src["simulations"]):
+        params = ", ".join(f"{k} {v:g}" for k, v in sim.items() if k not in ("index", "seed"))
+        out = _outside(sim, ranges)
+        where = "outside" if out else "inside"
+        row = [f"{sim['index']} ({params})", "; ".join(out) or "inside"]
+        row += [src["nearest_training"][j] if src.get("nearest_training") else ""]
+        row += [src["per_simulation"]["source"][metric][j]]
+        if nearest:
+            row += [nearest[metric][j]]
+        for ev, lb in zip(evaluations, labels, strict=True):
+            value = ev["per_simulation"]["corrected"][metric][j]
+            row.append(value)
+            best = min(
+                ev["per_simulation"]["source"][metric][j],
+                nearest[metric][j] if nearest else float("inf"),
+            )
+            counts[lb][where][0] += value < best
+            counts[lb][where][1] += 1
+        rows.append(row)
+    words = []
+    for lb in labels:
+        parts = [
+            f"{won} of {n} {where} the training range"
+            for where, (won, n) in counts[lb].items()
+            if n
+        ]
+        words.append(
+            f"{lb}: beats the source and the nearest training trajectory in {metric} on "
+            + " and ".join(parts)
+            + "."
+        )
+    title = f"{metric} per test simulation (mean over the rollout's steps):"
+    return "\n".join([title, "", markdown_table(head, rows), "", *words]) + "\n"
 
 
 def plot_error_vs_step(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]):

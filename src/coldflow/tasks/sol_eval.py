@@ -1,9 +1,11 @@
 """Rollouts of the source and the corrected solver, scored against the reference.
 
 Besides the two solvers, every evaluation scores the *nearest training trajectory*: the
-training simulation (or its mirror image across the channel's centre line, where the
-scene is symmetric) whose downsampled frames are closest in MSE to the test reference
-over the same frames, copied as the prediction. A model that does not beat it has
+stretch of as many consecutive downsampled frames of a training simulation (or of its
+mirror image across the channel's centre line, where the scene is symmetric), starting
+at any frame, that is closest in MSE to the test reference, copied as the prediction.
+Searching every start finds a training flow at its best phase (two seeds of one Kármán
+flow differ only by phase and mirror image). A model that does not beat it has
 memorised the training flows rather than learned to correct the solver.
 """
 
@@ -36,34 +38,57 @@ def mirror_staggered(velocity: torch.Tensor) -> torch.Tensor:
 
 
 def nearest_trajectory(
-    reference: torch.Tensor, candidates: dict[str, torch.Tensor]
+    reference: torch.Tensor, candidates: dict[str, torch.Tensor | tuple[int, torch.Tensor]]
 ) -> tuple[str, torch.Tensor]:
-    """The candidate trajectory closest to ``reference`` in mean squared error.
+    """The stretch of a candidate trajectory closest to ``reference`` in mean squared error.
+
+    Every window of ``len(reference)`` consecutive frames of every candidate competes, so
+    a training flow copied at its best phase (and, among mirrored candidates, its best
+    mirror image) is found: the strongest baseline that memorising the training data can
+    give.
 
     Parameters
     ----------
     reference
         ``[T, ...]`` the test trajectory.
     candidates
-        ``{label: [T, ...]}`` training trajectories over the same frames.
+        ``{label: trajectory}`` or ``{label: (first_frame, trajectory)}``, each
+        ``[T_c >= T, ...]``; ``first_frame`` (default 0) numbers the frames in the label.
 
     Returns
     -------
     tuple
-        ``(label, trajectory)`` of the closest candidate.
+        ``(label, trajectory)`` of the closest window; the label names its frames when
+        the candidate is longer than ``reference``.
     """
-    errors = {k: float(((v - reference) ** 2).mean()) for k, v in candidates.items()}
-    best = min(errors, key=errors.get)
-    return best, candidates[best]
+    T = reference.shape[0]
+    best_error, best = float("inf"), ("", reference)
+    for label, value in candidates.items():
+        first, traj = value if isinstance(value, tuple) else (0, value)
+        if traj.shape[0] < T:
+            raise ValueError(f"candidate {label!r} has {traj.shape[0]} frames, fewer than {T}")
+        for s in range(traj.shape[0] - T + 1):
+            error = float(((traj[s : s + T] - reference) ** 2).mean())
+            if error < best_error:
+                name = (
+                    label
+                    if traj.shape[0] == T
+                    else f"{label}, frames {first + s}-{first + s + T - 1}"
+                )
+                best_error, best = error, (name, traj[s : s + T])
+    return best
 
 
-def _training_candidates(data: FieldData, frames: slice, mirror: bool) -> dict[str, torch.Tensor]:
+def _training_candidates(
+    data: FieldData, first: int, mirror: bool
+) -> dict[str, tuple[int, torch.Tensor]]:
+    """Every training simulation's downsampled velocity from frame ``first`` to the end."""
     out = {}
     for sim in data.simulations("train"):
-        v = torch.from_numpy(data.read(sim, "downsampled", "velocity", frames))
-        out[f"train sim {sim.index}"] = v
+        v = torch.from_numpy(data.read(sim, "downsampled", "velocity", slice(first, None)))
+        out[f"train sim {sim.index}"] = (first, v)
         if mirror:
-            out[f"train sim {sim.index} (mirrored)"] = mirror_staggered(v)
+            out[f"train sim {sim.index} (mirrored)"] = (first, mirror_staggered(v))
     return out
 
 
@@ -119,7 +144,13 @@ def evaluate_rollouts(
         if "buoyancy" in scene.param_names:
             density = read_stacked(data, sims, "downsampled", "density", first)
             high_density = read_stacked(data, sims, "reference", "density", first)
-        candidates = _training_candidates(data, frames, mirror)
+        candidates = _training_candidates(data, first, mirror)
+        train = [t.params for t in data.simulations("train")]
+        training_range = (
+            {k: [min(t[k] for t in train), max(t[k] for t in train)] for k in data.param_names}
+            if train
+            else {}
+        )
         scene_kind = data.scene
     nearest_labels, nearest = [], []
     for j in range(len(sims)):
@@ -147,6 +178,7 @@ def evaluate_rollouts(
         "split": split,
         "simulations": [{"index": s.index, "seed": s.seed, **s.params} for s in sims],
         "nearest_training": nearest_labels,
+        "training_range": training_range,
         "start": first,
         "steps": n,
         "per_step": per_step,

@@ -342,3 +342,21 @@ def test_per_simulation_table_counts_wins_inside_and_outside_the_training_range(
         "b: beats the source and the nearest training trajectory in rel_l1 on 0 of 1 "
         "inside the training range and 2 of 2 outside the training range." in text
     )
+
+
+def test_verdict_on_the_means_names_the_simulations_where_it_fails():
+    from coldflow.tasks.sol_eval import verdict
+
+    per_sim = {
+        "source": {"mse": [2.0, 2.0, 1.0], "rel_l1": [0.2, 0.2, 0.1]},
+        "nearest_training": {"mse": [3.0, 3.0, 3.0], "rel_l1": [0.3, 0.3, 0.3]},
+        "corrected": {"mse": [0.5, 0.5, 1.5], "rel_l1": [0.05, 0.05, 0.12]},
+    }
+    mean = {k: {m: sum(v) / 3 for m, v in d.items()} for k, d in per_sim.items()}
+    names = ["simulation 6", "simulation 7", "simulation 8"]
+    text = verdict(mean, ["mse", "rel_l1"], per_sim, names)
+    assert "generalises on average, but not on 1 of the 3 test simulations (simulation 8)" in text
+    assert verdict(mean, ["mse", "rel_l1"]).endswith("generalises to these test simulations.")
+    per_sim["corrected"]["mse"][2] = per_sim["corrected"]["rel_l1"][2] = 0.01
+    mean = {k: {m: sum(v) / 3 for m, v in d.items()} for k, d in per_sim.items()}
+    assert verdict(mean, ["mse", "rel_l1"], per_sim, names).endswith("these test simulations.")

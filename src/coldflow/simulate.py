@@ -152,6 +152,8 @@ def _physics_hash(cfg: FluidDataConfig, spec: SimulationSpec) -> str:
         mode="json",
         exclude={"name", "batch_size", "threads", "compression", "simulations", "probe"},
     )
+    if not keep.get("spin_up"):  # data sets made before spin_up existed keep their hash
+        keep.pop("spin_up", None)
     keep["simulation"] = {"split": spec.split, "seed": spec.seed, "params": spec.params}
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 

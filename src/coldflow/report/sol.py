@@ -172,7 +172,7 @@ def per_simulation_table(
             + "."
         )
     title = f"{metric} per test simulation (mean over the rollout's steps):"
-    return "\n".join([title, "", markdown_table(head, rows), "", *words]) + "\n"
+    return "\n".join([title, "", markdown_table(head, rows).rstrip("\n"), "", *words]) + "\n"
 
 
 def plot_error_vs_step(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]):

@@ -193,7 +193,7 @@ def evaluate_rollouts(
         },
         "batch": len(sims),
         "resolution_low": list(scene.resolution),
-        "verdict": verdict(mean, list(fns)),
+        "verdict": verdict(mean, list(fns), per_sim, [f"simulation {s.index}" for s in sims]),
     }
     stored = {
         "high_start": (high0, high_density, params),
@@ -212,8 +212,44 @@ def evaluate_rollouts(
     return result, stored
 
 
-def verdict(mean: dict[str, dict[str, float]], metrics: list[str]) -> str:
-    """Words for what the means support: better than the source and than memorisation?"""
+def verdict(
+    mean: dict[str, dict[str, float]],
+    metrics: list[str],
+    per_simulation: dict[str, dict[str, list[float]]] | None = None,
+    names: list[str] | None = None,
+) -> str:
+    """Words for what the means support: better than the source and than memorisation?
+
+    With ``per_simulation`` a claim made on the means names the test simulations on
+    which it fails (the corrected rollout is not better than both baselines in every
+    metric there), by ``names`` (default: their positions).
+    """
+    text = _mean_verdict(mean, metrics)
+    if not per_simulation or "generalises" not in text:
+        return text
+    lower = [m for m in metrics if m != "psnr"]
+    baselines = [k for k in ("source", "nearest_training") if k in per_simulation]
+    n = len(per_simulation["corrected"][lower[0]])
+    failed = [
+        j
+        for j in range(n)
+        if any(
+            per_simulation["corrected"][m][j] >= per_simulation[b][m][j]
+            for m in lower
+            for b in baselines
+        )
+    ]
+    if not failed:
+        return text
+    return (
+        text[: -len(" to these test simulations.")]
+        + f" on average, but not on {len(failed)} of the {n} test simulations ("
+        + ", ".join(names[j] if names else f"number {j + 1}" for j in failed)
+        + "), where it does not beat both baselines in every metric."
+    )
+
+
+def _mean_verdict(mean: dict[str, dict[str, float]], metrics: list[str]) -> str:
     lower = [m for m in metrics if m != "psnr"]
     beats_source = [m for m in lower if mean["corrected"][m] < mean["source"][m]]
     if "nearest_training" not in mean:

@@ -278,10 +278,19 @@ def test_study_configs_load():
         test = set(next(iter(cfg.simulations.test.params.values())))
         assert not train & test  # tested on other parameters
         assert not set(cfg.simulations.train.seeds) & set(cfg.simulations.test.seeds)
-    karman = load_config(CONFIGS / "karman.yaml", FluidDataConfig)
-    assert (karman.frames, karman.warmup, karman.scene.dt) == (1500, 500, 1.0)
-    assert min(karman.simulations.train.params["re"]) == 1e5
-    assert max(karman.simulations.train.params["re"]) == 8e5
+    for name in ("karman.yaml", "karman_cpu.yaml"):
+        karman = load_config(CONFIGS / name, FluidDataConfig)
+        assert karman.spin_up >= 600 and karman.warmup == 0 and karman.scene.dt == 1.0
+        assert min(karman.simulations.train.params["re"]) == 1e5
+        assert max(karman.simulations.train.params["re"]) == 8e5
+        # the flows differ by inflow speed, and some test flows lie outside its range
+        speeds = karman.simulations.train.params["inflow_speed"]
+        test_speeds = karman.simulations.test.params["inflow_speed"]
+        assert any(u < min(speeds) for u in test_speeds)
+        assert any(u > max(speeds) for u in test_speeds)
+        assert any(min(speeds) < u < max(speeds) for u in test_speeds)
+        # at least three shedding periods (about 124 / U steps) of the slowest flow
+        assert karman.frames >= 3 * 124 / min(speeds + test_speeds)
 
 
 # ------------------------------------------------------------------ windows

@@ -33,7 +33,7 @@ from coldflow.report.html import (
 )
 from coldflow.runs import RunDir
 from coldflow.tasks import TASKS, kind_of
-from coldflow.tasks.fluids import data_config_text
+from coldflow.tasks.fluids import data_config, data_config_from_text
 from coldflow.training import trajectory_hash
 
 __all__ = ["parse_shard", "run_study"]
@@ -171,7 +171,8 @@ def _check_same_config(name: str, cfg: BaseModel, run_dir: Path) -> None:
         if not (name_.endswith(".json") and stats_path.is_file() and data and Path(data).is_file()):
             continue
         trained_on = json.loads(stats_path.read_text()).get("data_config")
-        if trained_on and trained_on != data_config_text(data):
+        # compared as configs: the text of an older run lacks keys added since (defaults)
+        if trained_on and data_config_from_text(trained_on, str(stats_path)) != data_config(data):
             raise UserError(
                 f"{name}: {run_dir} was trained on an earlier version of {data} (the data "
                 f"set's config differs from the one in {stats_path}); delete {run_dir} to "

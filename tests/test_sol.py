@@ -360,3 +360,20 @@ def test_verdict_on_the_means_names_the_simulations_where_it_fails():
     per_sim["corrected"]["mse"][2] = per_sim["corrected"]["rel_l1"][2] = 0.01
     mean = {k: {m: sum(v) / 3 for m, v in d.items()} for k, d in per_sim.items()}
     assert verdict(mean, ["mse", "rel_l1"], per_sim, names).endswith("these test simulations.")
+
+
+def test_per_simulation_table_without_a_recorded_range_does_not_claim_inside():
+    from coldflow.report.sol import per_simulation_table
+
+    ev = {
+        "simulations": [{"index": 3, "seed": 1, "re": 3e5}],
+        "nearest_training": ["train sim 0"],
+        "per_simulation": {
+            "source": {"rel_l1": [0.05]},
+            "nearest_training": {"rel_l1": [0.04]},
+            "corrected": {"rel_l1": [0.01]},
+        },
+    }
+    text = per_simulation_table([ev], ["a"])
+    assert "| 3 (re 300000) | unknown | train sim 0 |" in text
+    assert "on 1 of 1 (range not recorded)." in text and "inside" not in text

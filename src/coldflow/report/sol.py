@@ -139,12 +139,13 @@ def per_simulation_table(
     head = ["simulation", "training range", "nearest training", "source"]
     head += ["nearest"] if nearest else []
     head += [f"SOL {lb}" for lb in labels]
-    rows, counts = [], {lb: {"inside": [0, 0], "outside": [0, 0]} for lb in labels}
+    rows = []
+    counts = {lb: {"inside": [0, 0], "outside": [0, 0], "unknown": [0, 0]} for lb in labels}
     for j, sim in enumerate(src["simulations"]):
         params = ", ".join(f"{k} {v:g}" for k, v in sim.items() if k not in ("index", "seed"))
         out = _outside(sim, ranges)
-        where = "outside" if out else "inside"
-        row = [f"{sim['index']} ({params})", "; ".join(out) or "inside"]
+        where = "outside" if out else "inside" if ranges else "unknown"
+        row = [f"{sim['index']} ({params})", "; ".join(out) or where]
         row += [src["nearest_training"][j] if src.get("nearest_training") else ""]
         row += [src["per_simulation"]["source"][metric][j]]
         if nearest:
@@ -162,7 +163,8 @@ def per_simulation_table(
     words = []
     for lb in labels:
         parts = [
-            f"{won} of {n} {where} the training range"
+            f"{won} of {n} "
+            + (f"{where} the training range" if where != "unknown" else "(range not recorded)")
             for where, (won, n) in counts[lb].items()
             if n
         ]

@@ -545,3 +545,12 @@ def test_simulations_with_different_speeds_batch_like_single_runs():
     for b in range(2):
         torch.testing.assert_close(both.velocity[b], one[b].velocity[0], rtol=0, atol=1e-10)
     assert scene.params_tensor({"re": 1e5}, 2)["inflow_speed"].tolist() == [1.0, 1.0]
+
+
+def test_a_plume_of_more_than_46340_cells_takes_a_step():
+    """PhiML indexes its traced pressure matrix in int32; 256x256 cells overflow it."""
+    from coldflow.physics import PlumeScene
+
+    scene = PlumeScene((256, 256), precision=64)
+    state = scene.step(scene.initial_state({"buoyancy": [1.0]}, [0]), {"buoyancy": [1.0]})
+    assert torch.isfinite(state.velocity).all() and state.velocity.abs().max() > 0

@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from coldflow.errors import UserError
@@ -35,6 +36,37 @@ class SolverError(UserError, RuntimeError):
         self.details = list(details)
 
 
+def _widen_sparse_indices() -> None:
+    """Let PhiML build pressure matrices of grids with more than 46,340 cells.
+
+    PhiML 1.16 compresses a traced sparse matrix through
+    ``NumPyBackend.ravel_multi_index``, which casts the flat index of each entry back to
+    the int32 of the tracer's indices: with N cells the flat index reaches N², which
+    overflows int32 above 46,340 cells (a 256x256 plume fails with "index ... is out of
+    bounds"). This widens the indices to int64 when the flat size needs it. It checks
+    the bug first, so a PhiML that computes the index correctly is left alone.
+    """
+    from phiml.backend._numpy_backend import NUMPY, NumPyBackend
+
+    if getattr(NumPyBackend.ravel_multi_index, "_coldflow_widened", False):
+        return
+    probe = np.array([[40_000, 40_000]], dtype=np.int32)
+    want = 40_000 * 65_536 + 40_000
+    if int(NUMPY.ravel_multi_index(probe, (65_536, 65_536))[0]) == want:
+        return
+    original = NumPyBackend.ravel_multi_index
+    limit = np.iinfo(np.int32).max
+
+    def ravel_multi_index(self, multi_index, shape, mode="undefined"):
+        index = np.asarray(multi_index)
+        if index.dtype == np.int32 and np.prod(shape, dtype=np.float64) > limit:
+            multi_index = index.astype(np.int64)
+        return original(self, multi_index, shape, mode)
+
+    ravel_multi_index._coldflow_widened = True
+    NumPyBackend.ravel_multi_index = ravel_multi_index
+
+
 @contextlib.contextmanager
 def phi_context(precision: int = 32) -> Iterator[None]:
     """PhiFlow/PhiML on the torch backend with the given float precision.
@@ -49,6 +81,7 @@ def phi_context(precision: int = 32) -> Iterator[None]:
 
     if backend.default_backend() is not TORCH:
         backend.set_global_default_backend(TORCH)
+    _widen_sparse_indices()
     with TORCH, math.precision(precision), warnings.catch_warnings():
         # PhiML builds its pressure matrix as a torch sparse CSR tensor, which warns
         warnings.filterwarnings("ignore", message="Sparse (CSR tensor support|invariant checks)")

@@ -250,8 +250,10 @@ def test_report_of_several_runs(karman_h5, tmp_path):
     assert "nearest training trajectory" in index and "source (no correction)" in index
     for name in ("sol_error_vs_step.png", "sol_snapshots.png"):
         assert (tmp_path / "report" / "figures" / name).stat().st_size > 1000
-    for run in runs:  # every run has its own page with rollout figures
+    for run in runs:  # every run has its own page with rollout figures and test flows
         assert (run / "report.html").is_file() and (run / "figures" / "snapshots.png").is_file()
+        page = (run / "report.html").read_text()
+        assert "Per test simulation" in page and "rel_l1 per test simulation" in page
     # runs evaluated differently are not put in one table
     evaluate(runs[2], device="cpu", data=karman_h5, steps=2)
     with pytest.raises(UserError, match="evaluated differently"):

@@ -263,7 +263,8 @@ def report_run(run_dir: str | Path) -> Path:
     description = "" if cfg is None else _task(cfg).describe(cfg)
     label = cfg.name if cfg is not None else run.path.name
     epochs = None if cfg is None else cfg.training.epochs
+    tables = [] if cfg is None else _task(cfg).run_tables(run, cfg)
     return write_run_report(
         run.path, label=label, description=description, figures=figures, notes=notes,
-        epochs=epochs,
+        epochs=epochs, tables=tables,
     )  # fmt: skip

@@ -133,6 +133,7 @@ def write_run_report(
     figures: Sequence[Figure] = (),
     notes: Sequence[str] = (),
     epochs: int | None = None,
+    tables: Sequence[tuple[str, str]] = (),
 ) -> Path:
     """Write ``report.html`` of one run: metrics, evaluation, figures, config.
 
@@ -148,6 +149,8 @@ def write_run_report(
         Warnings to show (skipped figures, missing files).
     epochs
         The configured number of epochs (shown as "logged of configured").
+    tables
+        The task's ``(caption, markdown table)`` pairs, shown after the evaluation.
 
     Returns
     -------
@@ -170,6 +173,11 @@ def write_run_report(
         "<h2>Final metrics</h2>",
         f"<table>{rows}</table>" if rows else "<p>No metrics logged yet.</p>",
         *evaluation_html(run.dir.path / "evaluation.json"),
+        *(
+            line
+            for caption, table in tables
+            for line in (f"<h2>{html.escape(caption)}</h2>", *markdown_to_html(table))
+        ),
         "<h2>Figures</h2>",
         *(figures_html(all_figures, run.dir.path) or ["<p>No figures: nothing to plot yet.</p>"]),
         "<h2>Resolved config</h2>",

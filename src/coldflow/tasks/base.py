@@ -113,6 +113,10 @@ class Task:
         """The task's figures of one run directory (report.html adds the curves)."""
         return []
 
+    def run_tables(self, run: RunDir, cfg: Any) -> list[tuple[str, str]]:
+        """The task's ``(caption, markdown table)`` pairs for one run's report.html."""
+        return []
+
     def compare(self, runs: Sequence[Path], out: Path, labels: Sequence[str]) -> Comparison:
         """Tables and figures comparing several runs of this task."""
         return Comparison()

@@ -200,6 +200,18 @@ class SolTask(Task):
     def describe(self, cfg: SolRunConfig) -> str:
         return f"Solver-in-the-Loop, {cfg.method.loss.name} loss, m = {cfg.method.m}"
 
+    def run_tables(self, run: Any, cfg: SolRunConfig) -> list[tuple[str, str]]:
+        """The rollout errors of each test simulation, inside or outside the training range."""
+        from coldflow.report.sol import per_simulation_table
+
+        path = Path(run.path) / "evaluation.json"
+        if not path.is_file():
+            return []
+        ev = json.loads(path.read_text())
+        if not (ev.get("per_simulation") and ev.get("simulations")):
+            return []
+        return [("Per test simulation", per_simulation_table([ev], [cfg.name]))]
+
     def evaluate(
         self,
         loaded: LoadedRun,

@@ -59,12 +59,12 @@ def test_train_sample_evaluate_report(tmp_path, monkeypatch, tiny_overrides, cap
 
 def test_resume_needs_a_run_dir(monkeypatch, capsys):
     assert run_cli(monkeypatch, "train", "--resume") == 2
-    assert "--run-dir" in capsys.readouterr().out
+    assert "--run-dir" in capsys.readouterr().err
 
 
 def test_missing_config_file_is_a_clear_error(monkeypatch, capsys, tmp_path):
     assert run_cli(monkeypatch, "train", str(tmp_path / "nope.yaml")) == 2
-    assert "not found" in capsys.readouterr().out
+    assert "not found" in capsys.readouterr().err
 
 
 def test_weights_list_shows_where_files_are(monkeypatch, capsys):
@@ -76,7 +76,7 @@ def test_weights_list_shows_where_files_are(monkeypatch, capsys):
 @pytest.mark.parametrize("name", ["nonexistent"])
 def test_weights_fetch_unknown_name(monkeypatch, capsys, name):
     assert run_cli(monkeypatch, "weights", "fetch", name) == 1
-    assert "unknown resource" in capsys.readouterr().out
+    assert "unknown resource" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -111,4 +111,4 @@ def test_evaluate_fields_compares_two_keys_of_one_file_on_the_staggered_grid(
     assert table["per_sample"]["mse"][0] == 0  # source starts as the downsampled reference
     capsys.readouterr()
     assert run_cli(monkeypatch, *args, "--key-b", down, "--grid", "centered") == 1
-    assert "--grid staggered" in capsys.readouterr().out
+    assert "--grid staggered" in capsys.readouterr().err

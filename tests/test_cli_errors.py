@@ -586,12 +586,13 @@ def test_real_processes_exit_with_one_line(world):
     """The installed script: exit 1 for a user error, 2 for a config error, one line each."""
     res = _process("sample", str(world.sr), "--n", "2")
     assert res.returncode == 1 and "Traceback" not in res.stdout + res.stderr
-    assert [line for line in res.stdout.splitlines() if line.strip()] == [
+    assert not res.stdout.strip()  # errors go to stderr
+    assert [line for line in res.stderr.splitlines() if line.strip()] == [
         f"error: {world.sr} is a superres run, which draws no samples; use `coldflow evaluate`"
     ]
     res = _process("train", str(world.png), columns=40)
     assert res.returncode == 2 and "Traceback" not in res.stdout + res.stderr
-    lines = [line for line in res.stdout.splitlines() if line.strip()]
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and str(world.png) in lines[0]  # long lines are not wrapped
 
 

@@ -99,5 +99,5 @@ def test_cli_exits_2_on_a_bad_key(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         cli.main()
     assert e.value.code == 2
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert "training.epoc" in out and "quick.yaml" in out

@@ -127,7 +127,7 @@ def test_sample_cli_errors_are_one_clear_line(tiny_ddpm, monkeypatch, capsys, tm
     ):
         capsys.readouterr()
         code = run_cli(monkeypatch, "sample", str(tiny_ddpm), *args, "--out", out)
-        text = " ".join(capsys.readouterr().out.split())
+        text = " ".join(capsys.readouterr().err.split())
         assert code == 1, args
         assert expected in text and "Traceback" not in text
 
@@ -144,7 +144,8 @@ def test_sample_cli_prior_of_a_cold_run(tmp_path, tiny_overrides, monkeypatch, c
     text = capsys.readouterr().out
     assert code == 0 and "black start" in text and out.is_file()
     code = run_cli(monkeypatch, "sample", str(run), "--prior", "white", "--out", str(out))
-    assert code != 0 and "Traceback" not in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert code != 0 and "Traceback" not in captured.out + captured.err
 
 
 def test_checksum_error_of_mnist_names_the_data_command(tmp_path, monkeypatch):

@@ -28,6 +28,7 @@ weights_app = typer.Typer(help="List and fetch pretrained weights.", no_args_is_
 app.add_typer(data_app, name="data")
 app.add_typer(weights_app, name="weights")
 console = Console()
+errors = Console(stderr=True)  # user errors go to stderr, so that piped output stays clean
 
 SET_HELP = "Override a config key, e.g. --set training.epochs=5 (repeatable; values typed as YAML)."
 
@@ -436,7 +437,7 @@ def main() -> None:
         config = isinstance(e, ConfigError | DeviceError)  # fix it in the config: exit 2
         kind = "config error" if config else "error"
         line = " ".join(message.split()) if "\n" not in message.strip() else message.strip()
-        console.print(f"[red]{kind}:[/red] {escape(line)}", highlight=False, soft_wrap=True)
+        errors.print(f"[red]{kind}:[/red] {escape(line)}", highlight=False, soft_wrap=True)
         sys.exit(2 if config else 1)
 
 

@@ -53,3 +53,17 @@ def tiny_overrides() -> list[str]:
         "evaluation.interval=2",
         "evaluation.fid.enabled=false",
     ]
+
+
+def run_cli(monkeypatch, *args: str) -> int:
+    """Run ``coldflow ARGS`` in this process; its exit code (0 when it returns)."""
+    import sys
+
+    from coldflow import cli
+
+    monkeypatch.setattr(sys, "argv", ["coldflow", *args])
+    try:
+        cli.main()
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0

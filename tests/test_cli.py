@@ -1,24 +1,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-from coldflow import cli
+from conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "configs" / "mnist" / "quick.yaml"
-
-
-def run_cli(monkeypatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["coldflow", *args])
-    try:
-        cli.main()
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
 
 
 def test_help_lists_every_command(monkeypatch, capsys):

@@ -4,12 +4,11 @@ findings, the shipped study files, and the sample/evaluate CLI around diffusion 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
-from coldflow import cli
 from coldflow.config import StudyConfig, load_config
 from coldflow.experiment import load_config_file, sample, train
 from coldflow.study import run_study
@@ -17,15 +16,6 @@ from coldflow.study import run_study
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "configs" / "mnist" / "quick.yaml"
 QUICK_BLUR = ROOT / "configs" / "mnist" / "quick_blur.yaml"
-
-
-def run_cli(monkeypatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["coldflow", *args])
-    try:
-        cli.main()
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
 
 
 @pytest.mark.parametrize("name", ["mnist", "mnist_cpu", "demo"])

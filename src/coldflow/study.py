@@ -32,22 +32,12 @@ from coldflow.report.html import (
     page,
 )
 from coldflow.runs import RunDir
+from coldflow.simulate import parse_shard
 from coldflow.tasks import TASKS, kind_of
 from coldflow.tasks.fluids import data_config, data_config_from_text
 from coldflow.training import trajectory_hash
 
 __all__ = ["parse_shard", "run_study"]
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``."""
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise UserError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
-    if not (n >= 1 and 0 <= i < n):
-        raise UserError(f"--shard i/n needs 0 <= i < n, got {text!r}")
-    return i, n
 
 
 def _finished(run_dir: Path, epochs: int) -> bool:

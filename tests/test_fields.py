@@ -410,10 +410,10 @@ def test_rollout_animation_is_a_gif(tmp_path):
 
 def test_physics_hash_of_existing_plume_data_sets_is_unchanged():
     """Data sets made before spin_up existed stay complete (their parts' hashes match)."""
-    from coldflow.simulate import _physics_hash, simulation_specs
+    from coldflow.simulate_specs import physics_hash, simulation_specs
 
     cfg = load_config(CONFIGS / "plume_tiny.yaml", FluidDataConfig)
-    hashes = [_physics_hash(cfg, s) for s in simulation_specs(cfg)]
+    hashes = [physics_hash(cfg, s) for s in simulation_specs(cfg)]
     assert hashes == ["1db0195cfe108cd0", "88ddbf65960f73c9", "de7b54625e2da52f"]
     spun = cfg.model_copy(update={"spin_up": 10})
-    assert _physics_hash(spun, simulation_specs(spun)[0]) != hashes[0]
+    assert physics_hash(spun, simulation_specs(spun)[0]) != hashes[0]

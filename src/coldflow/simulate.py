@@ -17,12 +17,10 @@ file an uninterrupted run would, losing at most ``checkpoint_every`` frames of w
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +39,13 @@ from coldflow.physics import (
     SolverError,
     downsample_centered,
     downsample_velocity,
+)
+from coldflow.simulate_specs import (
+    SimulationSpec,
+    parse_shard,
+    physics_hash,
+    simulation_specs,
+    versions,
 )
 from coldflow.simulate_state import BatchCheckpoint, Progress, console_print, disk_full_names
 
@@ -64,49 +69,6 @@ class SimulationError(UserError, RuntimeError):
     """A simulation produced NaN or a failed pressure solve; names simulation, frame, params."""
 
 
-@dataclass(frozen=True)
-class SimulationSpec:
-    """One simulation of a data set: global index, split, seed and parameters."""
-
-    index: int
-    split: str
-    seed: int
-    params: dict[str, float]
-
-    def describe(self) -> str:
-        values = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
-        return f"simulation {self.index} ({self.split}, seed={self.seed}, {values})"
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``."""
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise ConfigError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
-    if not 0 <= i < n:
-        raise ConfigError(f"--shard {text!r}: need 0 <= I < N")
-    return i, n
-
-
-def versions() -> dict[str, str]:
-    """Versions of the libraries that made a data set."""
-    import h5py
-    import phi
-    import phiml
-
-    import coldflow
-
-    return {
-        "phiflow": phi.__version__,
-        "phiml": phiml.__version__,
-        "torch": str(torch.__version__),
-        "h5py": h5py.__version__,
-        "numpy": np.__version__,
-        "coldflow": coldflow.__version__,
-    }
-
-
 _SCENES_BUILT: dict[str, Scene] = {}
 
 
@@ -126,38 +88,6 @@ def build_scene(cfg: FluidDataConfig, resolution: tuple[int, int] | None = None)
     return _SCENES_BUILT[key]
 
 
-def simulation_specs(cfg: FluidDataConfig) -> list[SimulationSpec]:
-    """All simulations of a data set, train first, numbered from 0."""
-    out: list[SimulationSpec] = []
-    for split in ("train", "test"):
-        sc = getattr(cfg.simulations, split)
-        for seed, params in zip(sc.seeds, cfg.simulation_params(split), strict=True):
-            out.append(SimulationSpec(len(out), split, int(seed), params))
-    return out
-
-
-def _physics_hash(cfg: FluidDataConfig, spec: SimulationSpec) -> str:
-    """Hash of the settings that decide one simulation's data.
-
-    Left out: the name, compression, probe and the other simulations, and the batch size
-    and threads. Those last two do not change the physics but do change the bits: the
-    pressure solve of a batch iterates until every simulation in it has converged, and
-    reductions run in another order, so one simulation's frames differ with its batch
-    at the level of the solver tolerance (about 3e-5 relative in float32). A part made
-    with another ``batch_size`` is therefore accepted as the same simulation, and an
-    interrupted run resumed with another batch size is equal to the uninterrupted one
-    only to that tolerance (with the same batch size it is equal bit for bit).
-    """
-    keep = cfg.model_dump(
-        mode="json",
-        exclude={"name", "batch_size", "threads", "compression", "simulations", "probe"},
-    )
-    if not keep.get("spin_up"):  # data sets made before spin_up existed keep their hash
-        keep.pop("spin_up", None)
-    keep["simulation"] = {"split": spec.split, "seed": spec.seed, "params": spec.params}
-    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def _parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
@@ -175,7 +105,7 @@ def _up_to_date(cfg: FluidDataConfig, out: Path, specs: Sequence[SimulationSpec]
             stored = [s.attrs.get("physics_hash") for s in data.simulations()]
     except (FieldDataError, OSError, KeyError):
         return False
-    return stored == [_physics_hash(cfg, s) for s in specs]
+    return stored == [physics_hash(cfg, s) for s in specs]
 
 
 def _remove_stale_temporaries(out: Path, specs: Sequence[SimulationSpec]) -> None:
@@ -322,7 +252,7 @@ def generate(
         attrs = part_attrs(_part_path(out, spec.index))
         if attrs is None:
             todo.append(spec)
-        elif attrs.get("physics_hash") != _physics_hash(cfg, spec):
+        elif attrs.get("physics_hash") != physics_hash(cfg, spec):
             raise ConfigError(
                 f"{_part_path(out, spec.index)}: this part was made with a different config "
                 f"than {source}; delete {_parts_dir(out)} (or use another --out) and rerun"
@@ -389,7 +319,7 @@ def _run_batch(
         "source/velocity": (T, 2, h + 1, w + 1),
         "source/density": (T, h, w),
     }
-    ckpt = BatchCheckpoint(_parts_dir(out), batch, [_physics_hash(cfg, s) for s in batch], say)
+    ckpt = BatchCheckpoint(_parts_dir(out), batch, [physics_hash(cfg, s) for s in batch], say)
     writers: list[SimulationWriter] = []
     try:
         for s in batch:
@@ -399,7 +329,7 @@ def _run_batch(
                 "seed": s.seed,
                 **s.params,
                 **scene.derived_params(s.params),
-                "physics_hash": _physics_hash(cfg, s),
+                "physics_hash": physics_hash(cfg, s),
             }
             part = _part_path(out, s.index)
             with disk_full_names(part):

@@ -1,0 +1,95 @@
+"""What makes one simulation of a data set: its spec, its physics hash, the library versions.
+
+:func:`simulation_specs` numbers the simulations of a data-set config (train first);
+:func:`physics_hash` is what decides whether a stored simulation still matches its
+config; :func:`parse_shard` reads ``--shard i/n``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from coldflow.config.base import ConfigError
+from coldflow.config.fluids import FluidDataConfig
+
+__all__ = ["SimulationSpec", "parse_shard", "physics_hash", "simulation_specs", "versions"]
+
+
+@dataclass(frozen=True)
+class SimulationSpec:
+    """One simulation of a data set: global index, split, seed and parameters."""
+
+    index: int
+    split: str
+    seed: int
+    params: dict[str, float]
+
+    def describe(self) -> str:
+        values = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
+        return f"simulation {self.index} ({self.split}, seed={self.seed}, {values})"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
+    if not 0 <= i < n:
+        raise ConfigError(f"--shard {text!r}: need 0 <= I < N")
+    return i, n
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries that made a data set."""
+    import h5py
+    import phi
+    import phiml
+
+    import coldflow
+
+    return {
+        "phiflow": phi.__version__,
+        "phiml": phiml.__version__,
+        "torch": str(torch.__version__),
+        "h5py": h5py.__version__,
+        "numpy": np.__version__,
+        "coldflow": coldflow.__version__,
+    }
+
+
+def simulation_specs(cfg: FluidDataConfig) -> list[SimulationSpec]:
+    """All simulations of a data set, train first, numbered from 0."""
+    out: list[SimulationSpec] = []
+    for split in ("train", "test"):
+        sc = getattr(cfg.simulations, split)
+        for seed, params in zip(sc.seeds, cfg.simulation_params(split), strict=True):
+            out.append(SimulationSpec(len(out), split, int(seed), params))
+    return out
+
+
+def physics_hash(cfg: FluidDataConfig, spec: SimulationSpec) -> str:
+    """Hash of the settings that decide one simulation's data.
+
+    Left out: the name, compression, probe and the other simulations, and the batch size
+    and threads. Those last two do not change the physics but do change the bits: the
+    pressure solve of a batch iterates until every simulation in it has converged, and
+    reductions run in another order, so one simulation's frames differ with its batch
+    at the level of the solver tolerance (about 3e-5 relative in float32). A part made
+    with another ``batch_size`` is therefore accepted as the same simulation, and an
+    interrupted run resumed with another batch size is equal to the uninterrupted one
+    only to that tolerance (with the same batch size it is equal bit for bit).
+    """
+    keep = cfg.model_dump(
+        mode="json",
+        exclude={"name", "batch_size", "threads", "compression", "simulations", "probe"},
+    )
+    if not keep.get("spin_up"):  # data sets made before spin_up existed keep their hash
+        keep.pop("spin_up", None)
+    keep["simulation"] = {"split": spec.split, "seed": spec.seed, "params": spec.params}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]

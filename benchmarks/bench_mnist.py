@@ -221,7 +221,9 @@ def main() -> None:
     rows: dict[str, float] = dict.fromkeys([PLAIN, *configs], 0.0)
     for r in range(args.repeats):  # in turn, so that load from other processes hits all alike
         rows[PLAIN] = max(rows[PLAIN], plain())
-        for name, c in configs.items():
+        # every other round in reverse, so that no variant is always measured last
+        order = list(configs.items()) if r % 2 == 0 else list(configs.items())[::-1]
+        for name, c in order:
             rows[name] = max(rows[name], trainer_rate(c, dataset))
             print(f"  [{r + 1}/{args.repeats}] {name}: {rows[name]:.1f} images/s", flush=True)
     flop = dict.fromkeys(rows, train_flop_per_image(cfg, dataset))

@@ -29,7 +29,12 @@ import numpy as np
 import torch
 
 from coldflow.io import atomic_path
-from coldflow.physics.diagnostics import crossing_period, dominant_frequency, probe_series
+from coldflow.physics.diagnostics import (
+    crossing_period,
+    dominant_frequency,
+    probe_series,
+    settling,
+)
 from coldflow.physics.karman import KarmanScene
 from coldflow.tasks.sol_eval import mirror_staggered
 
@@ -63,14 +68,19 @@ def run_group(scene: KarmanScene, sims: list[dict], steps: int, keep_from: int):
     return torch.stack(frames, 1)  # [B, T, 2, H+1, W+1]
 
 
+def period_and_amplitude(part: np.ndarray, dt: float) -> dict:
+    return {"period": crossing_period(part, dt), "amplitude": float(0.5 * np.ptp(part))}
+
+
 def analyse(series: np.ndarray, dt: float) -> dict:
-    half = len(series) // 2
-    out = {}
-    for name, part in (("first", series[:half]), ("second", series[half:]), ("all", series)):
-        out[name] = {
-            "period": crossing_period(part, dt),
-            "amplitude": float(0.5 * (part.max() - part.min())),
-        }
+    """Period and amplitude of the whole window and of its halves (settled when they agree)."""
+    halves = settling(series, dt)
+    out = {
+        half: {"period": halves["period"][k], "amplitude": halves["amplitude"][k]}
+        for k, half in enumerate(("first", "second"))
+    }
+    out["all"] = period_and_amplitude(series, dt)
+    out["all"]["settled"] = halves["settled"]
     peak = dominant_frequency(series, dt)
     out["all"]["spectral_period"] = 1 / peak.frequency if peak.frequency else float("inf")
     return out
@@ -78,17 +88,10 @@ def analyse(series: np.ndarray, dt: float) -> dict:
 
 def windows(series: np.ndarray, dt: float, first: int, size: int) -> list[dict]:
     """Period and amplitude in consecutive windows of ``size`` frames from frame ``first``."""
-    out = []
-    for a in range(0, len(series) - size + 1, size):
-        part = series[a : a + size]
-        out.append(
-            {
-                "frames": [first + a, first + a + size],
-                "period": crossing_period(part, dt),
-                "amplitude": float(0.5 * (part.max() - part.min())),
-            }
-        )
-    return out
+    return [
+        {"frames": [first + a, first + a + size], **period_and_amplitude(series[a : a + size], dt)}
+        for a in range(0, len(series) - size + 1, size)
+    ]
 
 
 def distances(a: torch.Tensor, b: torch.Tensor, max_shift: int) -> dict:
@@ -145,7 +148,7 @@ def main() -> None:
             {
                 "variant": label,
                 **a["all"],
-                "settled": a,
+                "halves": a,
                 "windows": windows(full, base_scene.dt, 1, args.window),
                 **d,
             }
@@ -177,7 +180,7 @@ def main() -> None:
         "|---|---|---|---|---|",
     ]
     for r in rows:
-        s = r["settled"]
+        s = r["halves"]
         lines.append(
             f"| {r['variant']} | {s['first']['period']:.1f} / {s['second']['period']:.1f} | "
             f"{s['first']['amplitude']:.3f} / {s['second']['amplitude']:.3f} | "

@@ -276,6 +276,16 @@ class RunDir:
             )
         return load_tensors(weights, sidecar.get(SHA_KEY)), sidecar
 
+    def sidecar(self, epoch: int) -> dict:
+        """The JSON sidecar of ``epoch``'s checkpoint (config hash, counters), tensors unread.
+
+        Raises
+        ------
+        CheckpointError
+            If it cannot be read or is not a JSON object; the message names the file.
+        """
+        return _read_sidecar(self.checkpoint_paths(epoch)[1])
+
     def load_checkpoint(self, epoch: int | None = None) -> tuple[dict[str, torch.Tensor], dict]:
         """Return ``(tensors, sidecar)`` of ``epoch`` (default: the newest intact one).
 

@@ -380,23 +380,19 @@ def _run_batch(
                 if pos > 0:
                     state = advance(scene, state, t, "reference")
                     bar.advance(len(batch))
-                if t < 0:  # spin-up: not stored
-                    since += 1
-                    if checkpoint_every and since >= checkpoint_every:
-                        ckpt.save(pos + 1, pending, state, start_state)
-                        since = 0
-                    continue
-                down = FluidState(
-                    downsample_velocity(state.velocity, f), downsample_centered(state.density, f)
-                )
-                record("reference", t, state)
-                record("downsampled", t, down)
-                if t <= start:
-                    record("source", t, down)
-                if t == start:
-                    start_state = FluidState(
-                        down.velocity.to(low.dtype), down.density.to(low.dtype)
+                if t >= 0:  # spin-up steps (t < 0) are not stored
+                    down = FluidState(
+                        downsample_velocity(state.velocity, f),
+                        downsample_centered(state.density, f),
                     )
+                    record("reference", t, state)
+                    record("downsampled", t, down)
+                    if t <= start:
+                        record("source", t, down)
+                    if t == start:
+                        start_state = FluidState(
+                            down.velocity.to(low.dtype), down.density.to(low.dtype)
+                        )
             else:  # the source run from its start
                 t = start + 1 + (pos - S - T)
                 if pos == S + T:

@@ -35,7 +35,7 @@ from coldflow.runs import RunDir
 from coldflow.simulate import parse_shard
 from coldflow.tasks import TASKS, kind_of
 from coldflow.tasks.fluids import data_config, data_config_from_text
-from coldflow.training import trajectory_hash
+from coldflow.training import hash_matches, trajectory_hash
 
 __all__ = ["parse_shard", "run_study"]
 
@@ -146,10 +146,9 @@ def _cannot_run(cfg: BaseModel) -> str:
 def _check_same_config(name: str, cfg: BaseModel, run_dir: Path) -> None:
     """A finished run is reused only when its config is the study's (epochs aside)."""
     run = RunDir(run_dir)
-    last = run.checkpoints()[-1]
-    stored = json.loads(run.checkpoint_paths(last)[1].read_text()).get("config_hash")
+    stored = run.sidecar(run.checkpoints()[-1]).get("config_hash")
     task = TASKS[cfg.method.kind]
-    if stored and stored != trajectory_hash(cfg, task.hash_exclude):
+    if not hash_matches(stored, trajectory_hash(cfg, task.hash_exclude)):
         raise UserError(
             f"{name}: {run_dir} was trained with a different config than the study's "
             f"(compare {run.config_path} with the study's config); delete {run_dir} to "

@@ -45,6 +45,7 @@ from coldflow.training import (
     ConfigMismatchError,
     batch_size_of,
     build_optimizer,
+    hash_matches,
     is_distributed,
     resolve_device,
     seed_everything,
@@ -247,7 +248,7 @@ class Trainer:
         training redoes them.
         """
         tensors, sidecar = self.run.load_checkpoint(epoch)
-        if strict_config and sidecar.get("config_hash") not in ("", None, self.config_hash):
+        if strict_config and not hash_matches(sidecar.get("config_hash"), self.config_hash):
             raise ConfigMismatchError(
                 f"{self.run.config_path}: the config differs from the one the checkpoint was "
                 "trained with; resume with the run's own config.yaml (only training.epochs "

@@ -34,6 +34,7 @@ __all__ = [
     "build_optimizer",
     "compile_unavailable",
     "config_hash",
+    "hash_matches",
     "resolve_device",
     "seed_everything",
     "to_device",
@@ -96,6 +97,12 @@ def seed_everything(seed: int) -> None:
 def config_hash(obj: Any) -> str:
     """Short stable hash of a JSON-serialisable object (a config dump)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def hash_matches(stored: str | None, current: str) -> bool:
+    """Whether a checkpoint's stored trajectory hash allows the config hashing to
+    ``current`` (checkpoints written before hashes were stored carry none)."""
+    return stored in ("", None, current)
 
 
 def trajectory_hash(cfg: Any, exclude: dict[str, Any] | None = None) -> str:

@@ -7,6 +7,7 @@ Nothing here runs PhiFlow at import time: PhiML is imported inside :func:`phi_co
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class SolverError(UserError, RuntimeError):
         self.details = list(details)
 
 
+@functools.cache  # once per process: phi_context runs on every solver step
 def _widen_sparse_indices() -> None:
     """Let PhiML build pressure matrices of grids with more than 46,340 cells.
 
@@ -48,8 +50,6 @@ def _widen_sparse_indices() -> None:
     """
     from phiml.backend._numpy_backend import NUMPY, NumPyBackend
 
-    if getattr(NumPyBackend.ravel_multi_index, "_coldflow_widened", False):
-        return
     probe = np.array([[40_000, 40_000]], dtype=np.int32)
     want = 40_000 * 65_536 + 40_000
     if int(NUMPY.ravel_multi_index(probe, (65_536, 65_536))[0]) == want:
@@ -63,7 +63,6 @@ def _widen_sparse_indices() -> None:
             multi_index = index.astype(np.int64)
         return original(self, multi_index, shape, mode)
 
-    ravel_multi_index._coldflow_widened = True
     NumPyBackend.ravel_multi_index = ravel_multi_index
 
 

@@ -224,32 +224,6 @@ def verdict(
     which it fails (the corrected rollout is not better than both baselines in every
     metric there), by ``names`` (default: their positions).
     """
-    text = _mean_verdict(mean, metrics)
-    if not per_simulation or "generalises" not in text:
-        return text
-    lower = [m for m in metrics if m != "psnr"]
-    baselines = [k for k in ("source", "nearest_training") if k in per_simulation]
-    n = len(per_simulation["corrected"][lower[0]])
-    failed = [
-        j
-        for j in range(n)
-        if any(
-            per_simulation["corrected"][m][j] >= per_simulation[b][m][j]
-            for m in lower
-            for b in baselines
-        )
-    ]
-    if not failed:
-        return text
-    return (
-        text[: -len(" to these test simulations.")]
-        + f" on average, but not on {len(failed)} of the {n} test simulations ("
-        + ", ".join(names[j] if names else f"number {j + 1}" for j in failed)
-        + "), where it does not beat both baselines in every metric."
-    )
-
-
-def _mean_verdict(mean: dict[str, dict[str, float]], metrics: list[str]) -> str:
     lower = [m for m in metrics if m != "psnr"]
     beats_source = [m for m in lower if mean["corrected"][m] < mean["source"][m]]
     if "nearest_training" not in mean:
@@ -262,9 +236,19 @@ def _mean_verdict(mean: dict[str, dict[str, float]], metrics: list[str]) -> str:
     if beats_nearest is None:
         return "The corrected solver beats the source in every metric (no training data)."
     if len(beats_nearest) == len(lower):
-        return (
+        claim = (
             "The corrected solver beats both the source and the nearest training trajectory "
-            "in every metric: the correction generalises to these test simulations."
+            "in every metric: the correction generalises"
+        )
+        failed = _failed_simulations(per_simulation, lower) if per_simulation else []
+        if not failed:
+            return claim + " to these test simulations."
+        n = len(per_simulation["corrected"][lower[0]])
+        return (
+            claim
+            + f" on average, but not on {len(failed)} of the {n} test simulations ("
+            + ", ".join(names[j] if names else f"number {j + 1}" for j in failed)
+            + "), where it does not beat both baselines in every metric."
         )
     worse = sorted(set(lower) - set(beats_nearest))
     return (
@@ -272,3 +256,19 @@ def _mean_verdict(mean: dict[str, dict[str, float]], metrics: list[str]) -> str:
         f"{', '.join(worse)}: on these test simulations it cannot be told apart from "
         "copying a training flow, so no claim of generalisation is supported."
     )
+
+
+def _failed_simulations(per_simulation: dict[str, dict[str, list[float]]], metrics: list[str]):
+    """Positions of the simulations where the corrected rollout is not better than every
+    baseline in every metric."""
+    baselines = [k for k in ("source", "nearest_training") if k in per_simulation]
+    n = len(per_simulation["corrected"][metrics[0]])
+    return [
+        j
+        for j in range(n)
+        if any(
+            per_simulation["corrected"][m][j] >= per_simulation[b][m][j]
+            for m in metrics
+            for b in baselines
+        )
+    ]

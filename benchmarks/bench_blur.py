@@ -12,7 +12,11 @@ schedule and a kernel covering the whole image (29 for 28 x 28), five ways to bl
   the reflect padding folded in, ``M_h X M_w^T`` as two batched matmuls (matrices built
   in the call);
 - ``new degrade()``: :meth:`GaussianBlur.degrade` with the matrices of every t built once
-  and indexed (what training and sampling call).
+  and indexed (what training and sampling call);
+- ``matmuls only``: the two batched matmuls of ``new`` on matrices built beforehand, no
+  lookup, no checks: the floor of the matmul form on this machine (for small images the
+  per-call work around them is a sizeable share; ``floor_over_dense`` says how far any
+  matmul form could go against the dense convolution).
 
 Each is also reported as a fraction of this machine's measured peak (``_machine.peak``:
 sgemm for the matmul form, conv2d for the convolutions), with the FLOP per image it
@@ -43,12 +47,15 @@ from coldflow.degradations.blur import (
     GaussianBlur,
     blur,
     blur_by_convolution,
+    blur_matrix,
     gaussian_kernel1d,
 )
+from coldflow.degradations.gaussian import apply_matrices
 from coldflow.io import write_json
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "blur.json"
 NEW = "new blur()"
+FLOOR = "matmuls only"
 
 
 def dense_blur(x: torch.Tensor, sigma: torch.Tensor, k: int) -> torch.Tensor:
@@ -71,7 +78,7 @@ def flop_per_image(method: str, h: int, w: int, k: int) -> tuple[int, str]:
     """FLOP of one image and the peak it is compared with (sgemm or conv2d)."""
     if method == "dense 2-D":
         return 2 * k * k * h * w, "conv2d"
-    if method.startswith("new"):
+    if method.startswith("new") or method == FLOOR:
         return 2 * h * w * (h + w), "sgemm"
     return 2 * 2 * k * h * w, "conv2d"
 
@@ -100,12 +107,15 @@ def blur_rates(
     t = t.to(batch.device)
     sigma = deg.sigma(t).to(batch.dtype)
     k = 2 * (max(h, w) // 2) + 1
+    m_h = blur_matrix(sigma, h, k, "reflect")
+    m_w = m_h if h == w else blur_matrix(sigma, w, k, "reflect")
     methods: dict[str, Callable[[], torch.Tensor]] = {
         "per-image loop": lambda: loop_blur(batch, sigma, k),
         "dense 2-D": lambda: dense_blur(batch, sigma, k),
         "old separable": lambda: blur_by_convolution(batch, sigma, k),
         NEW: lambda: blur(batch, sigma, k),
         "new degrade()": lambda: deg.degrade(batch, t),
+        FLOOR: lambda: apply_matrices(batch, m_h, m_w),
     }
     rows = {}
     with torch.no_grad():
@@ -129,6 +139,9 @@ def blur_rates(
         "new_over_loop": new / rows["per-image loop"]["images_per_s"],
         "new_over_dense": new / rows["dense 2-D"]["images_per_s"],
         "new_over_old_separable": new / rows["old separable"]["images_per_s"],
+        "floor_over_dense": rows[FLOOR]["images_per_s"] / rows["dense 2-D"]["images_per_s"],
+        "degrade_over_dense": rows["new degrade()"]["images_per_s"]
+        / rows["dense 2-D"]["images_per_s"],
         "degrade_over_loop": rows["new degrade()"]["images_per_s"]
         / rows["per-image loop"]["images_per_s"],
         "kernel_size": k,
@@ -190,7 +203,9 @@ def main() -> None:
         print(
             f"{'':>7} new blur() is {r['new_over_loop']:.1f}x the loop, "
             f"{r['new_over_dense']:.1f}x dense 2-D, {r['new_over_old_separable']:.1f}x the old "
-            f"separable; new degrade() {r['degrade_over_loop']:.1f}x the loop"
+            f"separable; new degrade() {r['degrade_over_loop']:.1f}x the loop, "
+            f"{r['degrade_over_dense']:.1f}x dense 2-D; the matmuls alone "
+            f"{r['floor_over_dense']:.1f}x dense 2-D"
         )
     result = {
         "benchmark": "batched Gaussian blur, mixed t (images per second)",

@@ -338,6 +338,11 @@ def test_interface_curves_describe_and_errors():
     assert deg.to("cpu") is deg
     with pytest.raises(ValueError, match="0..500"):
         deg.degrade(torch.zeros(2, 1, 8, 8), torch.tensor([1, 501]))
+    # the matrix path (whole-image kernel) and the convolution path (short kernel, long axis)
+    for blur_of, size in ((deg, 28), (GaussianBlur(kernel_size=3), 64)):
+        for bad in (-1, 501):
+            with pytest.raises(ValueError, match=rf"0..500, got {min(bad, 1)}..{max(bad, 1)}"):
+                blur_of.degrade(torch.zeros(2, 1, size, size), torch.tensor([1, bad]))
     with pytest.raises(ValueError, match="odd"):
         GaussianBlur(kernel_size=4)
     with pytest.raises(ValueError, match="padding"):

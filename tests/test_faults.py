@@ -470,7 +470,8 @@ def test_bit_flip_inside_a_dataset_chunk_is_a_field_data_error(tmp_path, karman_
 
 def test_bit_flip_is_named_by_training_windows_and_evaluate_fields(tmp_path, karman_data):
     from coldflow.data.fields import FieldDataError, FieldWindows
-    from coldflow.metrics.fields import FieldsInputError, evaluate_fields
+    from coldflow.metrics.field_files import evaluate_fields
+    from coldflow.metrics.fields import FieldsInputError
 
     path = tmp_path / "karman.h5"
     shutil.copy(karman_data, path)
@@ -548,7 +549,7 @@ def test_damaged_simulation_segment_falls_back_to_the_one_before(tmp_path, karma
 
 
 def test_disk_full_while_writing_a_simulation_part(tmp_path, karman_data, monkeypatch):
-    from coldflow.data.fields import SimulationWriter, part_attrs
+    from coldflow.data.fields_writer import SimulationWriter, part_attrs
     from coldflow.simulate import generate
 
     out = tmp_path / "karman.h5"

@@ -312,8 +312,8 @@ def evaluate_fields(
 ) -> None:
     """Compare two stored field data sets sample by sample with field metrics."""
     from coldflow.io import write_json
-    from coldflow.metrics.fields import evaluate_fields as run_metrics
-    from coldflow.metrics.fields import format_table
+    from coldflow.metrics.field_files import evaluate_fields as run_metrics
+    from coldflow.metrics.field_files import format_table
 
     _check_device(device, "--device")
     if out is not None:

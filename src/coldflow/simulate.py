@@ -29,7 +29,8 @@ import torch
 
 from coldflow.config.base import ConfigError, dump_yaml, load_config
 from coldflow.config.fluids import FluidDataConfig
-from coldflow.data.fields import LAYOUT, SimulationWriter, merge_parts, part_attrs
+from coldflow.data.fields import LAYOUT
+from coldflow.data.fields_writer import SimulationWriter, merge_parts, part_attrs
 from coldflow.errors import UserError
 from coldflow.physics import (
     SCENES,

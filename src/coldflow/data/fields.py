@@ -1,4 +1,5 @@
-"""Fluid data sets in HDF5: the writer used by generation, a reader, and windowed datasets.
+"""Fluid data sets in HDF5: the file layout, a reader, and windowed datasets (the writer
+used by generation is :mod:`coldflow.data.fields_writer`).
 
 One file per data set::
 
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,6 @@ import torch
 from torch.utils.data import Dataset
 
 from coldflow.errors import UserError
-from coldflow.io import atomic_path
 
 __all__ = [
     "FORMAT",
@@ -56,9 +56,6 @@ __all__ = [
     "FieldData",
     "FieldWindows",
     "SimulationInfo",
-    "SimulationWriter",
-    "merge_parts",
-    "part_attrs",
 ]
 
 FORMAT = "coldflow-fields"
@@ -80,32 +77,13 @@ class FieldDataError(UserError, ValueError):
     """A data set file is missing, incomplete, damaged or not a coldflow fields file."""
 
 
-def _grid_of(name: str) -> str:
+def grid_of(name: str) -> str:
+    """``"staggered"`` for a velocity dataset path, ``"centered"`` for any other field."""
     return "staggered" if name.rsplit("/", 1)[-1] == "velocity" else "centered"
 
 
-# --------------------------------------------------------------------------- writing
-
-
-def _attr_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return str(value)  # plain str (not e.g. torch's TorchVersion)
-    if isinstance(value, int | float | bool | np.integer | np.floating):
-        return value
-    if isinstance(value, list | tuple) and all(isinstance(v, int | float) for v in value):
-        return np.asarray(value)
-    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        return np.array(value, dtype=h5py.string_dtype())
-    return json.dumps(value)
-
-
-def _set_attrs(obj: h5py.HLObject, attrs: Mapping[str, Any]) -> None:
-    for key, value in attrs.items():
-        if value is not None:
-            obj.attrs[key] = _attr_value(value)
-
-
-def _attrs(obj: h5py.HLObject) -> dict[str, Any]:
+def h5_attrs(obj: h5py.HLObject) -> dict[str, Any]:
+    """Attributes of an HDF5 file, group or dataset as plain Python values."""
     out = {}
     for key, value in obj.attrs.items():
         if isinstance(value, np.ndarray):
@@ -115,130 +93,6 @@ def _attrs(obj: h5py.HLObject) -> dict[str, Any]:
         elif isinstance(value, bytes):
             value = value.decode()
         out[key] = value
-    return out
-
-
-class SimulationWriter:
-    """Write one simulation's part file frame by frame; it appears only when committed.
-
-    Parameters
-    ----------
-    path
-        Final path of the part file.
-    attrs
-        Attributes of the simulation (index, split, seed, parameters, ...).
-    shapes
-        ``{"reference/velocity": (T, 2, H + 1, W + 1), ...}``: the datasets to create.
-    compression
-        ``"none"``, ``"lzf"`` or ``"gzip"``.
-
-    Use as a context manager: leaving the block normally commits (the part file is
-    renamed into place with ``complete = True``); an exception removes the temporary file.
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        attrs: Mapping[str, Any],
-        shapes: Mapping[str, tuple[int, ...]],
-        compression: str = "none",
-    ):
-        self.path = Path(path)
-        self._atomic = atomic_path(self.path)
-        self._tmp = self._atomic.__enter__()
-        self._file = h5py.File(self._tmp, "w")
-        _set_attrs(self._file, {**attrs, "complete": False})
-        comp = None if compression == "none" else compression
-        for name, shape in shapes.items():
-            dset = self._file.create_dataset(
-                name, shape=shape, dtype="float32", chunks=(1, *shape[1:]), compression=comp,
-                fletcher32=True,
-            )  # fmt: skip
-            dset.attrs["grid"] = _grid_of(name)
-        self._open = True
-
-    def write(self, name: str, frame: int, values: np.ndarray | torch.Tensor) -> None:
-        """Store ``values`` (one frame, or ``n`` frames with a leading axis) at ``frame``."""
-        array = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else values
-        dset = self._file[name]
-        array = np.asarray(array, dtype=np.float32)
-        if array.ndim == dset.ndim - 1:
-            dset[frame] = array
-        else:
-            dset[frame : frame + len(array)] = array
-
-    def commit(self) -> Path:
-        """Mark the simulation complete and move the file into place."""
-        self._file.attrs["complete"] = True
-        self._file.close()
-        self._open = False
-        self._atomic.__exit__(None, None, None)
-        return self.path
-
-    def abort(self) -> None:
-        """Discard the temporary file."""
-        if self._open:
-            self._file.close()
-            self._open = False
-            err = RuntimeError("simulation aborted")
-            self._atomic.__exit__(RuntimeError, err, None)  # removes the temporary file
-
-    def __enter__(self) -> SimulationWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
-
-
-def part_attrs(path: str | os.PathLike) -> dict[str, Any] | None:
-    """Attributes of a complete part file, or ``None`` when it is missing or incomplete."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        with h5py.File(path, "r") as f:
-            attrs = _attrs(f)
-    except OSError:
-        return None
-    return attrs if attrs.get("complete") else None
-
-
-def merge_parts(
-    parts: Sequence[str | os.PathLike],
-    out: str | os.PathLike,
-    attrs: Mapping[str, Any],
-    shared: Mapping[str, np.ndarray],
-) -> Path:
-    """Assemble part files into one data set file, atomically.
-
-    Parameters
-    ----------
-    parts
-        Part files in simulation order; each becomes ``/sims/NNNN``.
-    out
-        The data set file.
-    attrs
-        Root attributes.
-    shared
-        Datasets shared by all simulations, e.g. ``{"obstacle/high": mask}``.
-    """
-    out = Path(out)
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
-        _set_attrs(f, {**attrs, "format": FORMAT, "format_version": FORMAT_VERSION})
-        for name, array in shared.items():
-            f.create_dataset(name, data=np.asarray(array, dtype=np.float32), fletcher32=True)
-        sims = f.create_group("sims")
-        for part in parts:
-            with h5py.File(part, "r") as src:
-                a = _attrs(src)
-                group = sims.create_group(f"{int(a['index']):04d}")
-                for key in src:
-                    src.copy(src[key], group, name=key)
-                _set_attrs(group, {k: v for k, v in a.items() if k != "complete"})
-        f.attrs["n_simulations"] = len(parts)
     return out
 
 
@@ -282,7 +136,7 @@ class FieldData:
             self._file = h5py.File(self.path, "r")
         except OSError as e:
             raise FieldDataError(f"{self.path}: not a readable HDF5 file ({e})") from None
-        self.attrs = _attrs(self._file)
+        self.attrs = h5_attrs(self._file)
         if self.attrs.get("format") != FORMAT:
             self._file.close()
             raise FieldDataError(f"{self.path}: not a coldflow fields file (no format={FORMAT!r})")
@@ -341,7 +195,7 @@ class FieldData:
         """The simulations, optionally of one split, in index order."""
         out = []
         for key in sorted(self._file["sims"]):
-            a = _attrs(self._file["sims"][key])
+            a = h5_attrs(self._file["sims"][key])
             if split is not None and a.get("split") != split:
                 continue
             params = {name: float(a[name]) for name in self.param_names}

@@ -41,13 +41,6 @@ __all__ = [
 ]
 
 
-# the matmul form costs ~2n multiply-adds per pixel and axis, the convolution ~2k at a much
-# lower rate (one group per image, and oneDNN slows down sharply for long kernels): matrices
-# unless the axis is more than this many times longer than the kernel (measured on CPU:
-# n = 4k about break-even, whole-image kernels 1.7x at 28 px to 14x at 512 px faster)
-_MATRIX_MAX_N_OVER_K = 4
-# ...and never matrices for an axis longer than this (B n^2 memory)
-_MATRIX_MAX_N = 2048
 # largest timestep table of matrices GaussianBlur caches ((n_T + 1) n^2 elements)
 _TABLE_MAX_ELEMENTS = 2**25
 
@@ -197,10 +190,16 @@ class GaussianBlur:
             self._tables[key] = table.to(dtype).to(device)
         return self._tables[key]
 
+    def _check_timesteps(self, t: torch.Tensor) -> None:
+        """Raise unless every t is in 0..n_T (checked on CPU only: no device sync)."""
+        if t.device.type == "cpu" and t.numel():
+            lo, hi = torch.aminmax(t)
+            if lo < 0 or hi > self.n_T:
+                raise ValueError(f"timesteps must be in 0..{self.n_T}, got {lo}..{hi}")
+
     def _lookup(self, name: str, t: torch.Tensor | int) -> torch.Tensor:
         t = torch.as_tensor(t)
-        if t.device.type == "cpu" and t.numel() and (t.min() < 0 or t.max() > self.n_T):
-            raise ValueError(f"timesteps must be in 0..{self.n_T}, got {t.min()}..{t.max()}")
+        self._check_timesteps(t)
         return self._table(name, t.device)[t]
 
     def _matrices(self, n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor | None:
@@ -256,19 +255,22 @@ class GaussianBlur:
         t = t.expand(b) if t.ndim == 0 else t
         if t.shape != (b,):
             raise ValueError(f"t must have shape [{b}] (one per image), got {tuple(t.shape)}")
-        clean = t == 0
-        sigma = self.sigma(t).to(x0.dtype).masked_fill(clean, 0.0)
         m_h = m_w = None
         if x0.ndim == 4:
             m_h, m_w = (self._matrices(n, x0.dtype, x0.device) for n in x0.shape[-2:])
         if m_h is not None and m_w is not None:
-            # D(x0, t) = blur(x0, sigma_t), with the matrices of every t built once
-            x_t = apply_matrices(x0, m_h.index_select(0, t), m_w.index_select(0, t))
+            # D(x0, t) = blur(x0, sigma_t), with the matrices of every t built once; a
+            # square image needs one lookup (the cache hands out the same table twice)
+            self._check_timesteps(t)
+            rows_h = m_h.index_select(0, t)
+            rows_w = rows_h if m_w is m_h else m_w.index_select(0, t)
+            x_t = apply_matrices(x0, rows_h, rows_w)
         else:
+            sigma = self.sigma(t).to(x0.dtype).masked_fill(t == 0, 0.0)
             x_t = blur(x0, sigma, self.kernel_size, self.padding)  # D(x0, t), applied to x0
         if not self.has_noise:
             return x_t
-        std = self.noise_std(t).to(x0.dtype).masked_fill(clean, 0.0)
+        std = self.noise_std(t).to(x0.dtype).masked_fill(t == 0, 0.0)
         if noise is None:
             noise = torch.randn_like(x0)
         return x_t + std.view(-1, *([1] * (x0.ndim - 1))) * noise  # hybrid: + std_t * eps

@@ -22,13 +22,12 @@ from coldflow.metrics.fid import (
     real_statistics,
     stats_cache_path,
 )
+from coldflow.metrics.field_files import evaluate_fields, format_table
 from coldflow.metrics.fields import (
     EVALUATION_DEFAULTS,
     FIELD_METRICS,
     FieldEvaluator,
-    evaluate_fields,
     evaluate_pairs,
-    format_table,
     psnr,
     relative_l1,
 )

@@ -112,7 +112,9 @@ def trainer_rate(cfg: RunConfig, dataset) -> float:
 
 
 def sampling_rate(model, n: int, **options) -> float:
-    draw(model, 2, batch_size=2, **options)  # warm-up (and compile)
+    # warm-up (and compile) at the timed batch size: a compiled network that first saw
+    # another batch size recompiles for dynamic shapes, and those kernels are slower
+    draw(model, n, batch_size=n, **options)
     t0 = time.perf_counter()
     draw(model, n, batch_size=n, **options)
     return n / (time.perf_counter() - t0)
@@ -149,7 +151,7 @@ def fid_end_to_end(cfg: RunConfig, model, n: int, device: torch.device) -> dict:
     real = mnist_real_statistics(extractor, "test", n=10000, device=device)
     real_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    images = draw(model, n, batch_size=min(n, 1000), **options).images
+    images = draw(model, n, batch_size=fid.batch_size, **options).images  # as training does
     sample_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     feats = compute_features(images, extractor, tuple(cfg.data.range), 250, device)

@@ -135,3 +135,29 @@ def test_ancestral_x0_estimate_removes_the_residual_noise_of_the_seed_last_step(
 def test_ddpm_result_is_validated():
     with pytest.raises(ValueError, match="result"):
         _oracle_ddpm()[0].sample(1, (1, 4, 4), result="z0")
+
+
+def test_draw_samples_in_the_device_default_batch_or_the_given_one():
+    from coldflow.methods import SampleResult
+    from coldflow.tasks.diffusion import CPU_SAMPLE_BATCH, GPU_SAMPLE_BATCH, draw, sample_batch_size
+
+    class Recorder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(1))
+            self.sizes: list[int] = []
+
+        def sample(self, m, shape, snapshots=(), generator=None, **options):
+            self.sizes.append(m)
+            return SampleResult(torch.full((m, *shape), float(len(self.sizes))))
+
+    model = Recorder()
+    out = draw(model, 2 * CPU_SAMPLE_BATCH + 3)
+    assert model.sizes == [CPU_SAMPLE_BATCH, CPU_SAMPLE_BATCH, 3]  # on a CPU: 64 per call
+    assert out.images.shape[0] == 2 * CPU_SAMPLE_BATCH + 3
+    assert out.images[-1].max().item() == 3.0  # the batches in order
+    model.sizes.clear()
+    draw(model, 10, batch_size=4)
+    assert model.sizes == [4, 4, 2]
+    assert sample_batch_size(None, torch.device("cuda")) == GPU_SAMPLE_BATCH
+    assert sample_batch_size(7, torch.device("cuda")) == 7

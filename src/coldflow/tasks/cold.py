@@ -24,6 +24,7 @@ from coldflow.tasks.diffusion import (
     device_of,
     draw,
     fid_of_samples,
+    sample_batch_size,
     with_trajectory,
 )
 from coldflow.tasks.diffusion_findings import cold_findings, read_evaluation
@@ -124,7 +125,7 @@ class ColdTask(DiffusionTask):
         """
         model, cfg, dev = loaded.model, loaded.cfg, loaded.device
         sampler = sampler or cfg.evaluation.fid.sampler
-        bs = cfg.evaluation.fid.batch_size
+        bs = sample_batch_size(cfg.evaluation.fid.batch_size, dev)
         x, x_T = self.conditional_inputs(model, cfg, min(n, 10000))
         t = torch.full((len(x_T),), model.n_T, dtype=torch.long, device=dev)
         with torch.no_grad():

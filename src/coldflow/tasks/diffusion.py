@@ -56,12 +56,26 @@ def device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+# images per sampling call when none is configured: on a CPU a batch whose activations fit
+# the cache is much faster per image (2 cores, 28 x 28: batch 64 against 500 is 1.8x for
+# the seed CNN and the blur model's U-Net, 3x for the demo U-Net); a GPU wants large ones
+CPU_SAMPLE_BATCH = 64
+GPU_SAMPLE_BATCH = 500
+
+
+def sample_batch_size(batch_size: int | None, device: torch.device) -> int:
+    """``batch_size``, or the default for ``device`` when it is ``None``."""
+    if batch_size is not None:
+        return batch_size
+    return CPU_SAMPLE_BATCH if device.type == "cpu" else GPU_SAMPLE_BATCH
+
+
 def draw(
     model: nn.Module,
     n: int,
     *,
     seed: int = 0,
-    batch_size: int = 1000,
+    batch_size: int | None = None,
     start: torch.Tensor | None = None,
     snapshots: Sequence[int] = (),
     progress: bool = False,
@@ -71,10 +85,13 @@ def draw(
 
     ``start`` (cold diffusion) gives the x_T of each sample; ``options`` go to
     ``model.sample`` (``sampler``, ``steps``, ``eta``, ``prior``). ``progress`` prints a
-    line per batch with the rate and the time left.
+    line per batch with the rate and the time left. ``batch_size`` ``None`` takes the
+    device's default (:func:`sample_batch_size`); the samples depend on it (each batch
+    draws its noise in turn from the seeded generator).
     """
     if n < 1:
         raise ValueError(f"the number of samples must be at least 1, got {n}")
+    batch_size = sample_batch_size(batch_size, device_of(model))
     gen = torch.Generator(device=device_of(model)).manual_seed(seed)
     model.eval()
     images, first = [], None

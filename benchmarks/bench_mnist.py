@@ -41,6 +41,7 @@ import _machine
 import torch
 from torch.utils.data import DataLoader
 
+from coldflow.allocator import tune_malloc
 from coldflow.config import RunConfig, load_config
 from coldflow.data import mnist_dataset
 from coldflow.runs import RunDir
@@ -191,7 +192,14 @@ def main() -> None:
         "--quick", action="store_true", help="512 images, 1 repeat, fewer variants and samples"
     )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "mnist.json"))
+    ap.add_argument(
+        "--tune-malloc",
+        action="store_true",
+        help="raise glibc's malloc thresholds first, as the coldflow command does",
+    )
     args = ap.parse_args()
+    malloc = tune_malloc() if args.tune_malloc else None
+    print(malloc or "malloc: glibc defaults (as a plain Python process)")
     options = dict(TRAINER_OPTIONS)
     if args.quick:
         args.images, args.repeats, args.samples, args.fid_n = 512, 1, 16, 100
@@ -281,6 +289,7 @@ def main() -> None:
         f"statistics {fid['statistics_and_distance_s']:.2f} s)"
     )
     result = {
+        "malloc": malloc or "default",
         "config": Path(args.config).name,
         "images": args.images,
         "batch_size": cfg.training.batch_size,

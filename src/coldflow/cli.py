@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from coldflow import hub
+from coldflow.allocator import tune_malloc
 from coldflow.config import ConfigError
 from coldflow.errors import DeviceError, UserError
 
@@ -381,6 +382,7 @@ def _options(
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback of any error."),
 ) -> None:
     _DEBUG["on"] = debug
+    tune_malloc()  # freed activations stay in the process: faster CPU steps (allocator.py)
 
 
 # OS errors that are about the user's files or machine, not bugs of the program

@@ -4,9 +4,11 @@ glibc serves every allocation above its mmap threshold (128 KiB at first) with f
 pages from the kernel and returns them on free, so each activation tensor of a CPU
 training or sampling step pays page faults again. :func:`tune_malloc` raises the mmap
 threshold to 32 MiB and the trim threshold to 1 GiB, so such tensors reuse heap memory.
-Measured on 2 cores: seed-CNN training at batch 128 760 -> 880 images/s, DDIM sampling at
-batch 64 1900 -> 2700 image-steps/s. The cost is that the process keeps up to its peak
-heap instead of returning freed memory to the system.
+Measured on 2 cores in fresh processes: a plain seed-CNN training loop at batch 128
+760 -> 880 images/s, DDIM sampling at batch 64 1900 -> 2700 image-steps/s; through the
+CLI, ``coldflow evaluate`` of 640 samples 19 -> 14 s and ``coldflow train`` 2-6 % (README,
+Speed). The cost is that the process keeps up to its peak heap instead of returning freed
+memory to the system.
 
 The ``coldflow`` command calls it at start; the library never does on import. It is
 skipped where it does not apply (not glibc), when any ``MALLOC_*_THRESHOLD_`` variable is

@@ -36,7 +36,7 @@ import torch
 from coldflow.errors import CheckpointError, CheckpointWarning, DiskFullError, NoCheckpointError
 from coldflow.io import atomic_open, is_disk_full, write_bytes, write_json, write_text
 
-__all__ = ["RunDir", "load_tensors", "save_tensors"]
+__all__ = ["RunDir", "load_tensors", "read_evaluation", "save_tensors"]
 
 _CKPT = re.compile(r"epoch_(\d+)\.json$")
 SHA_KEY = "tensors_sha256"  # sidecar key: sha256 of the checkpoint's safetensors file
@@ -109,6 +109,16 @@ def _read_sidecar(path: Path) -> dict:
     if not isinstance(sidecar, dict):
         raise CheckpointError(f"{path}: checkpoint sidecar is not a JSON object; it is damaged")
     return sidecar
+
+
+def read_evaluation(run: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``evaluation.json`` of a run directory, or ``None`` when it is missing or not
+    valid JSON (the run has not been evaluated, or the file was cut short)."""
+    path = Path(run) / "evaluation.json"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except json.JSONDecodeError:
+        return None
 
 
 class RunDir:

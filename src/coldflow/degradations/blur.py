@@ -255,22 +255,22 @@ class GaussianBlur:
         t = t.expand(b) if t.ndim == 0 else t
         if t.shape != (b,):
             raise ValueError(f"t must have shape [{b}] (one per image), got {tuple(t.shape)}")
+        self._check_timesteps(t)  # once: the lookups below index the tables directly
         m_h = m_w = None
         if x0.ndim == 4:
             m_h, m_w = (self._matrices(n, x0.dtype, x0.device) for n in x0.shape[-2:])
         if m_h is not None and m_w is not None:
             # D(x0, t) = blur(x0, sigma_t), with the matrices of every t built once; a
             # square image needs one lookup (the cache hands out the same table twice)
-            self._check_timesteps(t)
             rows_h = m_h.index_select(0, t)
             rows_w = rows_h if m_w is m_h else m_w.index_select(0, t)
             x_t = apply_matrices(x0, rows_h, rows_w)
         else:
-            sigma = self.sigma(t).to(x0.dtype).masked_fill(t == 0, 0.0)
+            sigma = self._table("sigma", t.device)[t].to(x0.dtype).masked_fill(t == 0, 0.0)
             x_t = blur(x0, sigma, self.kernel_size, self.padding)  # D(x0, t), applied to x0
         if not self.has_noise:
             return x_t
-        std = self.noise_std(t).to(x0.dtype).masked_fill(t == 0, 0.0)
+        std = self._table("noise_std", t.device)[t].to(x0.dtype).masked_fill(t == 0, 0.0)
         if noise is None:
             noise = torch.randn_like(x0)
         return x_t + std.view(-1, *([1] * (x0.ndim - 1))) * noise  # hybrid: + std_t * eps

@@ -91,8 +91,9 @@ def draw(
     """
     if n < 1:
         raise ValueError(f"the number of samples must be at least 1, got {n}")
-    batch_size = sample_batch_size(batch_size, device_of(model))
-    gen = torch.Generator(device=device_of(model)).manual_seed(seed)
+    device = device_of(model)
+    batch_size = sample_batch_size(batch_size, device)
+    gen = torch.Generator(device=device).manual_seed(seed)
     model.eval()
     images, first = [], None
     t0 = time.perf_counter()

@@ -7,17 +7,15 @@ gives; each seed-study claim is stated as supported or not by these numbers.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from coldflow.config import RunConfig
 from coldflow.data import from_range
 from coldflow.degradations import build_degradation
-from coldflow.runs import RunDir
+from coldflow.runs import RunDir, read_evaluation
 
 __all__ = [
     "alpha_bar_T",
@@ -26,15 +24,6 @@ __all__ = [
     "read_config",
     "read_evaluation",
 ]
-
-
-def read_evaluation(run: Path) -> dict[str, Any] | None:
-
-    path = Path(run) / "evaluation.json"
-    try:
-        return json.loads(path.read_text()) if path.is_file() else None
-    except json.JSONDecodeError:
-        return None
 
 
 def read_config(run: Path) -> RunConfig | None:

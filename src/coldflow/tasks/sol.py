@@ -26,7 +26,7 @@ from coldflow.losses import build_field_loss
 from coldflow.methods.sol import SolverInTheLoop
 from coldflow.nets import NETS
 from coldflow.physics import FluidState, Scene
-from coldflow.runs import save_tensors
+from coldflow.runs import read_evaluation, save_tensors
 from coldflow.simulate import build_scene
 from coldflow.tasks.base import Comparison, LoadedRun, Prepared, Task
 from coldflow.tasks.fluids import (
@@ -204,11 +204,8 @@ class SolTask(Task):
         """The rollout errors of each test simulation, inside or outside the training range."""
         from coldflow.report.sol import per_simulation_table
 
-        path = Path(run.path) / "evaluation.json"
-        if not path.is_file():
-            return []
-        ev = json.loads(path.read_text())
-        if not (ev.get("per_simulation") and ev.get("simulations")):
+        ev = read_evaluation(run.path)
+        if not (ev and ev.get("per_simulation") and ev.get("simulations")):
             return []
         return [("Per test simulation", per_simulation_table([ev], [cfg.name]))]
 

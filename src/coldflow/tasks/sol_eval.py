@@ -258,7 +258,9 @@ def verdict(
     )
 
 
-def _failed_simulations(per_simulation: dict[str, dict[str, list[float]]], metrics: list[str]):
+def _failed_simulations(
+    per_simulation: dict[str, dict[str, list[float]]], metrics: list[str]
+) -> list[int]:
     """Positions of the simulations where the corrected rollout is not better than every
     baseline in every metric."""
     baselines = [k for k in ("source", "nearest_training") if k in per_simulation]

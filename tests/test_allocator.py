@@ -27,9 +27,10 @@ def step():
     del kept
 
 
-step(), step()  # the heap grows to its working size
+for _ in range(8):  # the heap grows to its working size (fragmentation: a few steps)
+    step()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(3):
+for _ in range(4):
     step()
 print(said)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
@@ -46,11 +47,11 @@ def _probe(mode: str, **env: str) -> tuple[str, int]:
 
 
 def test_tuning_is_applied_and_keeps_freed_memory_in_the_process():
-    # pages the measured loop touches: 3 steps of 10 kept and 30 temporary tensors
-    pages = 3 * sum((k % 7 + 1) * 2**20 * 4 for k in [*range(10), *range(30)]) // 4096
+    # pages the measured loop touches: 4 steps of 10 kept and 30 temporary tensors
+    pages = 4 * sum((k % 7 + 1) * 2**20 * 4 for k in [*range(10), *range(30)]) // 4096
     said, tuned = _probe("tune")
     assert said.startswith("malloc: mmap threshold 32 MiB")
-    assert tuned < 0.02 * pages, (tuned, pages)
+    assert tuned < 0.05 * pages, (tuned, pages)
     # the probe does see faults: with every large block mmapped afresh (glibc's starting
     # threshold, held fixed; its default moves the threshold with the process's history)
     # most pages fault again

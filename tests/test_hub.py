@@ -50,6 +50,17 @@ def test_offline_missing_file_says_where_to_put_it(fake_resource, monkeypatch):
     assert "thing.bin" in str(e.value) and "put it at" in str(e.value)
 
 
+def test_offline_message_names_each_searched_folder_once(fake_resource, monkeypatch, tmp_path):
+    res, _, _ = fake_resource
+    monkeypatch.setenv("COLDFLOW_OFFLINE", "1")
+    monkeypatch.setenv("COLDFLOW_DATA", str(tmp_path / "shared"))
+    monkeypatch.setenv("COLDFLOW_WEIGHTS", str(tmp_path / "shared" / "weights"))
+    with pytest.raises(hub.HubError) as e:
+        hub.resolve(res.name)
+    searched = str(tmp_path / "shared" / "weights" / "test" / "thing.bin")
+    assert str(e.value).count(searched) == 1, str(e.value)
+
+
 def test_corrupt_download_is_rejected_and_not_cached(fake_resource, tmp_path):
     res, src, payload = fake_resource
     src.write_bytes(payload[:-1] + b"X")

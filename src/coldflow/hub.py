@@ -211,7 +211,7 @@ def _search_dirs(kind: str) -> list[Path]:
     if os.environ.get("COLDFLOW_DATA"):
         root = Path(os.environ["COLDFLOW_DATA"])
         dirs.append(root / "weights" if kind == "weights" else root)
-    return dirs
+    return list(dict.fromkeys(dirs))  # once each: both variables may name one folder
 
 
 def _get(name: str) -> Resource:

@@ -1,0 +1,112 @@
+"""The package's floors (README, Development): a module imports its own floor or below.
+
+Every ``coldflow`` import is read from the source with :mod:`ast`, including imports
+inside functions (the lazy ones that keep start-up fast), so a lazy import cannot hide an
+upward dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "coldflow"
+
+# top to bottom; a unit is a top-level module or sub-package of coldflow
+FLOORS = [
+    ["cli"],
+    ["study"],
+    ["pipeline"],  # the SOL + SR simulator: runs of two tasks, evaluated together
+    ["experiment"],
+    ["tasks"],
+    ["methods", "metrics", "report", "simulate", "simulate_specs", "simulate_state"],
+    ["losses", "data", "trainer", "training"],
+    ["physics", "config", "hub", "runs"],
+    ["nets", "degradations", "io", "errors", "allocator"],
+]
+LEVEL = {unit: i for i, floor in enumerate(FLOORS) for unit in floor}
+
+
+def _unit(path: Path) -> str:
+    return path.relative_to(PACKAGE).with_suffix("").parts[0]
+
+
+def _imported_units(source: str, package: tuple[str, ...]) -> set[str]:
+    """Top-level coldflow units that a module of ``coldflow.<package>`` imports."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level:  # relative
+            base = list(package[: len(package) - node.level + 1])
+            if node.module:
+                names = ["coldflow." + ".".join([*base, node.module])]
+            else:
+                names = ["coldflow." + ".".join([*base, a.name]) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module == "coldflow":
+            names = ["coldflow." + a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "coldflow" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if _unit(p) != "__init__")
+
+
+def _imports(path: Path) -> set[str]:
+    return _imported_units(path.read_text(), path.relative_to(PACKAGE).parent.parts)
+
+
+def test_every_unit_has_a_floor():
+    units = {_unit(p) for p in _modules()} | {u for p in _modules() for u in _imports(p)}
+    missing = sorted(units - LEVEL.keys())
+    assert not missing, f"add these to FLOORS (and to ARCHITECTURE's layout): {missing}"
+
+
+def test_imports_go_down_or_sideways():
+    upward = [
+        f"{path.relative_to(PACKAGE)} ({_unit(path)}) imports {u}"
+        for path in _modules()
+        for u in sorted(_imports(path))
+        if LEVEL.get(u, 99) < LEVEL.get(_unit(path), 99)
+    ]
+    assert not upward, "\n".join(upward)
+
+
+def test_no_import_cycles_between_units():
+    graph: dict[str, set[str]] = {}
+    for path in _modules():
+        unit = _unit(path)
+        graph.setdefault(unit, set()).update(_imports(path) - {unit})
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        for nxt in graph.get(start, ()):
+            if nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt})):
+                return True
+        return False
+
+    cycles = sorted(u for u in graph if reaches(u, u, {u}))
+    assert not cycles, f"units in an import cycle: {cycles}"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def f():\n    from coldflow.cli import app\n",  # lazy, absolute
+        "def f():\n    from ..cli import app\n",  # lazy, relative
+        "import coldflow.cli as c\n",
+        "from coldflow import cli\n",
+    ],
+)
+def test_the_checker_sees_every_form_of_import(source):
+    assert _imported_units(source, ("nets",)) == {"cli"}
+    assert _imported_units("from . import unet\nimport torch\n", ("nets",)) == {"nets"}

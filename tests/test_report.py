@@ -297,3 +297,29 @@ def test_comparison_of_two_runs(tmp_path: Path) -> None:
     assert ">a</a>" in text and ">b</a>" in text
     assert 'href="../a/report.html"' in text and 'href="../b/report.html"' in text
     assert "since n_T differ (20, 50)" in text
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [  # what a failed download and an offline machine say, as evaluation.json keeps it
+        "could not download alexnet (alexnet-owt-7be5be79.pth): "
+        "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth: <urlopen error> "
+        "Put the official file at /home/u/.cache/coldflow/weights/x.pth or in $COLDFLOW_WEIGHTS/x",
+        "alexnet (alexnet-owt-7be5be79.pth) is not available offline. Download it from "
+        "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth and put it at "
+        "/home/u/.cache/coldflow/weights/x.pth (also searched: /data/weights/x.pth)",
+    ],
+)
+def test_results_table_names_a_skipped_metric_without_addresses_or_paths(reason) -> None:
+    from coldflow.report.frames import results_table
+
+    ev = {
+        "mean": {"bicubic": {"mse": 0.5}, "super-resolution": {"mse": 0.25}},
+        "seconds_per_frame": {"super-resolution": 0.01},
+        "frames": 8, "split": "test", "simulations": [3], "data": "d.h5", "loss": "mse",
+        "skipped_metrics": {"lpips": reason},
+    }  # fmt: skip
+    table = results_table([ev], ["run"])
+    note = [line for line in table.splitlines() if line.startswith("Not scored")]
+    assert len(note) == 1 and "alexnet-owt-7be5be79.pth" in note[0], table
+    assert "http" not in note[0] and "/home/" not in note[0] and not note[0].endswith(":)."), note

@@ -7,6 +7,7 @@ Reads what their evaluation left in a run directory (``evaluation.json`` and
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -126,9 +127,13 @@ def results_table(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]) 
     )
     skipped = {k: v for ev in evaluations for k, v in ev.get("skipped_metrics", {}).items()}
     lines = [intro, "", markdown_table(["model", *metrics, "s/frame"], rows)]
-    # the reason up to the download address: the run's evaluation.json has it in full
-    lines += [f"Not scored: {k} ({v.split(': http')[0]})." for k, v in skipped.items()]
+    lines += [f"Not scored: {k} ({_short_reason(v)})." for k, v in skipped.items()]
     return "\n".join(lines) + "\n"
+
+
+def _short_reason(reason: str) -> str:
+    """A hub error's first clause: no addresses or local paths (evaluation.json has it all)."""
+    return re.split(r":? https?://|\. ", reason, maxsplit=1)[0].rstrip(" :.")
 
 
 def comparison(runs: Sequence[Path], out: Path, labels: Sequence[str], mode: str) -> Comparison:

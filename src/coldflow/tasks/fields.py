@@ -36,9 +36,10 @@ from coldflow.methods.superres import FieldSuperResolution, upsample
 from coldflow.nets import NETS
 from coldflow.report.html import Comparison
 from coldflow.runs import RunDir, save_tensors
-from coldflow.tasks.base import LoadedRun, Prepared, Task
+from coldflow.tasks.base import LoadedRun, Prepared
 from coldflow.tasks.fluids import (
     METRIC_COLUMNS,
+    FluidTask,
     check_same_data_kind,
     data_config,
     data_config_from_text,
@@ -111,21 +112,13 @@ def _timed(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, bs: int)
     return out, (time.perf_counter() - t0) / len(x)
 
 
-class _FieldTask(Task):
+class _FieldTask(FluidTask):
     """What the autoencoder and super-resolution tasks share."""
 
     config_model = FieldsRunConfig
     files = (STATS_FILE,)
-    hash_exclude: ClassVar[dict[str, Any]] = {"data": {"test_path"}, "evaluation": True}
+    loss_grid = "centered"
     mode: ClassVar[str]
-
-    def check(self, cfg: FieldsRunConfig) -> None:
-        self.check_weights(cfg)
-        data_config(cfg.data.path)  # readable, a coldflow data set
-
-    def check_weights(self, cfg: Any) -> None:
-        spec = cfg.method.loss
-        build_field_loss(spec.name, grid="centered", **spec.options)
 
     def _frames(self, cfg: FieldsRunConfig, path: str | Path, split: str, fields) -> FieldFrames:
         return FieldFrames(

@@ -9,13 +9,15 @@ message that says what differs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from coldflow.config import ConfigError, dump_yaml, parse_value, validate
 from coldflow.config.fluids import FluidDataConfig
 from coldflow.data.fields import FieldData
+from coldflow.losses import build_field_loss
+from coldflow.tasks.base import Task
 
 METRIC_COLUMNS = {
     "mse": "MSE",
@@ -30,6 +32,7 @@ METRIC_COLUMNS = {
 
 __all__ = [
     "METRIC_COLUMNS",
+    "FluidTask",
     "check_same_data_kind",
     "data_config",
     "data_config_from_text",
@@ -37,6 +40,24 @@ __all__ = [
     "metric_functions",
     "read_stacked",
 ]
+
+
+class FluidTask(Task):
+    """A task trained on a coldflow data set with a field loss (SOL, autoencoder, SR)."""
+
+    loss_grid: ClassVar[str]
+    """The grid the loss sees: ``staggered`` (SOL's solver state) or ``centered``."""
+    hash_exclude: ClassVar[dict[str, Any]] = {"data": {"test_path"}, "evaluation": True}
+
+    def check(self, cfg: Any) -> None:
+        """The loss's weights are there and ``data.path`` is a readable coldflow data set."""
+        self.check_weights(cfg)
+        data_config(cfg.data.path)
+
+    def check_weights(self, cfg: Any) -> None:
+        """Build the configured loss once: a missing pretrained file raises ``HubError``."""
+        spec = cfg.method.loss
+        build_field_loss(spec.name, grid=self.loss_grid, **spec.options)
 
 
 def data_config_from_text(text: str, source: str) -> FluidDataConfig:

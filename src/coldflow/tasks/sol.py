@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,9 +28,10 @@ from coldflow.nets import NETS
 from coldflow.physics import FluidState, Scene
 from coldflow.runs import read_evaluation, save_tensors
 from coldflow.simulate import build_scene
-from coldflow.tasks.base import Comparison, LoadedRun, Prepared, Task
+from coldflow.tasks.base import Comparison, LoadedRun, Prepared
 from coldflow.tasks.fluids import (
     METRIC_COLUMNS,
+    FluidTask,
     check_same_data_kind,
     data_config,
     data_config_from_text,
@@ -155,21 +156,13 @@ def _time_steps(scene: Scene, state: FluidState, params: dict, steps: int) -> fl
     return (time.perf_counter() - t0) / steps
 
 
-class SolTask(Task):
+class SolTask(FluidTask):
     """Solver-in-the-Loop (Um et al. 2020) with any field loss."""
 
     kinds = ("sol",)
     config_model = SolRunConfig
     files = (STATS_FILE,)
-    hash_exclude: ClassVar[dict[str, Any]] = {"data": {"test_path"}, "evaluation": True}
-
-    def check(self, cfg: SolRunConfig) -> None:
-        self.check_weights(cfg)
-        data_config(cfg.data.path)  # readable, a coldflow data set
-
-    def check_weights(self, cfg: Any) -> None:
-        spec = cfg.method.loss
-        build_field_loss(spec.name, grid="staggered", **spec.options)
+    loss_grid = "staggered"
 
     def prepare(self, cfg: SolRunConfig, stored: dict[str, Any]) -> Prepared:
         stats = stored.get(STATS_FILE) or data_statistics(cfg.data.path, cfg.data.split)

@@ -118,6 +118,23 @@ def test_a_failing_compile_reruns_the_step_eagerly(tmp_path, tiny_overrides, mon
         assert torch.equal(base[1][k], eager[1][k]), k
 
 
+def test_ctrl_c_inside_a_compiled_step_is_not_taken_for_a_compile_failure(monkeypatch):
+    # TorchScript (PhiFlow's solver step) wraps a Ctrl-C in a RuntimeError
+    def interrupted(module):
+        def call(batch):
+            raise RuntimeError("The following operation failed\nKeyboardInterrupt: <EMPTY>")
+
+        return call
+
+    eager_calls = []
+    monkeypatch.setattr(trainer_module, "compile_unavailable", lambda device: None)
+    monkeypatch.setattr(torch, "compile", interrupted)
+    step = trainer_module.CompiledStep(lambda batch: eager_calls.append(batch), torch.device("cpu"))
+    with pytest.raises(RuntimeError, match="KeyboardInterrupt"):
+        step(1)
+    assert eager_calls == [] and step.compiled is not None  # no eager rerun, compile kept
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     compile_unavailable(torch.device("cpu")) is not None, reason="torch.compile unavailable"

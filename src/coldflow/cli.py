@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import typer
@@ -71,6 +73,41 @@ def _check_writable_file(path: Path, what: str) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _on_ctrl_c(what_now: Callable[[], str]) -> Iterator[None]:
+    """On Ctrl-C, say what the command kept and how to go on; exit status 130 (SIGINT).
+
+    A Ctrl-C inside a TorchScript function (PhiFlow's compiled solver step) arrives as a
+    ``RuntimeError`` that wraps the ``KeyboardInterrupt``; it is treated the same.
+    """
+    try:
+        yield
+    except (KeyboardInterrupt, RuntimeError) as e:
+        if isinstance(e, RuntimeError) and "KeyboardInterrupt" not in str(e):
+            raise
+        if os.environ.get("RANK", "0") == "0":  # once per multi-process run
+            errors.print(
+                f"[yellow]interrupted:[/yellow] {escape(what_now())}",
+                highlight=False, soft_wrap=True,
+            )  # fmt: skip
+        raise typer.Exit(130) from None
+
+
+def _resume_hint(run_dir: Path) -> str:
+    from coldflow.runs import RunDir
+
+    epochs = RunDir(run_dir).checkpoints()
+    if not epochs:
+        return (
+            f"no checkpoint yet in {run_dir} (one is written after every epoch); "
+            "the same command starts the run again"
+        )
+    return (
+        f"the last checkpoint is epoch {epochs[-1]} in {run_dir}; "
+        f"continue with: coldflow train --resume --run-dir {run_dir}"
+    )
+
+
 def _resume_config(config: Path | None, run_dir: Path | None, resume: bool) -> Path:
     if config is not None:
         return config
@@ -97,7 +134,8 @@ def train(
     cfg = load_config_file(path, set_)
     _check_device(cfg.training.device, f"{path}: training.device")
     target = _check_writable_dir(run_dir or Path("runs") / cfg.name, "--run-dir")
-    run = train_run(cfg, target, resume=resume)
+    with _on_ctrl_c(lambda: _resume_hint(target)):
+        run = train_run(cfg, target, resume=resume)
     console.print(f"trained: {run.path}")
     if report and run.write:
         console.print(f"report: {report_run(run.path)}")
@@ -236,10 +274,15 @@ def simulate(
     from coldflow.simulate import simulate as run_simulation
 
     _check_writable_file(out, "--out")
-    done = run_simulation(
-        config, out, parse_shard(shard), set_ or [], progress=progress,
-        checkpoint_every=checkpoint_every,
-    )  # fmt: skip
+    kept = (
+        "finished simulations are kept and a running batch restarts from its last saved "
+        "frame: the same command continues"
+    )
+    with _on_ctrl_c(lambda: kept):
+        done = run_simulation(
+            config, out, parse_shard(shard), set_ or [], progress=progress,
+            checkpoint_every=checkpoint_every,
+        )  # fmt: skip
     if done is None:
         console.print(f"shard {shard} done; run the other shards to complete {out}")
     else:
@@ -260,7 +303,12 @@ def study(
     shards = parse_shard(shard)
     if out is not None:
         _check_writable_dir(out, "--out")
-    index = run_study(config, out, set_ or [], shards, collect)
+    kept = (
+        "finished runs are kept and the run in training resumes from its last checkpoint: "
+        "the same command continues"
+    )
+    with _on_ctrl_c(lambda: kept):
+        index = run_study(config, out, set_ or [], shards, collect)
     if index is not None:
         console.print(f"study report: {index}")
 

@@ -244,6 +244,8 @@ class CompiledStep:
             with inductor_config.patch(fallback_random=True):
                 return self.compiled(batch)
         except Exception as e:  # noqa: BLE001 (any compile failure: run eagerly instead)
+            if "KeyboardInterrupt" in str(e):  # Ctrl-C inside TorchScript (a solver step)
+                raise
             torch.set_rng_state(state)
             if cuda_state is not None:
                 torch.cuda.set_rng_state(cuda_state, self.device)

@@ -11,6 +11,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+import typer
+
 from coldflow.runs import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,3 +100,27 @@ def test_ctrl_c_in_simulate_inside_the_compiled_solver_step(tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resumed at reference frame" in again.stdout + again.stderr
     assert out.exists()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [KeyboardInterrupt(), RuntimeError("operation failed in TorchScript\nKeyboardInterrupt: ")],
+)
+def test_every_wrapped_command_reads_ctrl_c_alike(error, capsys):
+    from coldflow import cli
+
+    def body():
+        with cli._on_ctrl_c(lambda: f"x.json {cli._UNCHANGED}"):
+            raise error
+
+    with pytest.raises(typer.Exit) as stop:
+        body()
+    assert stop.value.exit_code == 130
+    assert capsys.readouterr().err.strip().startswith("interrupted: x.json is unchanged")
+
+
+def test_other_runtime_errors_pass_through():
+    from coldflow import cli
+
+    with pytest.raises(RuntimeError, match="shape mismatch"), cli._on_ctrl_c(lambda: "never"):
+        raise RuntimeError("shape mismatch")

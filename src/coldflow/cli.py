@@ -73,6 +73,9 @@ def _check_writable_file(path: Path, what: str) -> Path:
     return path
 
 
+_UNCHANGED = "is unchanged (it is written at the end): run the command again"
+
+
 @contextlib.contextmanager
 def _on_ctrl_c(what_now: Callable[[], str]) -> Iterator[None]:
     """On Ctrl-C, say what the command kept and how to go on; exit status 130 (SIGINT).
@@ -211,7 +214,8 @@ def evaluate(
         "split": split, "seed": seed,
     }  # fmt: skip
     _check_device(device, "--device")
-    result = evaluate_run(run_dir, device, **options)
+    with _on_ctrl_c(lambda: f"{run_dir / 'evaluation.json'} {_UNCHANGED}"):
+        result = evaluate_run(run_dir, device, **options)
     shown = {k: v for k, v in result.items() if k not in ("per_step", "per_simulation")}
     console.print_json(json.dumps(shown, default=str))
     console.print(f"report: {report_run(run_dir)}")
@@ -331,7 +335,8 @@ def evaluate_pipeline(
 
     _check_device(device, "--device")
     _check_writable_dir(out, "--out")
-    result = run_pipeline(sol, sr or [], out, data, steps, start, metric, device)
+    with _on_ctrl_c(lambda: f"{out / 'pipeline.json'} {_UNCHANGED}"):
+        result = run_pipeline(sol, sr or [], out, data, steps, start, metric, device)
     console.print(pipeline_table(result), markup=False, highlight=False)
     console.print(f"written: {out / 'pipeline.md'}")
 

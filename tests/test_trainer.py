@@ -43,6 +43,23 @@ def test_train_writes_a_complete_run(tmp_path, tiny_overrides):
     assert res.images.shape == (3, 1, 28, 28) and loaded.epoch == 3
 
 
+def test_a_log_file_gets_lines_within_long_epochs(tmp_path, tiny_overrides, monkeypatch, capsys):
+    import coldflow.trainer
+
+    over = [*tiny_overrides, "training.progress=true", "training.epochs=1"]
+    cfg = load_config(QUICK, RunConfig, over)  # 96 images, batch 16: 6 steps
+    monkeypatch.setattr(coldflow.trainer, "LOG_EVERY_S", -1.0)  # a line after every step
+    run = train(cfg, tmp_path / "run", finish=False)
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("epoch 1/1")]
+    within = [x for x in lines if "step" in x]
+    assert [x.split(",")[0] for x in within] == [f"epoch 1/1: step {k}/6" for k in range(1, 7)]
+    assert all("samples/s" in x and x.endswith("left in the epoch") for x in within), within
+    # the last running mean is the epoch's mean loss, as logged
+    logged = next(e["value"] for e in run.read_metrics() if e["name"] == "loss")
+    assert float(within[-1].split("loss ")[1].split()[0]) == pytest.approx(logged, abs=1e-4)
+    assert lines[-1].startswith(f"epoch 1/1: loss {logged:.4f}")  # the epoch's own line
+
+
 def test_refuses_to_overwrite_a_run(tmp_path, tiny_overrides):
     cfg = load_config(QUICK, RunConfig, [*tiny_overrides, "training.epochs=1"])
     train(cfg, tmp_path / "run", finish=False)

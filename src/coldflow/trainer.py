@@ -358,13 +358,23 @@ class Trainer:
                 first_bad = torch.where(bad, self.step, first_bad)
             total += detached.double() * n
             count += n
-            # the live bar only, at most twice a second: the loss read is a host sync
-            if progress is not None and (count == n or time.perf_counter() - shown > 0.5):
-                shown = time.perf_counter()
-                rate = count / (shown - t0)
+            # the live bar at most twice a second, a log line at most once a minute: the
+            # loss read is a host sync
+            now = time.perf_counter()
+            if progress is not None and (count == n or now - shown > 0.5):
+                shown = now
                 progress.update(
-                    task, completed=self.step - self._step0(epoch), loss=loss.item(), rate=rate
-                )
+                    task, completed=self.step - self._step0(epoch), loss=loss.item(),
+                    rate=count / (now - t0),
+                )  # fmt: skip
+            elif (
+                progress is None
+                and self.cfg.progress
+                and self.rank == 0
+                and now - shown > LOG_EVERY_S
+            ):
+                shown = now
+                self._say_progress(epoch, total.item() / count, count / (now - t0), now - t0)
         elapsed = time.perf_counter() - t0
         stats = torch.tensor([total.item(), float(count)], dtype=torch.float64)
         if self.world > 1:
@@ -395,6 +405,15 @@ class Trainer:
         self.run.log(epoch, self.step, "train", "epoch_seconds", elapsed)
         self.run.log(epoch, self.step, "train", "lr", self.optimizer.param_groups[0]["lr"])
 
+    def _say_progress(self, epoch: int, loss: float, rate: float, elapsed: float) -> None:
+        """A line within a long epoch where there is no live bar (log files, batch jobs)."""
+        done, total = self.step - self._step0(epoch), self._n_batches()
+        left = elapsed * (total - done) / max(done, 1)
+        self.say(
+            f"epoch {epoch}/{self.cfg.epochs}: step {done}/{total}, loss {loss:.4f} "
+            f"(mean so far), {rate:.0f} samples/s, about {_duration(left)} left in the epoch"
+        )
+
     def _step_is_finite(self, loss: torch.Tensor, norm: torch.Tensor | None) -> bool:
         """Whether loss and gradients are finite, agreed by every process (one host sync)."""
         if norm is None:
@@ -409,7 +428,8 @@ class Trainer:
         return (epoch - 1) * self._n_batches()
 
     def _progress(self) -> Progress | None:
-        """A live progress bar on a terminal; elsewhere one line per epoch (see ``say``)."""
+        """A live progress bar on a terminal; elsewhere one line per epoch (see ``say``) and,
+        in epochs longer than :data:`LOG_EVERY_S`, a line that often."""
         if not self.cfg.progress or self.rank != 0 or not Console().is_terminal:
             return None
         return Progress(
@@ -431,6 +451,19 @@ class Trainer:
         """Tear down the process group if this trainer created one."""
         if is_distributed():
             dist.destroy_process_group()
+
+
+LOG_EVERY_S = 60.0
+"""Without a live progress bar (output not a terminal), a line at most this often."""
+
+
+def _duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``3.5 h``: how long, to a reader of a log."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 _NONFINITE_FIX = (

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="gl
 # allocate, touch and free tensors of the sizes of a CPU training step's activations, then
 # print what tune_malloc said and the minor page faults of the loop
 PROBE = """
-import resource, sys
+import ctypes, resource, sys
+ctypes.CDLL(None).prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE: count 4 KiB pages everywhere
 import torch
 from coldflow.allocator import tune_malloc
 said = tune_malloc() if sys.argv[1] == "tune" else None

@@ -83,6 +83,26 @@ def test_study_page_has_table1_and_findings(tmp_path, tiny_overrides, capsys):
     assert "Inputs of the conditional restorations" in cold_page
     assert "(not samples)" in cold_page
     assert "ddim, 5 steps, eta 1" in results
+    # real-digit baselines beside every evaluated run: the FID floor at the same count,
+    # the nearest-training-digit check, its figure and its findings
+    for run in ("diffusion_model", "model2_T1000", "blur_model"):
+        ev = json.loads((out / run / "evaluation.json").read_text())
+        assert (
+            0
+            < ev["fid_real_train"]
+            < min([ev.get("fid", 1e9), *ev.get("unconditional_fid", {}).values()])
+        )
+        near = ev["nearest_train"]
+        assert near["samples"] == 16 and near["training_digits"] == 96  # the run's subset
+        assert (out / run / "samples" / "nearest_train.safetensors").is_file()
+        assert (out / run / "figures" / "nearest_training_digits.png").is_file()
+    assert (
+        json.loads((out / "blur_model" / "evaluation.json").read_text())["nearest_train"]["start"]
+        == "gmm"
+    )
+    assert "FID, real digits" in results and "nearest train: samples / test" in results
+    assert "Real training digits, as many as each run's samples" in results
+    assert "Nearest training digit (median RMS distance" in results
 
 
 @pytest.fixture

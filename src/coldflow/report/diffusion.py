@@ -355,8 +355,35 @@ def run_figures(run: RunDir, cfg: RunConfig, notes: list[str]) -> list[Figure]:
     figures: list[Figure] = []
     _schedule_figures(view, figures)
     _final_sample_figures(view, figures)
+    _nearest_figure(view, figures)
     _epoch_sample_figures(view, figures)
     return figures
+
+
+def _nearest_figure(run: _Run, out: list[Figure]) -> None:
+    """Evaluation samples (top row) above their nearest training digits (bottom row)."""
+    from coldflow.metrics.baselines import NEAREST_FILE
+
+    path = run.dir.samples_dir / NEAREST_FILE
+    if not path.is_file():
+        return
+    tensors = load_tensors(path)
+    k = min(8, len(tensors["samples"]))
+    pairs = torch.cat([tensors["samples"][:k], tensors["neighbours"][:k]])
+    caption = (
+        f"Memorisation check: {k} of the samples scored by coldflow evaluate (top row) above "
+        "the training digit nearest to each in pixel space (bottom row). Copies would look "
+        "alike; the distances are in the evaluation table."
+    )
+    save(
+        out,
+        run.notes,
+        run.dir.figures_dir / "nearest_training_digits.png",
+        caption,
+        lambda: image_grid_figure(
+            pairs, run.value_range, ncol=k, title=f"{run.label}: samples, nearest training digits"
+        ),
+    )
 
 
 def comparison_figures(

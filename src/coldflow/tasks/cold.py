@@ -24,10 +24,18 @@ from coldflow.tasks.diffusion import (
     device_of,
     draw,
     fid_of_samples,
+    real_baselines,
     sample_batch_size,
+    save_nearest,
     with_trajectory,
 )
-from coldflow.tasks.diffusion_findings import cold_findings, read_evaluation
+from coldflow.tasks.diffusion_findings import (
+    BASELINE_HEADER,
+    baseline_cells,
+    baseline_findings,
+    cold_findings,
+    read_evaluation,
+)
 
 __all__ = ["ColdTask"]
 
@@ -138,14 +146,18 @@ class ColdTask(DiffusionTask):
             print(f"Table 1, {TABLE1_ROWS[row]}: restoring {len(x)} test images", flush=True)
             res = draw(model, len(x), start=x_T, sampler=row, batch_size=bs, progress=True)
             table[row] = self.quality(res.images, x, cfg, dev, progress=True)
-        uncond = {}
+        uncond, baselines = {}, {}
         for start in (prior,) if prior else ("gmm", "black"):
             print(f"{n} unconditional samples from the {start} start ({sampler})", flush=True)
             images = draw(
                 model, n, seed=seed, batch_size=bs, sampler=sampler, prior=start, progress=True
             ).images
             uncond[start] = fid_of_samples(images, cfg, dev, progress=True)
-        return {
+            if not baselines:  # the first start's samples (default: the GMM start)
+                baselines, neighbours = real_baselines(images, cfg, dev, progress=True)
+                baselines["nearest_train"]["start"] = start
+                save_nearest(loaded.run, images, neighbours)
+        return baselines | {
             "conditional": table,
             "conditional_images": len(x),
             "unconditional_fid": uncond,
@@ -173,7 +185,10 @@ class ColdTask(DiffusionTask):
             fids = ev.get("unconditional_fid", {})
             if fids:
                 cells = [f"{fids[k]:.4g}" if k in fids else "" for k in ("gmm", "black")]
-                uncond.append([label, *cells, str(ev.get("n_samples", "")), ev.get("sampler", "")])
+                uncond.append(
+                    [label, *cells, str(ev.get("n_samples", "")), ev.get("sampler", "")]
+                    + baseline_cells(ev)
+                )
         out = []
         if rows:
             n = {
@@ -190,11 +205,14 @@ class ColdTask(DiffusionTask):
             out.append((caption, markdown_table(header, rows)))
         if uncond:
             header = ["run", "FID (GMM start)", "FID (black start)", "samples", "sampler"]
+            header += [
+                f"{h} (first start)" if h != BASELINE_HEADER[0] else h for h in BASELINE_HEADER
+            ]
             out.append(("Unconditional FID by start", markdown_table(header, uncond)))
         return out
 
     def findings(self, runs: Sequence[Path], labels: Sequence[str]) -> list[str]:
-        return cold_findings(runs, labels)
+        return cold_findings(runs, labels) + baseline_findings(runs, labels)
 
     def summary(self, evaluation: dict[str, Any]) -> dict[str, float]:
         out = {f"FID ({k} start)": v for k, v in evaluation.get("unconditional_fid", {}).items()}

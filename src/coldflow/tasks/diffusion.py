@@ -21,10 +21,13 @@ from coldflow.data import mnist_dataset
 from coldflow.degradations import build_degradation
 from coldflow.methods import SampleResult, build_method
 from coldflow.nets import build_net
-from coldflow.runs import RunDir
+from coldflow.runs import RunDir, save_tensors
 from coldflow.tasks.base import Comparison, LoadedRun, Prepared, Task
 from coldflow.tasks.diffusion_findings import (
+    BASELINE_HEADER,
     alpha_bar_T,
+    baseline_cells,
+    baseline_findings,
     ddpm_findings,
     read_config,
     read_evaluation,
@@ -39,6 +42,8 @@ __all__ = [
     "DiffusionTask",
     "draw",
     "fid_of_samples",
+    "real_baselines",
+    "save_nearest",
 ]
 
 IMAGE_SHAPE = (1, 28, 28)  # MNIST (C, H, W)
@@ -131,6 +136,43 @@ def fid_of_samples(
     if progress:
         print(f"  FID {fid:.4g} ({time.perf_counter() - t0:.0f} s)", flush=True)
     return fid
+
+
+def real_baselines(
+    images: torch.Tensor, cfg: RunConfig, device: torch.device, progress: bool = False
+) -> tuple[dict[str, Any], torch.Tensor]:
+    """What real digits score beside ``images``: the FID floor at this sample count and
+    the nearest-training-digit check (:mod:`coldflow.metrics.baselines`).
+
+    Returns the ``evaluation.json`` entries (``fid_real_train``, ``nearest_train``) and the
+    nearest training digit of every image.
+    """
+    from coldflow.metrics.baselines import memorisation, real_fid_floor
+    from coldflow.metrics.features import build_feature_extractor
+
+    t0 = time.perf_counter()
+    extractor = build_feature_extractor(cfg.evaluation.fid.extractor).to(device)
+    floor = real_fid_floor(extractor, len(images), device)
+    near, neighbours = memorisation(images, tuple(cfg.data.range), cfg.data.train_subset)
+    if progress:
+        print(
+            f"  {len(images)} real training digits: FID {floor:.4g}; nearest training digit "
+            f"(RMS on [0, 1]): samples {near['median_sample_to_train']:.3f}, held-out test "
+            f"digits {near['median_test_to_train']:.3f} (median; "
+            f"{time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
+    return {"fid_real_train": floor, "nearest_train": near}, neighbours
+
+
+def save_nearest(run: RunDir, images: torch.Tensor, neighbours: torch.Tensor) -> None:
+    """Keep 16 samples and their nearest training digits for the run's report."""
+    from coldflow.metrics.baselines import NEAREST_FILE
+
+    if run.write:
+        save_tensors(
+            run.samples_dir / NEAREST_FILE, {"samples": images[:16], "neighbours": neighbours[:16]}
+        )
 
 
 def with_trajectory(out: dict, res: SampleResult, suffix: str) -> dict[str, torch.Tensor]:
@@ -296,15 +338,16 @@ class DDPMTask(DiffusionTask):
                     f"{ev.get('n_samples', '')}",
                     f"{ev.get('sampler', '')}{steps}{eta}",
                     ev.get("extractor", ""),
+                    *baseline_cells(ev),
                 ]
             )
         if not rows:
             return []
-        header = ["run", "alpha_bar_T", "FID", "samples", "sampler", "features"]
+        header = ["run", "alpha_bar_T", "FID", "samples", "sampler", "features", *BASELINE_HEADER]
         return [("Unconditional FID (coldflow evaluate)", markdown_table(header, rows))]
 
     def findings(self, runs: Sequence[Path], labels: Sequence[str]) -> list[str]:
-        return ddpm_findings(runs, labels)
+        return ddpm_findings(runs, labels) + baseline_findings(runs, labels)
 
     def epoch(self, model: nn.Module, cfg: RunConfig) -> tuple[dict, dict]:
         fid = cfg.evaluation.fid
@@ -347,7 +390,10 @@ class DDPMTask(DiffusionTask):
         print(f"{n} unconditional samples ({opts['sampler']})", flush=True)
         res = draw(loaded.model, n, seed=seed, batch_size=fid.batch_size, progress=True, **opts)
         fid_value = fid_of_samples(res.images, cfg, loaded.device, progress=True)
-        return {"fid": fid_value, **opts, "n_samples": n, "extractor": fid.extractor}
+        baselines, neighbours = real_baselines(res.images, cfg, loaded.device, progress=True)
+        save_nearest(loaded.run, res.images, neighbours)
+        out = {"fid": fid_value, **opts, "n_samples": n, "extractor": fid.extractor}
+        return out | baselines
 
     def summary(self, evaluation: dict[str, Any]) -> dict[str, float]:
         return {"FID": evaluation["fid"]} if "fid" in evaluation else {}

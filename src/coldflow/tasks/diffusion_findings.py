@@ -239,7 +239,7 @@ def baseline_findings(runs: Sequence[Path], labels: Sequence[str]) -> list[str]:
     out.append(
         "Real training digits, as many as each run's samples and scored against the same "
         "test statistics, reach FID "
-        + ", ".join(f"{f:.4g} ({n} digits)" for n, f in floors)
+        + ", ".join(f"{f:.4g} at {n} digits" for n, f in floors)
         + " (the floor at that count: FID is biased upwards when few samples are scored); "
         + ("the runs: " + ", ".join(scored) + "." if scored else "no run has an FID.")
     )

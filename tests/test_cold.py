@@ -188,3 +188,22 @@ def test_black_start_stays_black_for_a_restorer_that_keeps_constants():
     model = ColdDiffusion(Identity(), GaussianBlur(n_T=10, sigma_scale=0.3), prior_noise=0.0)
     res = model.sample(3, (1, 28, 28), prior="black")
     assert torch.allclose(res.images, torch.full_like(res.images, -0.5), atol=1e-6)
+
+
+def test_lookup_restoration_returns_the_training_digit_a_blurred_input_came_from():
+    from coldflow.data import mnist_dataset
+    from coldflow.tasks import TASKS
+
+    over = ["data.train_subset=2000"]
+    cfg = load_config(ROOT / "configs" / "mnist" / "quick_blur.yaml", RunConfig, over)
+    task = TASKS["cold"]
+    model = task.build(cfg, {})
+    train_x = mnist_dataset("train", tuple(cfg.data.range), 2000).tensors[0]
+    pick = torch.tensor([3, 1999, 500])
+    t = torch.full((3,), model.n_T, dtype=torch.long)
+    x_T = model.degradation.degrade(train_x[pick], t, noise=torch.zeros(3, 1, 28, 28))
+    assert torch.equal(task.lookup_restoration(model, cfg, x_T), train_x[pick])
+    # digits beyond the run's training subset are not searched
+    outside = mnist_dataset("train", tuple(cfg.data.range), 2001).tensors[0][-1:]
+    x_T = model.degradation.degrade(outside, t[:1], noise=torch.zeros(1, 1, 28, 28))
+    assert not torch.equal(task.lookup_restoration(model, cfg, x_T), outside)

@@ -62,9 +62,10 @@ def test_study_page_has_table1_and_findings(tmp_path, tiny_overrides, capsys):
     assert "Table 1" in results
     for row in ("degraded x_T", "one-shot R(x_T, T)", "naive sampler", "improved sampler"):
         assert row in results
+    assert "nearest training digit (lookup)" in results and "restoring by memory" in results
     assert "Unconditional FID by start" in results and "Unconditional FID (coldflow" in results
     ev = json.loads((out / "blur_model" / "evaluation.json").read_text())
-    assert {"degraded", "direct", "naive", "improved"} == set(ev["conditional"])
+    assert {"degraded", "lookup", "direct", "naive", "improved"} == set(ev["conditional"])
     assert {"gmm", "black"} == set(ev["unconditional_fid"])
     # findings generated from the numbers
     assert "has the lowest FID of the DDPM runs" in results

@@ -68,6 +68,29 @@ class ColdTask(DiffusionTask):
         return x, x_T
 
     @staticmethod
+    def lookup_restoration(model: nn.Module, cfg: RunConfig, x_T: torch.Tensor) -> torch.Tensor:
+        """Restoration by memory: for each degraded image, the training digit whose own
+        degradation to t = n_T (noise-free) is nearest to it.
+
+        The honest baseline of Table 1: what remembering the training set gives, with no
+        learned restoration at all. Searches the digits the run trained on.
+        """
+        from coldflow.metrics.baselines import nearest_rms
+
+        train = mnist_dataset("train", tuple(cfg.data.range), cfg.data.train_subset).tensors[0]
+        with torch.no_grad():
+            blurred = torch.cat(
+                [
+                    model.degradation.degrade(
+                        c, torch.full((len(c),), model.n_T, dtype=torch.long), noise=0 * c
+                    )
+                    for c in train.split(4096)
+                ]
+            )
+        _, idx = nearest_rms(x_T.cpu(), blurred.cpu())
+        return train[idx]
+
+    @staticmethod
     def quality(
         images: torch.Tensor,
         originals: torch.Tensor,
@@ -138,8 +161,9 @@ class ColdTask(DiffusionTask):
         t = torch.full((len(x_T),), model.n_T, dtype=torch.long, device=dev)
         with torch.no_grad():
             direct = torch.cat([model.restore(c.to(dev), t[: len(c)]).cpu() for c in x_T.split(bs)])
+        lookup = self.lookup_restoration(model, cfg, x_T)
         table = {}
-        for name, images in (("degraded", x_T), ("direct", direct)):
+        for name, images in (("degraded", x_T), ("lookup", lookup), ("direct", direct)):
             print(f"Table 1, {TABLE1_ROWS[name]}", flush=True)
             table[name] = self.quality(images, x, cfg, dev, progress=True)
         for row in ("naive", "improved"):

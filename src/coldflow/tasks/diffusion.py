@@ -50,6 +50,7 @@ IMAGE_SHAPE = (1, 28, 28)  # MNIST (C, H, W)
 
 TABLE1_ROWS = {
     "degraded": "degraded x_T",
+    "lookup": "nearest training digit (lookup)",
     "direct": "one-shot R(x_T, T)",
     "naive": "naive sampler (Alg. 1)",
     "improved": "improved sampler (Alg. 2)",

@@ -176,6 +176,28 @@ def cold_findings(runs: Sequence[Path], labels: Sequence[str]) -> list[str]:
                 f"blur restoration is good is {'supported' if good else 'not supported'} by "
                 "these numbers (both must improve on the degraded input)."
             )
+        if "lookup" in table and ("improved" in table or "naive" in table):
+            name = "improved" if "improved" in table else "naive"
+            best, lk = table[name], table["lookup"]
+            wins = best["rmse"] < lk["rmse"] and best["ssim"] > lk["ssim"]
+            out.append(
+                f"{label}: restoring by memory (the training digit whose own blurred version is "
+                f"nearest to the input) gives RMSE {lk['rmse']:.4f} and SSIM {lk['ssim']:.3f}; "
+                f"the {name} sampler ({best['rmse']:.4f}, {best['ssim']:.3f}) is "
+                + ("better on both" if wins else "not better on both")
+                + ": "
+                + (
+                    "the model restores more than it could by remembering training digits"
+                    if wins
+                    else "no evidence that it restores more than remembering training digits"
+                )
+                + (
+                    f". By FID the lookup scores {lk['fid']:.4g} against the sampler's "
+                    f"{best['fid']:.4g}: FID rewards real-looking digits, right or wrong."
+                    if "fid" in lk and "fid" in best and lk["fid"] < best["fid"]
+                    else "."
+                )
+            )
         fids = ev.get("unconditional_fid", {})
         if "gmm" in fids and "black" in fids:
             sentence = (

@@ -276,6 +276,7 @@ CASES: list = [
     ("evaluate/sampler-on-fluid-run", ["evaluate", "{sr}", "--sampler", "ddim"], ["--sampler"]),
     ("evaluate/data-on-ddpm-run", ["evaluate", "{ddpm}", "--data", "{h5}"], ["--data"]),
     ("evaluate/n-zero", ["evaluate", "{ddpm}", "--n", "0", "--device", "cpu"], ["--n"]),
+    ("evaluate/n-one", ["evaluate", "{ddpm}", "--n", "1", "--device", "cpu"], ["--n", "2"]),
     ("evaluate/data-missing", ["evaluate", "{sr}", "--data", "{root}/absent.h5"], ["absent.h5"]),
     ("evaluate/data-foreign-h5", ["evaluate", "{sol}", "--data", "{foreign_h5}"], ["foreign.h5"]),
     ("evaluate/data-dir-as-h5", ["evaluate", "{sr}", "--data", "{dir_h5}"], ["folder.h5"]),

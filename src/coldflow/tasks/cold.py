@@ -21,6 +21,7 @@ from coldflow.tasks.base import LoadedRun
 from coldflow.tasks.diffusion import (
     TABLE1_ROWS,
     DiffusionTask,
+    check_fid_count,
     device_of,
     draw,
     fid_of_samples,
@@ -154,6 +155,7 @@ class ColdTask(DiffusionTask):
         samplers (naive and improved); ``sampler`` picks the sampler of the unconditional
         samples (default: the config's FID sampler), ``prior`` one start (default: both).
         """
+        check_fid_count(n)
         model, cfg, dev = loaded.model, loaded.cfg, loaded.device
         sampler = sampler or cfg.evaluation.fid.sampler
         bs = sample_batch_size(cfg.evaluation.fid.batch_size, dev)

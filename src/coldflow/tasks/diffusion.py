@@ -35,6 +35,7 @@ from coldflow.tasks.diffusion_findings import (
 
 __all__ = [
     "IMAGE_SHAPE",
+    "check_fid_count",
     "device_of",
     "with_trajectory",
     "TABLE1_ROWS",
@@ -137,6 +138,17 @@ def fid_of_samples(
     if progress:
         print(f"  FID {fid:.4g} ({time.perf_counter() - t0:.0f} s)", flush=True)
     return fid
+
+
+def check_fid_count(n: int) -> None:
+    """Refuse an evaluation of fewer than two samples: an FID needs their covariance."""
+    from coldflow.errors import UserError
+
+    if n < 2:
+        raise UserError(
+            f"--n must be at least 2 for an FID (it needs the covariance of the samples' "
+            f"features), got {n}"
+        )
 
 
 def real_baselines(
@@ -385,6 +397,7 @@ class DDPMTask(DiffusionTask):
         eta: float | None = None,
     ) -> dict[str, Any]:
         """FID of ``n`` samples (the config's FID sampler settings unless overridden)."""
+        check_fid_count(n)
         cfg, fid = loaded.cfg, loaded.cfg.evaluation.fid
         opts = {"sampler": sampler or fid.sampler, "steps": steps or fid.steps}
         opts["eta"] = fid.eta if eta is None else eta

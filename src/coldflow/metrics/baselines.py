@@ -29,7 +29,7 @@ held-out test digits are to theirs."""
 
 
 def nearest_rms(
-    queries: torch.Tensor, references: torch.Tensor, chunk: int = 1024
+    queries: torch.Tensor, references: torch.Tensor, chunk: int = 512
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """RMS distance of each query to its nearest reference, and that reference's index.
 

@@ -242,6 +242,8 @@ class ColdTask(DiffusionTask):
 
     def summary(self, evaluation: dict[str, Any]) -> dict[str, float]:
         out = {f"FID ({k} start)": v for k, v in evaluation.get("unconditional_fid", {}).items()}
+        if "fid_real_train" in evaluation:  # what real digits score at the same count
+            out["FID, real digits"] = evaluation["fid_real_train"]
         for row, values in evaluation.get("conditional", {}).items():
             out[f"{row} RMSE"] = values["rmse"]
         return out

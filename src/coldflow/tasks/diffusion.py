@@ -410,4 +410,7 @@ class DDPMTask(DiffusionTask):
         return out | baselines
 
     def summary(self, evaluation: dict[str, Any]) -> dict[str, float]:
-        return {"FID": evaluation["fid"]} if "fid" in evaluation else {}
+        out = {"FID": evaluation["fid"]} if "fid" in evaluation else {}
+        if "fid_real_train" in evaluation:  # what real digits score at the same count
+            out["FID, real digits"] = evaluation["fid_real_train"]
+        return out

@@ -54,3 +54,33 @@ def test_fid_floor_is_what_real_digits_score_at_that_count():
     assert fid_from_images(noise, real, extractor, (-0.5, 0.5)) > 20 * floor
     with pytest.raises(ValueError, match="60,000"):
         real_fid_floor(extractor, 1)
+
+
+def _evaluated(tmp_path, name, ratio, near_copies, fid=300.0):
+    import json
+
+    run = tmp_path / name
+    run.mkdir()
+    near = {
+        "median_sample_to_train": 0.17 * ratio, "median_test_to_train": 0.17, "ratio": ratio,
+        "near_copies": near_copies, "samples": 1000,
+    }  # fmt: skip
+    ev = {"fid": fid, "n_samples": 1000, "fid_real_train": 6.4, "nearest_train": near}
+    (run / "evaluation.json").write_text(json.dumps(ev))
+    return run
+
+
+@pytest.mark.parametrize(
+    ("ratio", "near_copies", "copies"),
+    [(1.3, 0.0, False), (0.5, 0.0, True), (1.0, 0.2, True), (0.85, 0.03, False)],
+)
+def test_findings_call_copying_by_distance_or_by_share_of_near_copies(
+    tmp_path, ratio, near_copies, copies
+):
+    from coldflow.tasks.diffusion_findings import baseline_findings
+
+    runs = [_evaluated(tmp_path, "honest", 1.3, 0.0), _evaluated(tmp_path, "x", ratio, near_copies)]
+    floor, near = baseline_findings(runs, ["honest", "x"])
+    assert "reach FID 6.4 at 1000 digits" in floor and "honest 300, x 300" in floor
+    assert ("the samples of x lie closer" in near.lower()) is copies, near
+    assert "honest lie" not in near and ("No run's samples" in near) is not copies

@@ -20,6 +20,7 @@ from coldflow.runs import RunDir, read_evaluation
 __all__ = [
     "BASELINE_HEADER",
     "COPYING_RATIO",
+    "COPYING_SHARE",
     "alpha_bar_T",
     "baseline_cells",
     "baseline_findings",
@@ -235,6 +236,10 @@ COPYING_RATIO = 0.8
 held-out test digits' read as copies of the training set."""
 
 
+COPYING_SHARE = 0.05
+"""More near copies than this share of samples reads as copying (unseen real digits: 1 %)."""
+
+
 def baseline_cells(ev: dict) -> list[str]:
     """Table cells: FID of as many real training digits, nearest-training-digit distances
     (samples / held-out test digits, median RMS on [0, 1]) and the share of near copies."""
@@ -267,14 +272,18 @@ def baseline_findings(runs: Sequence[Path], labels: Sequence[str]) -> list[str]:
     )
     near = {lb: ev["nearest_train"] for lb, ev in evs.items()}
     test = sorted({round(n["median_test_to_train"], 3) for n in near.values()})
-    copying = [lb for lb, n in near.items() if n["ratio"] < COPYING_RATIO]
+    copying = [
+        lb for lb, n in near.items()
+        if n["ratio"] < COPYING_RATIO or n["near_copies"] > COPYING_SHARE
+    ]  # fmt: skip
     parts = ", ".join(
         f"{lb} {n['median_sample_to_train']:.3f} ({100 * n['near_copies']:.1f} % near copies)"
         for lb, n in near.items()
     )
     verdict = (
         f"the samples of {', '.join(copying)} lie closer to training digits than unseen real "
-        f"digits do (below {COPYING_RATIO}x): signs of copying the training set"
+        f"digits do (median below {COPYING_RATIO}x, or over {100 * COPYING_SHARE:.0f} % near "
+        "copies): signs of copying the training set"
         if copying
         else "no run's samples lie closer to the training digits than unseen real digits do: "
         "no sign of copying (a larger distance can also mean digits unlike any real one)"

@@ -124,3 +124,16 @@ def test_other_runtime_errors_pass_through():
 
     with pytest.raises(RuntimeError, match="shape mismatch"), cli._on_ctrl_c(lambda: "never"):
         raise RuntimeError("shape mismatch")
+
+
+def test_ctrl_c_in_a_study_says_the_same_command_continues(tmp_path, tiny_overrides):
+    study = tmp_path / "study.yaml"
+    sets = "".join(f"\n      - {o}" for o in [*tiny_overrides, "training.epochs=10000"])
+    study.write_text(f"name: s\nruns:\n  - name: long\n    config: {QUICK}\n    set:{sets}\n")
+    out = tmp_path / "out"
+    cmd = _cli("study", str(study), "--out", str(out))
+    res = _interrupt_after(cmd, lambda: len(RunDir(out / "long").checkpoints()) >= 1)
+    assert res.returncode == 130, res.stdout + res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("interrupted: finished runs are kept") and "same command" in last
+    assert not list(out.rglob(".*")), "a temporary file was left behind"

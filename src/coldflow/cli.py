@@ -18,7 +18,7 @@ from rich.table import Table
 from coldflow import hub
 from coldflow.allocator import tune_malloc
 from coldflow.config import ConfigError
-from coldflow.errors import DeviceError, UserError
+from coldflow.errors import DeviceError, UserError, is_interrupt
 
 app = typer.Typer(
     help="coldflow: learn to undo degradations of 2-D fields and judge the result perceptually.",
@@ -86,7 +86,7 @@ def _on_ctrl_c(what_now: Callable[[], str]) -> Iterator[None]:
     try:
         yield
     except (KeyboardInterrupt, RuntimeError) as e:
-        if isinstance(e, RuntimeError) and "KeyboardInterrupt" not in str(e):
+        if not is_interrupt(e):
             raise
         if os.environ.get("RANK", "0") == "0":  # once per multi-process run
             errors.print(

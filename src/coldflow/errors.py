@@ -16,7 +16,16 @@ __all__ = [
     "NonFiniteError",
     "UserError",
     "WeightsFileError",
+    "is_interrupt",
 ]
+
+
+def is_interrupt(error: BaseException) -> bool:
+    """Whether ``error`` is a Ctrl-C: a ``KeyboardInterrupt``, or the ``RuntimeError`` that
+    wraps one raised inside a TorchScript function (PhiFlow's compiled solver step)."""
+    if isinstance(error, KeyboardInterrupt):
+        return True
+    return isinstance(error, RuntimeError) and "KeyboardInterrupt" in str(error)
 
 
 class UserError(Exception):

@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch import nn
 
 from coldflow.config import ConfigError
-from coldflow.errors import DeviceError
+from coldflow.errors import DeviceError, is_interrupt
 
 __all__ = [
     "EMA",
@@ -244,7 +244,7 @@ class CompiledStep:
             with inductor_config.patch(fallback_random=True):
                 return self.compiled(batch)
         except Exception as e:  # noqa: BLE001 (any compile failure: run eagerly instead)
-            if "KeyboardInterrupt" in str(e):  # Ctrl-C inside TorchScript (a solver step)
+            if is_interrupt(e):  # Ctrl-C inside TorchScript (a solver step), not a failure
                 raise
             torch.set_rng_state(state)
             if cuda_state is not None:

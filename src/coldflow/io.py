@@ -19,7 +19,15 @@ from typing import IO, Any
 
 from coldflow.errors import DiskFullError
 
-__all__ = ["atomic_open", "atomic_path", "is_disk_full", "write_bytes", "write_json", "write_text"]
+__all__ = [
+    "atomic_open",
+    "atomic_path",
+    "format_duration",
+    "is_disk_full",
+    "write_bytes",
+    "write_json",
+    "write_text",
+]
 
 
 def _umask() -> int:
@@ -132,3 +140,14 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def format_duration(seconds: float) -> str:
+    """``"42.0 s"``, ``"3 min 05 s"`` or ``"2 h 07 min"``: for pages and progress lines."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from coldflow.errors import CheckpointError, DiskFullError
-from coldflow.io import is_disk_full, write_json
+from coldflow.io import format_duration, is_disk_full, write_json
 from coldflow.physics import FluidState
 
 __all__ = ["BatchCheckpoint", "Progress", "console_print", "disk_full_names"]
@@ -248,10 +248,10 @@ class Progress:
                 self.say(self.line())
 
     def line(self) -> str:
-        """``simulate: 120/2400 frames (5%), 12.3 frames/s, ETA 3m05s``."""
+        """``simulate: 120/2400 frames (5%), 12.3 frames/s, ETA 3 min 05 s``."""
         rate = self._rate()
         left = self.total - self._done
-        eta = _duration(left / rate) if rate > 0 else "?"
+        eta = format_duration(left / rate) if rate > 0 else "?"
         return (
             f"simulate: {self._done}/{self.total} frames ({100 * self._done // self.total}%), "
             f"{rate:.1f} frames/s, ETA {eta}"
@@ -267,10 +267,3 @@ def _is_terminal() -> bool:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):
         return False
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"

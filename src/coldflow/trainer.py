@@ -38,6 +38,7 @@ from torch.utils.data import (
 )
 
 from coldflow.errors import NonFiniteError
+from coldflow.io import format_duration
 from coldflow.runs import RunDir
 from coldflow.training import (
     EMA,
@@ -411,7 +412,7 @@ class Trainer:
         left = elapsed * (total - done) / max(done, 1)
         self.say(
             f"epoch {epoch}/{self.cfg.epochs}: step {done}/{total}, loss {loss:.4f} "
-            f"(mean so far), {rate:.0f} samples/s, about {_duration(left)} left in the epoch"
+            f"(mean so far), {rate:.0f} samples/s, about {format_duration(left)} left in the epoch"
         )
 
     def _step_is_finite(self, loss: torch.Tensor, norm: torch.Tensor | None) -> bool:
@@ -455,15 +456,6 @@ class Trainer:
 
 LOG_EVERY_S = 60.0
 """Without a live progress bar (output not a terminal), a line at most this often."""
-
-
-def _duration(seconds: float) -> str:
-    """``45 s``, ``12 min``, ``3.5 h``: how long, to a reader of a log."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 _NONFINITE_FIX = (

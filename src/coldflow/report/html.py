@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coldflow.io import format_duration
 from coldflow.report.style import save_figure
 
 __all__ = [
@@ -68,17 +69,6 @@ def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}" if math.isfinite(value) else str(value)
     return str(value)
-
-
-def format_duration(seconds: float) -> str:
-    """``"42.0 s"``, ``"3 min 05 s"`` or ``"2 h 07 min"``."""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
 
 
 _CSS = """

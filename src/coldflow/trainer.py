@@ -327,6 +327,10 @@ class Trainer:
         first_bad = torch.full((), -1, device=self.device, dtype=torch.int64)
         count = skipped = 0
         shown = t0 = time.perf_counter()
+        # the live bar at most twice a second; without it (a log file) a line at most once a
+        # minute, on rank 0 when progress output is on. Each reads the loss: a host sync
+        every = 0.5 if progress is not None else LOG_EVERY_S
+        report = progress is not None or (self.cfg.progress and self.rank == 0)
         for batch in self._batches(epoch):
             batch = to_device(batch, self.device, self.channels_last)
             with autocast:
@@ -359,21 +363,16 @@ class Trainer:
                 first_bad = torch.where(bad, self.step, first_bad)
             total += detached.double() * n
             count += n
-            # the live bar at most twice a second, a log line at most once a minute: the
-            # loss read is a host sync
+            if not report:
+                continue
             now = time.perf_counter()
-            if progress is not None and (count == n or now - shown > 0.5):
+            if progress is not None and (count == n or now - shown > every):
                 shown = now
                 progress.update(
                     task, completed=self.step - self._step0(epoch), loss=loss.item(),
                     rate=count / (now - t0),
                 )  # fmt: skip
-            elif (
-                progress is None
-                and self.cfg.progress
-                and self.rank == 0
-                and now - shown > LOG_EVERY_S
-            ):
+            elif progress is None and now - shown > every:
                 shown = now
                 self._say_progress(epoch, total.item() / count, count / (now - t0), now - t0)
         elapsed = time.perf_counter() - t0

@@ -8,6 +8,7 @@ scored by ``coldflow evaluate`` with FID (DDPM) or the paper's Table 1 (cold dif
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -118,6 +119,15 @@ def draw(
     return SampleResult(torch.cat(images), first.trajectory, first.timesteps)
 
 
+@functools.lru_cache(maxsize=2)
+def feature_extractor(name: str, device: torch.device) -> nn.Module:
+    """The FID feature network ``name`` on ``device``, built (weights read and verified)
+    once per process: an evaluation scores several image sets with it."""
+    from coldflow.metrics.features import build_feature_extractor
+
+    return build_feature_extractor(name).to(device)
+
+
 def fid_of_samples(
     images: torch.Tensor, cfg: RunConfig, device: torch.device, progress: bool = False
 ) -> float:
@@ -125,14 +135,13 @@ def fid_of_samples(
 
     ``progress`` prints a line before the feature extraction and one with its duration.
     """
-    from coldflow.metrics.features import build_feature_extractor
     from coldflow.metrics.fid import fid_from_images, mnist_real_statistics
 
     name = cfg.evaluation.fid.extractor
     t0 = time.perf_counter()
     if progress:
         print(f"  FID: {name} features of {len(images)} samples and the test set", flush=True)
-    extractor = build_feature_extractor(name).to(device)
+    extractor = feature_extractor(name, device)
     real = mnist_real_statistics(extractor, "test", n=10000, device=device)
     fid = fid_from_images(images, real, extractor, tuple(cfg.data.range), device=device)
     if progress:
@@ -161,10 +170,9 @@ def real_baselines(
     nearest training digit of every image.
     """
     from coldflow.metrics.baselines import memorisation, real_fid_floor
-    from coldflow.metrics.features import build_feature_extractor
 
     t0 = time.perf_counter()
-    extractor = build_feature_extractor(cfg.evaluation.fid.extractor).to(device)
+    extractor = feature_extractor(cfg.evaluation.fid.extractor, device)
     floor = real_fid_floor(extractor, len(images), device)
     near, neighbours = memorisation(images, tuple(cfg.data.range), cfg.data.train_subset)
     if progress:

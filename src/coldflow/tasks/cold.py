@@ -41,6 +41,13 @@ from coldflow.tasks.diffusion_findings import (
 __all__ = ["ColdTask"]
 
 
+def fully_degraded(model: nn.Module, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """D(x, n_T) of every image (``noise``: the hybrid degradation's eps)."""
+    t = torch.full((len(x),), model.n_T, dtype=torch.long)
+    with torch.no_grad():
+        return model.degradation.degrade(x, t, noise=noise)
+
+
 class ColdTask(DiffusionTask):
     """Cold diffusion with Gaussian blur; scored by the paper's Table 1 and FID."""
 
@@ -51,10 +58,8 @@ class ColdTask(DiffusionTask):
         if cfg.method.prior != "gmm":
             return
         x = dataset.tensors[0][: cfg.method.prior_fit_images]
-        t = torch.full((len(x),), model.n_T, dtype=torch.long)
         noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(cfg.seed + 4))
-        with torch.no_grad():
-            degraded = model.degradation.degrade(x, t, noise=noise)
+        degraded = fully_degraded(model, x, noise)
         params = fit_prior(degraded, cfg.method.prior_dims, cfg.method.prior_components, cfg.seed)
         model.set_prior(params)
 
@@ -62,11 +67,8 @@ class ColdTask(DiffusionTask):
     def conditional_inputs(model: nn.Module, cfg: RunConfig, n: int) -> tuple[torch.Tensor, ...]:
         """Held-out test images and their degradation to t = n_T (seeded noise if hybrid)."""
         x = mnist_dataset("test", tuple(cfg.data.range), n).tensors[0]
-        t = torch.full((len(x),), model.n_T, dtype=torch.long)
         noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(cfg.seed + 5))
-        with torch.no_grad():
-            x_T = model.degradation.degrade(x, t, noise=noise)
-        return x, x_T
+        return x, fully_degraded(model, x, noise)
 
     @staticmethod
     def lookup_restoration(model: nn.Module, cfg: RunConfig, x_T: torch.Tensor) -> torch.Tensor:
@@ -79,16 +81,10 @@ class ColdTask(DiffusionTask):
         from coldflow.metrics.baselines import nearest_rms
 
         train = mnist_dataset("train", tuple(cfg.data.range), cfg.data.train_subset).tensors[0]
-        with torch.no_grad():
-            blurred = torch.cat(
-                [
-                    model.degradation.degrade(
-                        c, torch.full((len(c),), model.n_T, dtype=torch.long), noise=0 * c
-                    )
-                    for c in train.split(4096)
-                ]
-            )
-        _, idx = nearest_rms(x_T.cpu(), blurred.cpu())
+        blurred = torch.cat(
+            [fully_degraded(model, c, torch.zeros_like(c)) for c in train.split(4096)]
+        )
+        _, idx = nearest_rms(x_T.cpu(), blurred)
         return train[idx]
 
     @staticmethod
@@ -231,9 +227,8 @@ class ColdTask(DiffusionTask):
             out.append((caption, markdown_table(header, rows)))
         if uncond:
             header = ["run", "FID (GMM start)", "FID (black start)", "samples", "sampler"]
-            header += [
-                f"{h} (first start)" if h != BASELINE_HEADER[0] else h for h in BASELINE_HEADER
-            ]
+            floor, *per_sample = BASELINE_HEADER  # the last two describe the first start's samples
+            header += [floor, *(f"{h} (first start)" for h in per_sample)]
             out.append(("Unconditional FID by start", markdown_table(header, uncond)))
         return out
 

@@ -41,14 +41,15 @@ import _machine
 import torch
 from torch.utils.data import DataLoader
 
-from coldflow.allocator import tune_malloc
-from coldflow.config import RunConfig, load_config
+from coldflow.config import load_config
 from coldflow.data import mnist_dataset
 from coldflow.runs import RunDir
-from coldflow.tasks.cold import ColdTask
-from coldflow.tasks.diffusion import DDPMTask, draw
-from coldflow.trainer import Trainer
-from coldflow.training import compile_unavailable
+from coldflow.tasks.diffusion.cold import ColdTask
+from coldflow.tasks.diffusion.config import DiffusionRunConfig
+from coldflow.tasks.diffusion.ddpm import DDPMTask, draw
+from coldflow.training.allocator import tune_malloc
+from coldflow.training.parts import compile_unavailable
+from coldflow.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAIN = "train: plain PyTorch loop (seed style)"
@@ -68,12 +69,12 @@ TRAINER_OPTIONS = {
 BLUR = "train: blur model, Trainer, defaults"
 
 
-def build(cfg: RunConfig) -> torch.nn.Module:
+def build(cfg: DiffusionRunConfig) -> torch.nn.Module:
     task = ColdTask() if cfg.method.kind == "cold" else DDPMTask()
     return task.build(cfg, {})
 
 
-def plain_loop(cfg: RunConfig, dataset, device: torch.device) -> Callable[[], float]:
+def plain_loop(cfg: DiffusionRunConfig, dataset, device: torch.device) -> Callable[[], float]:
     """The seed study's loop; returns a function that runs one epoch and gives images/s."""
     torch.manual_seed(0)
     model = build(cfg).to(device)
@@ -96,7 +97,7 @@ def plain_loop(cfg: RunConfig, dataset, device: torch.device) -> Callable[[], fl
     return epoch
 
 
-def trainer_rate(cfg: RunConfig, dataset) -> float:
+def trainer_rate(cfg: DiffusionRunConfig, dataset) -> float:
     """Trainer, two epochs: images/s of the second (as the Trainer logs it)."""
     torch.manual_seed(0)
     model = build(cfg)
@@ -121,7 +122,7 @@ def sampling_rate(model, n: int, **options) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def train_flop_per_image(cfg: RunConfig, dataset) -> float:
+def train_flop_per_image(cfg: DiffusionRunConfig, dataset) -> float:
     """FLOP of one training step (forward + backward) per image, FlopCounterMode."""
     torch.manual_seed(0)
     model = build(cfg)
@@ -134,7 +135,7 @@ def sample_flop_per_image(model, **options) -> float:
     return _machine.count_flops(lambda: draw(model, 2, batch_size=2, **options)) / 2
 
 
-def fid_end_to_end(cfg: RunConfig, model, n: int, device: torch.device) -> dict:
+def fid_end_to_end(cfg: DiffusionRunConfig, model, n: int, device: torch.device) -> dict:
     """Seconds of FID evaluation at ``n`` samples, split, and linear extrapolation."""
     from coldflow.metrics.features import build_feature_extractor
     from coldflow.metrics.fid import (
@@ -222,10 +223,12 @@ def main() -> None:
         f"training.device={device}",
         "evaluation.fid.enabled=false",
     ]
-    cfg = load_config(args.config, RunConfig, common)
-    blur_cfg = load_config(args.blur_config, RunConfig, common)
+    cfg = load_config(args.config, DiffusionRunConfig, common)
+    blur_cfg = load_config(args.blur_config, DiffusionRunConfig, common)
     dataset = mnist_dataset("train", tuple(cfg.data.range), args.images)
-    configs = {k: load_config(args.config, RunConfig, common + v) for k, v in options.items()}
+    configs = {
+        k: load_config(args.config, DiffusionRunConfig, common + v) for k, v in options.items()
+    }
     configs[BLUR] = blur_cfg
     plain = plain_loop(cfg, dataset, device)
     rows: dict[str, float] = dict.fromkeys([PLAIN, *configs], 0.0)
@@ -261,7 +264,7 @@ def main() -> None:
     rows[full] = rows[f"sample: ancestral ({n_T} steps)"] * n_T / cfg.degradation.n_T
     flop[full] = flop[f"sample: ancestral ({n_T} steps)"] * cfg.degradation.n_T / n_T
 
-    fid_cfg = load_config(args.config, RunConfig, [f"training.device={device}"])
+    fid_cfg = load_config(args.config, DiffusionRunConfig, [f"training.device={device}"])
     torch.manual_seed(0)
     fid = fid_end_to_end(fid_cfg, build(fid_cfg).to(device).eval(), args.fid_n, device)
 

@@ -31,16 +31,17 @@ import numpy as np
 import torch
 
 from coldflow import hub
-from coldflow.config import RunConfig, load_config
+from coldflow.config import load_config
 from coldflow.config.fluids import FluidDataConfig
 from coldflow.data import mnist_dataset
 from coldflow.io import write_json
 from coldflow.losses import LSiM
 from coldflow.physics import FluidState
 from coldflow.runs import RunDir
-from coldflow.simulate import build_scene
-from coldflow.tasks.diffusion import DDPMTask, draw
-from coldflow.trainer import Trainer
+from coldflow.simulate.run import build_scene
+from coldflow.tasks.diffusion.config import DiffusionRunConfig
+from coldflow.tasks.diffusion.ddpm import DDPMTask, draw
+from coldflow.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "scale.json"
@@ -61,7 +62,7 @@ def best_of(call: Callable[[], object], device: torch.device, repeats: int = 2) 
 
 def training_series(sizes: list[int], device: torch.device) -> dict[int, float]:
     overrides = ["training.epochs=1", "training.progress=false", f"training.device={device}"]
-    cfg = load_config(ROOT / "configs/mnist/diffusion_model.yaml", RunConfig, overrides)
+    cfg = load_config(ROOT / "configs/mnist/diffusion_model.yaml", DiffusionRunConfig, overrides)
     out = {}
     for n in sizes:
         dataset = mnist_dataset("train", tuple(cfg.data.range), n)
@@ -76,7 +77,7 @@ def training_series(sizes: list[int], device: torch.device) -> dict[int, float]:
 
 
 def sampling_series(n_ts: list[int], counts: list[int], device: torch.device) -> tuple[dict, dict]:
-    cfg = load_config(ROOT / "configs/mnist/diffusion_model.yaml", RunConfig)
+    cfg = load_config(ROOT / "configs/mnist/diffusion_model.yaml", DiffusionRunConfig)
     by_nt = {}
     for n_T in n_ts:
         c = cfg.model_copy(update={"degradation": cfg.degradation.model_copy(update={"n_T": n_T})})

@@ -2,7 +2,7 @@
 
 Generates the training simulations (8 each) of ``configs/fluids/karman.yaml``
 (128x64 reference -> 64x32 source) and ``configs/fluids/plume.yaml`` (128x128 -> 64x64),
-i.e. the four study trajectory sets, with ``coldflow.simulate``; prints a table and
+i.e. the four study trajectory sets, with ``coldflow.simulate.run``; prints a table and
 writes JSON (wall time, frames/s, file size, the Kármán Strouhal number). Data sets
 go to a temporary directory and are deleted unless ``--keep DIR`` is given. Never
 asserts on time.
@@ -40,9 +40,9 @@ def run_one(config: str, out: str, overrides: list[str], threads: int | None) ->
 
     from coldflow.config.base import load_config
     from coldflow.config.fluids import FluidDataConfig
-    from coldflow.data.fields import FieldData
-    from coldflow.report.fields import probe_analysis
-    from coldflow.simulate import generate
+    from coldflow.data.store import FieldData
+    from coldflow.report.datasets import probe_analysis
+    from coldflow.simulate.run import generate
 
     cfg = load_config(ROOT / config, FluidDataConfig, TRAIN_ONLY + overrides)
     if threads:

@@ -37,13 +37,13 @@ import torch
 
 from coldflow.config.base import load_config
 from coldflow.config.fluids import FluidDataConfig
-from coldflow.config.sol import SolRunConfig
-from coldflow.data.fields import FieldData, FieldWindows
+from coldflow.data.store import FieldData, FieldWindows
 from coldflow.io import write_json
 from coldflow.physics import FluidState
-from coldflow.simulate import build_scene, generate
-from coldflow.tasks.fluids import data_config
-from coldflow.tasks.sol import build_sol_model, data_statistics, low_scene
+from coldflow.simulate.run import build_scene, generate
+from coldflow.tasks.fluid import data_config
+from coldflow.tasks.sol.config import SolRunConfig
+from coldflow.tasks.sol.task import build_sol_model, data_statistics, low_scene
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "sol.json"

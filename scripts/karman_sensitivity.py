@@ -36,7 +36,7 @@ from coldflow.physics.diagnostics import (
     settling,
 )
 from coldflow.physics.karman import KarmanScene
-from coldflow.tasks.sol_eval import mirror_staggered
+from coldflow.tasks.sol.evaluation import mirror_staggered
 
 BASE = {"re": 2e5, "inflow_speed": 1.0, "seed": 0}
 # (label, scene changes, per-simulation changes)

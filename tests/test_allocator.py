@@ -16,7 +16,7 @@ PROBE = """
 import ctypes, resource, sys
 ctypes.CDLL(None).prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE: count 4 KiB pages everywhere
 import torch
-from coldflow.allocator import tune_malloc
+from coldflow.training.allocator import tune_malloc
 said = tune_malloc() if sys.argv[1] == "tune" else None
 sizes = [(k % 7 + 1) * 2**20 for k in range(30)]  # 4..28 MiB of float32
 

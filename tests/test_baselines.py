@@ -77,7 +77,7 @@ def _evaluated(tmp_path, name, ratio, near_copies, fid=300.0):
 def test_findings_call_copying_by_distance_or_by_share_of_near_copies(
     tmp_path, ratio, near_copies, copies
 ):
-    from coldflow.tasks.diffusion_findings import baseline_findings
+    from coldflow.tasks.diffusion.findings import baseline_findings
 
     runs = [_evaluated(tmp_path, "honest", 1.3, 0.0), _evaluated(tmp_path, "x", ratio, near_copies)]
     floor, near = baseline_findings(runs, ["honest", "x"])

@@ -70,7 +70,7 @@ def test_weights_fetch_unknown_name(monkeypatch, capsys, name):
 
 @pytest.fixture(scope="module")
 def karman_h5(tmp_path_factory) -> Path:
-    from coldflow.simulate import simulate
+    from coldflow.simulate.run import simulate
 
     out = tmp_path_factory.mktemp("cli_fields") / "karman.h5"
     simulate(ROOT / "configs" / "fluids" / "karman_tiny.yaml", out, progress=False)
@@ -82,7 +82,7 @@ def test_evaluate_fields_compares_two_keys_of_one_file_on_the_staggered_grid(
 ):
     import h5py
 
-    from coldflow.metrics.fields import evaluate_pairs
+    from coldflow.metrics.field import evaluate_pairs
 
     source, down = "sims/0000/source/velocity", "sims/0000/downsampled/velocity"
     out = tmp_path / "table.json"

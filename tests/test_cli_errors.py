@@ -79,15 +79,16 @@ def _readonly_dir(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
-    from coldflow.config import RunConfig, load_config
+    from coldflow.config import load_config
     from coldflow.experiment import load_config_file, train
-    from coldflow.simulate import simulate
+    from coldflow.simulate.run import simulate
+    from coldflow.tasks.diffusion.config import DiffusionRunConfig
 
     root = tmp_path_factory.mktemp("cli_errors")
     h5 = root / "karman.h5"
     simulate(KARMAN, h5, progress=False)
     ddpm = root / "ddpm"
-    train(load_config(QUICK, RunConfig, TINY_DDPM), ddpm, finish=False)
+    train(load_config(QUICK, DiffusionRunConfig, TINY_DDPM), ddpm, finish=False)
     training = "training: {epochs: 1, batch_size: 8, progress: false, device: cpu}\n"
     sr_yaml = root / "sr.yaml"
     sr_yaml.write_text(

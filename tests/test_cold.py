@@ -6,11 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from coldflow.config import RunConfig, load_config
+from coldflow.config import load_config
 from coldflow.degradations.blur import GaussianBlur
 from coldflow.experiment import evaluate, train
 from coldflow.methods.cold import ColdDiffusion, fit_gmm, fit_prior
 from coldflow.runs import RunDir
+from coldflow.tasks.diffusion.config import DiffusionRunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,7 +91,7 @@ def test_gmm_prior_gives_diverse_starts_and_black_gives_one():
 def test_tiny_cold_model_restores_better_than_the_degraded_input(tmp_path):
     cfg = load_config(
         ROOT / "configs" / "mnist" / "quick_blur.yaml",
-        RunConfig,
+        DiffusionRunConfig,
         [
             "data.train_subset=3000",
             "degradation.n_T=10",
@@ -150,10 +151,12 @@ def test_improved_sampler_ends_with_the_papers_last_step_by_default():
 
 
 def test_result_option_comes_from_the_config():
-    cfg = load_config(ROOT / "configs" / "mnist" / "quick_blur.yaml", RunConfig)
+    cfg = load_config(ROOT / "configs" / "mnist" / "quick_blur.yaml", DiffusionRunConfig)
     assert cfg.method.result == "last_step"
     cfg = load_config(
-        ROOT / "configs" / "mnist" / "quick_blur.yaml", RunConfig, ["method.result=restoration"]
+        ROOT / "configs" / "mnist" / "quick_blur.yaml",
+        DiffusionRunConfig,
+        ["method.result=restoration"],
     )
     from coldflow.tasks import TASKS
 
@@ -195,7 +198,7 @@ def test_lookup_restoration_returns_the_training_digit_a_blurred_input_came_from
     from coldflow.tasks import TASKS
 
     over = ["data.train_subset=2000"]
-    cfg = load_config(ROOT / "configs" / "mnist" / "quick_blur.yaml", RunConfig, over)
+    cfg = load_config(ROOT / "configs" / "mnist" / "quick_blur.yaml", DiffusionRunConfig, over)
     task = TASKS["cold"]
     model = task.build(cfg, {})
     train_x = mnist_dataset("train", tuple(cfg.data.range), 2000).tensors[0]

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from coldflow.config import ConfigError, RunConfig, apply_overrides, load_config, parse_value
+from coldflow.config import ConfigError, apply_overrides, load_config, parse_value
+from coldflow.tasks.diffusion.config import DiffusionRunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT / "configs" / "mnist"
@@ -20,7 +21,7 @@ SEED_CONFIGS = {
 
 @pytest.mark.parametrize("name", SEED_CONFIGS)
 def test_seed_configs_carry_the_study_values(name):
-    cfg = load_config(MNIST / f"{name}.yaml", RunConfig)
+    cfg = load_config(MNIST / f"{name}.yaml", DiffusionRunConfig)
     beta1, beta2, n_T, snaps = SEED_CONFIGS[name]
     assert (cfg.degradation.beta1, cfg.degradation.beta2, cfg.degradation.n_T) == (
         beta1,
@@ -36,7 +37,7 @@ def test_seed_configs_carry_the_study_values(name):
 
 def test_every_shipped_config_validates():
     for path in sorted((ROOT / "configs" / "mnist").glob("*.yaml")):
-        load_config(path, RunConfig)
+        load_config(path, DiffusionRunConfig)
 
 
 @pytest.mark.parametrize(
@@ -51,7 +52,7 @@ def test_override_values_are_typed(text, value):
 def test_overrides_reach_nested_keys(tmp_path):
     cfg = load_config(
         MNIST / "diffusion_model.yaml",
-        RunConfig,
+        DiffusionRunConfig,
         ["training.epochs=5", "degradation.beta1=1e-5", "training.optimizer.lr=1e-3"],
     )
     assert cfg.training.epochs == 5
@@ -63,7 +64,7 @@ def test_unknown_key_names_file_and_key(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("training:\n  epoch: 3\n")
     with pytest.raises(ConfigError) as e:
-        load_config(path, RunConfig)
+        load_config(path, DiffusionRunConfig)
     msg = str(e.value)
     assert str(path) in msg and "training.epoch" in msg and "epochs" in msg
 
@@ -72,15 +73,15 @@ def test_wrong_type_names_key_and_value(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("degradation:\n  kind: linear_noise\n  n_T: many\n")
     with pytest.raises(ConfigError) as e:
-        load_config(path, RunConfig)
+        load_config(path, DiffusionRunConfig)
     assert "degradation.n_T" in str(e.value) and "'many'" in str(e.value)
 
 
 def test_semantic_checks():
     with pytest.raises(ConfigError, match="beta1"):
-        load_config(MNIST / "diffusion_model.yaml", RunConfig, ["degradation.beta1=0.5"])
+        load_config(MNIST / "diffusion_model.yaml", DiffusionRunConfig, ["degradation.beta1=0.5"])
     with pytest.raises(ConfigError, match="snapshot_timesteps"):
-        load_config(MNIST / "diffusion_model.yaml", RunConfig, ["degradation.n_T=100"])
+        load_config(MNIST / "diffusion_model.yaml", DiffusionRunConfig, ["degradation.n_T=100"])
 
 
 def test_override_syntax_errors():

@@ -139,7 +139,12 @@ def test_ddpm_result_is_validated():
 
 def test_draw_samples_in_the_device_default_batch_or_the_given_one():
     from coldflow.methods import SampleResult
-    from coldflow.tasks.diffusion import CPU_SAMPLE_BATCH, GPU_SAMPLE_BATCH, draw, sample_batch_size
+    from coldflow.tasks.diffusion.ddpm import (
+        CPU_SAMPLE_BATCH,
+        GPU_SAMPLE_BATCH,
+        draw,
+        sample_batch_size,
+    )
 
     class Recorder(nn.Module):
         def __init__(self) -> None:

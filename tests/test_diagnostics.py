@@ -12,7 +12,7 @@ import torch
 
 from coldflow.config.base import load_config
 from coldflow.config.fluids import FluidDataConfig
-from coldflow.data.fields import FieldData
+from coldflow.data.store import FieldData
 from coldflow.physics.diagnostics import (
     MIN_PERIODS,
     dominant_frequency,
@@ -21,8 +21,8 @@ from coldflow.physics.diagnostics import (
     strouhal_number,
 )
 from coldflow.physics.plume import upwind_flux_advection
-from coldflow.report.fields import mass_analysis, report_dataset
-from coldflow.simulate import simulate
+from coldflow.report.datasets import mass_analysis, report_dataset
+from coldflow.simulate.run import simulate
 
 PLUME = Path(__file__).resolve().parents[1] / "configs" / "fluids" / "plume_tiny.yaml"
 

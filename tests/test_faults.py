@@ -40,7 +40,7 @@ DRIVER = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
 
-    import coldflow.io, coldflow.runs, coldflow.trainer
+    import coldflow.io, coldflow.runs, coldflow.training.trainer
     from coldflow import cli
 
     point = os.environ["KILL_AT"]
@@ -49,7 +49,7 @@ DRIVER = textwrap.dedent(
         os.kill(os.getpid(), signal.SIGKILL)
 
     if point == "mid_epoch":  # the 9th batch: the middle of epoch 2 (6 batches an epoch)
-        real_to_device, calls = coldflow.trainer.to_device, [0]
+        real_to_device, calls = coldflow.training.trainer.to_device, [0]
 
         def to_device(batch, device, *args):
             calls[0] += 1
@@ -57,7 +57,7 @@ DRIVER = textwrap.dedent(
                 die()
             return real_to_device(batch, device, *args)
 
-        coldflow.trainer.to_device = to_device
+        coldflow.training.trainer.to_device = to_device
     elif point in ("tensors_write", "sidecar_write"):  # half of the bytes reach the disk
         real_open = coldflow.io.atomic_open
         target = "epoch_0002." + ("safetensors" if point == "tensors_write" else "json")
@@ -308,7 +308,8 @@ def test_pickled_payload_in_a_pth_file_is_refused(tmp_path, monkeypatch):
     ],
 )
 def test_damaged_config_yaml_is_a_config_error_naming_the_file(tmp_path, damage):
-    from coldflow.config import ConfigError, RunConfig, load_config
+    from coldflow.config import ConfigError, load_config
+    from coldflow.tasks.diffusion.config import DiffusionRunConfig
 
     path = tmp_path / "quick.yaml"
     text = QUICK.read_text()
@@ -326,7 +327,7 @@ def test_damaged_config_yaml_is_a_config_error_naming_the_file(tmp_path, damage)
     else:
         path.write_bytes(text.encode()[:300] + b"\x00\x00" + text.encode()[300:])
     with pytest.raises(ConfigError, match="quick.yaml"):
-        load_config(path, RunConfig)
+        load_config(path, DiffusionRunConfig)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "not_torch", "other_layout"])
@@ -350,8 +351,9 @@ def test_damaged_fid_inception_file_is_a_user_error_naming_it(tmp_path, damage):
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
-    from coldflow.config import RunConfig, load_config
+    from coldflow.config import load_config
     from coldflow.experiment import train
+    from coldflow.tasks.diffusion.config import DiffusionRunConfig
 
     overrides = [
         "data.train_subset=64", "degradation.n_T=20", "model.hidden=[4, 8, 4]",
@@ -361,7 +363,7 @@ def trained_run(tmp_path_factory) -> Path:
         "evaluation.interval=5", "evaluation.fid.enabled=false",
     ]  # fmt: skip
     run_dir = tmp_path_factory.mktemp("trained") / "run"
-    train(load_config(QUICK, RunConfig, overrides), run_dir, finish=False)
+    train(load_config(QUICK, DiffusionRunConfig, overrides), run_dir, finish=False)
     return run_dir
 
 
@@ -407,7 +409,7 @@ def _karman(frames: int = 7):
 
 @pytest.fixture(scope="module")
 def karman_data(tmp_path_factory) -> Path:
-    from coldflow.simulate import generate
+    from coldflow.simulate.run import generate
 
     out = tmp_path_factory.mktemp("karman") / "karman.h5"
     generate(_karman(), out, progress=False, log=lambda m: None, checkpoint_every=0)
@@ -416,7 +418,7 @@ def karman_data(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("damage", ["truncate", "flip_signature", "empty"])
 def test_damaged_hdf5_data_set_is_a_field_data_error(tmp_path, karman_data, damage):
-    from coldflow.data.fields import FieldData, FieldDataError
+    from coldflow.data.store import FieldData, FieldDataError
 
     path = tmp_path / "karman.h5"
     shutil.copy(karman_data, path)
@@ -452,7 +454,7 @@ def test_every_dataset_carries_a_checksum(karman_data):
 @pytest.mark.parametrize("name", ["sims/0001/reference/velocity", "obstacle/low"])
 def test_bit_flip_inside_a_dataset_chunk_is_a_field_data_error(tmp_path, karman_data, name):
     """Without a checksum the flipped bit would be read as a slightly wrong number."""
-    from coldflow.data.fields import FieldData, FieldDataError
+    from coldflow.data.store import FieldData, FieldDataError
 
     path = tmp_path / "karman.h5"
     shutil.copy(karman_data, path)
@@ -469,9 +471,9 @@ def test_bit_flip_inside_a_dataset_chunk_is_a_field_data_error(tmp_path, karman_
 
 
 def test_bit_flip_is_named_by_training_windows_and_evaluate_fields(tmp_path, karman_data):
-    from coldflow.data.fields import FieldDataError, FieldWindows
-    from coldflow.metrics.field_files import evaluate_fields
-    from coldflow.metrics.fields import FieldsInputError
+    from coldflow.data.store import FieldDataError, FieldWindows
+    from coldflow.metrics.field import FieldsInputError
+    from coldflow.metrics.files import evaluate_fields
 
     path = tmp_path / "karman.h5"
     shutil.copy(karman_data, path)
@@ -489,7 +491,7 @@ def test_bit_flip_is_named_by_training_windows_and_evaluate_fields(tmp_path, kar
 def test_simulation_resumes_inside_a_batch_bit_identically(tmp_path, karman_data, monkeypatch):
     """A batch interrupted after 5 frames resumes from its 4-frame checkpoint."""
     from coldflow.physics import Scene
-    from coldflow.simulate import generate
+    from coldflow.simulate.run import generate
 
     out = tmp_path / "karman.h5"
     real_step, calls = Scene.step, [0]
@@ -518,7 +520,7 @@ def test_simulation_resumes_inside_a_batch_bit_identically(tmp_path, karman_data
 
 
 def test_damaged_simulation_segment_falls_back_to_the_one_before(tmp_path, karman_data):
-    from coldflow.simulate import generate
+    from coldflow.simulate.run import generate
 
     out = tmp_path / "karman.h5"
     from coldflow.physics import Scene
@@ -549,8 +551,8 @@ def test_damaged_simulation_segment_falls_back_to_the_one_before(tmp_path, karma
 
 
 def test_disk_full_while_writing_a_simulation_part(tmp_path, karman_data, monkeypatch):
-    from coldflow.data.fields_writer import SimulationWriter, part_attrs
-    from coldflow.simulate import generate
+    from coldflow.data.store_writer import SimulationWriter, part_attrs
+    from coldflow.simulate.run import generate
 
     out = tmp_path / "karman.h5"
     real_write = SimulationWriter.write
@@ -581,7 +583,7 @@ def test_disk_full_while_writing_a_segment_or_the_data_set(tmp_path, monkeypatch
 
     import h5py
 
-    from coldflow.simulate import generate
+    from coldflow.simulate.run import generate
 
     out = tmp_path / "karman.h5"
     if target == "segment":
@@ -612,7 +614,7 @@ def test_disk_full_while_writing_a_segment_or_the_data_set(tmp_path, monkeypatch
 
 
 def test_progress_without_a_terminal_prints_plain_lines_with_eta(tmp_path):
-    from coldflow.simulate import generate
+    from coldflow.simulate.run import generate
 
     said: list[str] = []
     generate(_karman(), tmp_path / "k.h5", progress=True, log=said.append, checkpoint_every=0)
@@ -657,7 +659,7 @@ def test_simulation_killed_during_spin_up_resumes_bit_identically(tmp_path, monk
     import numpy as np
 
     from coldflow.physics import Scene
-    from coldflow.simulate import generate
+    from coldflow.simulate.run import generate
 
     def cfg(spin_up):
         return load_config(KARMAN, FluidDataConfig, ["frames=5", "warmup=1", f"spin_up={spin_up}"])
@@ -691,7 +693,7 @@ def test_simulation_killed_during_spin_up_resumes_bit_identically(tmp_path, monk
     # the stored frames are those of a run without spin-up, shifted by the spin-up
     plain = tmp_path / "plain.h5"
     generate(cfg(0).model_copy(update={"frames": 9}), plain, progress=False, log=lambda m: None)
-    from coldflow.data.fields import FieldData
+    from coldflow.data.store import FieldData
 
     with FieldData(whole) as x, FieldData(plain) as y:
         assert x.attrs["spin_up"] == 4

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from coldflow import hub
-from coldflow.metrics.field_files import evaluate_fields, format_table
-from coldflow.metrics.fields import FIELD_METRICS, evaluate_pairs, psnr, relative_l1
+from coldflow.metrics.field import FIELD_METRICS, evaluate_pairs, psnr, relative_l1
+from coldflow.metrics.files import evaluate_fields, format_table
 
 HAS_LSIM = hub.locate("lsim") is not None
 

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-import coldflow.simulate as simulate_module
+import coldflow.simulate.run as simulate_module
 from coldflow.config.base import ConfigError, load_config
 from coldflow.config.fluids import FluidDataConfig
-from coldflow.data.fields import FieldData, FieldDataError, FieldWindows
+from coldflow.data.store import FieldData, FieldDataError, FieldWindows
 from coldflow.physics import FluidState, Scene, downsample_centered, downsample_velocity
-from coldflow.report.fields import probe_analysis, report_dataset
-from coldflow.simulate import SimulationError, build_scene, parse_shard, simulate
+from coldflow.report.datasets import probe_analysis, report_dataset
+from coldflow.simulate.run import SimulationError, build_scene, parse_shard, simulate
 
 torch.set_num_threads(1)
 
@@ -360,7 +360,7 @@ def test_report_draws_snapshots_and_probe(karman_h5, plume_h5, tmp_path):
 
 def test_probe_analysis_reports_a_developed_wake(karman_h5, monkeypatch):
     # a stored probe signal replaced by a clean oscillation of known frequency
-    import coldflow.report.fields as report_fields
+    import coldflow.report.datasets as report_fields
 
     f0 = 0.3  # 8 frames after the warm-up span 2.4 periods (refused), all 12 frames 3.6
     monkeypatch.setattr(
@@ -392,7 +392,7 @@ def test_unknown_scene_key_lists_only_the_selected_kinds_keys():
 def test_rollout_animation_is_a_gif(tmp_path):
     from PIL import Image
 
-    from coldflow.report.sol import animate_rollout
+    from coldflow.tasks.sol.figures import animate_rollout
 
     gen = torch.Generator().manual_seed(0)
     rollout = {k: torch.randn((6, 2, 9, 5), generator=gen) for k in ("reference", "source")}
@@ -410,7 +410,7 @@ def test_rollout_animation_is_a_gif(tmp_path):
 
 def test_physics_hash_of_existing_plume_data_sets_is_unchanged():
     """Data sets made before spin_up existed stay complete (their parts' hashes match)."""
-    from coldflow.simulate_specs import physics_hash, simulation_specs
+    from coldflow.simulate.specs import physics_hash, simulation_specs
 
     cfg = load_config(CONFIGS / "plume_tiny.yaml", FluidDataConfig)
     hashes = [physics_hash(cfg, s) for s in simulation_specs(cfg)]

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from coldflow.data import FieldData, FieldFrames, channel_names, read_centered
-from coldflow.data.fields_writer import SimulationWriter, merge_parts
+from coldflow.data.store_writer import SimulationWriter, merge_parts
 from coldflow.physics import faces_to_centered
-from coldflow.simulate import simulate
+from coldflow.simulate.run import simulate
 
 torch.set_num_threads(1)
 

@@ -18,14 +18,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "coldflow"
 FLOORS = [
     ["cli"],
     ["study"],
-    ["pipeline"],  # the SOL + SR simulator: runs of two tasks, evaluated together
     ["experiment"],
     ["tasks"],
-    ["methods", "metrics", "report", "simulate", "simulate_specs", "simulate_state"],
-    ["losses", "data", "trainer", "training"],
+    ["metrics", "report", "simulate"],
+    ["losses", "data", "training", "methods"],
     ["physics", "config", "hub", "runs"],
-    ["nets", "degradations", "io", "errors", "allocator"],
+    ["nets", "degradations", "io", "errors"],
 ]
+# the top level holds only these modules; everything else lives in a sub-package
+TOP_LEVEL = {"cli", "study", "experiment", "hub", "runs", "io", "errors"}
 LEVEL = {unit: i for i, floor in enumerate(FLOORS) for unit in floor}
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from coldflow.config import SeedCNNConfig, UNetConfig
 from coldflow.nets import build_net, call_with_context
+from coldflow.tasks.diffusion.config import SeedCNNConfig, UNetConfig
 
 
 @pytest.mark.parametrize("cfg", [SeedCNNConfig(), UNetConfig(channels=(8, 16, 16), time_dim=16)])

@@ -422,8 +422,8 @@ def test_sol_net_faces_lower_uses_and_corrects_each_cells_lower_faces():
 
 
 def test_sol_net_slope_and_options_keep_old_configs_and_hashes():
-    from coldflow.config.sol import SolMethodConfig, SolNetConfig
     from coldflow.nets.sol import KERAS_LEAKY_SLOPE, LEAKY_SLOPE, sol_resnet
+    from coldflow.tasks.sol.config import SolMethodConfig, SolNetConfig
 
     assert "slope" not in SolNetConfig().model_dump()  # runs made before keep their hash
     assert set(SolMethodConfig().model_dump()) == {"kind", "m", "loss"}

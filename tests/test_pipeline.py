@@ -11,9 +11,9 @@ import torch
 from coldflow.errors import UserError
 from coldflow.experiment import train
 from coldflow.methods.superres import upsample
-from coldflow.metrics.fields import FIELD_METRICS
-from coldflow.pipeline import evaluate_pipeline, score_upsampled
-from coldflow.simulate import simulate
+from coldflow.metrics.field import FIELD_METRICS
+from coldflow.simulate.run import simulate
+from coldflow.tasks.pipeline.evaluation import evaluate_pipeline, score_upsampled
 
 ROOT = Path(__file__).resolve().parents[1]
 

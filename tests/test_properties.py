@@ -12,8 +12,9 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from coldflow.config import ConfigError, RunConfig, load_config  # noqa: E402
-from coldflow.metrics.fields import FIELD_METRICS  # noqa: E402
+from coldflow.config import ConfigError, load_config  # noqa: E402
+from coldflow.metrics.field import FIELD_METRICS  # noqa: E402
+from coldflow.tasks.diffusion.config import DiffusionRunConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "configs" / "mnist" / "quick.yaml"
@@ -52,11 +53,11 @@ values = st.one_of(
 @given(key=st.sampled_from(KEYS), value=values)
 def test_any_override_value_gives_a_config_or_a_config_error_naming_the_key(key, value):
     try:
-        cfg = load_config(QUICK, RunConfig, [f"{key}={value}"])
+        cfg = load_config(QUICK, DiffusionRunConfig, [f"{key}={value}"])
     except ConfigError as e:
         assert key in str(e) or key.split(".")[-1] in str(e), (key, value, str(e))
         return
-    assert isinstance(cfg, RunConfig)
+    assert isinstance(cfg, DiffusionRunConfig)
 
 
 @settings(max_examples=60, deadline=None)

@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from coldflow.config import RunConfig, dump_yaml
+from coldflow.config import dump_yaml
 from coldflow.degradations import build_degradation
 from coldflow.experiment import report, report_run
-from coldflow.report import plot_schedules, save_figure
-from coldflow.report.diffusion import _degraded_strip, strip_timesteps
+from coldflow.report import save_figure
 from coldflow.report.figures import (
     image_grid_figure,
     metric_figure,
@@ -25,6 +24,8 @@ from coldflow.report.figures import (
 )
 from coldflow.report.style import DPI
 from coldflow.runs import RunDir
+from coldflow.tasks.diffusion.config import DiffusionRunConfig
+from coldflow.tasks.diffusion.figures import _degraded_strip, plot_schedules, strip_timesteps
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 N_T = 20
@@ -42,7 +43,7 @@ def make_run(
 ) -> Path:
     """A run directory as training would leave it: config, metrics, samples."""
     run = RunDir(path)
-    cfg = RunConfig(name=name, degradation={"n_T": n_T}, training={"epochs": 4}, **config)
+    cfg = DiffusionRunConfig(name=name, degradation={"n_T": n_T}, training={"epochs": 4}, **config)
     run.save_config(dump_yaml(cfg))
     for epoch in range(4):
         for step in range(2):
@@ -149,7 +150,7 @@ def test_missing_inputs_are_skipped(tmp_path: Path) -> None:
     assert "fid.png" not in page.read_text()
 
     bare = tmp_path / "bare"  # a config and nothing else yet
-    RunDir(bare).save_config(dump_yaml(RunConfig(name="bare")))
+    RunDir(bare).save_config(dump_yaml(DiffusionRunConfig(name="bare")))
     page = report_run(bare)
     assert {p.name for p in (bare / "figures").iterdir()} == {"schedule.png"}
     assert "No metrics logged yet" in page.read_text()
@@ -245,7 +246,7 @@ def test_metric_figure_uses_log_scale_only_over_a_decade() -> None:
 def test_strip_timesteps_and_degraded_strip() -> None:
     assert strip_timesteps(1000) == [0, 100, 200, 400, 600, 800, 1000]
     assert strip_timesteps(3) == [0, 1, 2, 3]  # rounded, deduplicated, within 1..n_T
-    degradation = build_degradation(RunConfig().degradation)
+    degradation = build_degradation(DiffusionRunConfig().degradation)
     x0 = torch.linspace(LOW, HIGH, 28 * 28).reshape(1, 28, 28)
     strip, ts = _degraded_strip(degradation, x0, seed=3)
     again, _ = _degraded_strip(degradation, x0, seed=3)
@@ -258,10 +259,11 @@ def test_strip_timesteps_and_degraded_strip() -> None:
 
 def test_plot_schedules_draws_one_or_two_panels(tmp_path: Path) -> None:
     same = plot_schedules(
-        {"a": RunConfig(), "b": RunConfig(degradation={"beta2": 0.03})}, tmp_path / "same.png"
+        {"a": DiffusionRunConfig(), "b": DiffusionRunConfig(degradation={"beta2": 0.03})},
+        tmp_path / "same.png",
     )
     mixed = plot_schedules(
-        [("a", RunConfig()), ("short", RunConfig(degradation={"n_T": 100}))],
+        [("a", DiffusionRunConfig()), ("short", DiffusionRunConfig(degradation={"n_T": 100}))],
         tmp_path / "mixed.png",
     )
     (w_same, _), (w_mixed, _) = png_size(same), png_size(mixed)
@@ -311,7 +313,7 @@ def test_comparison_of_two_runs(tmp_path: Path) -> None:
     ],
 )
 def test_results_table_names_a_skipped_metric_without_addresses_or_paths(reason) -> None:
-    from coldflow.report.frames import results_table
+    from coldflow.tasks.recon.figures import results_table
 
     ev = {
         "mean": {"bicubic": {"mse": 0.5}, "super-resolution": {"mse": 0.25}},

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from coldflow.config import load_config
-from coldflow.config.sol import SolRunConfig
 from coldflow.errors import UserError
 from coldflow.experiment import evaluate, load_run, report, train
 from coldflow.losses import build_field_loss
@@ -19,8 +18,9 @@ from coldflow.methods.sol import SolverInTheLoop
 from coldflow.nets import build_net
 from coldflow.nets.sol import SolCorrectionNet, sol_resnet, sol_resnet_small
 from coldflow.physics import KarmanScene, PressureSolver
-from coldflow.simulate import simulate
-from coldflow.tasks.sol import data_statistics
+from coldflow.simulate.run import simulate
+from coldflow.tasks.sol.config import SolRunConfig
+from coldflow.tasks.sol.task import data_statistics
 
 torch.set_num_threads(1)
 
@@ -175,7 +175,7 @@ def test_gradient_through_two_solver_steps_matches_finite_differences():
 
 
 def test_statistics_match_the_data(karman_h5):
-    from coldflow.data.fields import FieldData
+    from coldflow.data.store import FieldData
 
     stats = data_statistics(karman_h5)
     assert stats["param_names"] == ["re", "inflow_speed"]
@@ -219,7 +219,7 @@ def test_train_resume_equals_uninterrupted_and_evaluate(karman_h5, tmp_path):
         assert (full.path / "samples" / f"rollout_sim{sim['index']:04d}.safetensors").is_file()
     assert (full.path / "samples" / "rollout.gif").read_bytes()[:6] in (b"GIF89a", b"GIF87a")
     # the source rollout equals the stored source trajectory (same solver, same start)
-    from coldflow.data.fields import FieldData
+    from coldflow.data.store import FieldData
 
     with FieldData(karman_h5) as data:
         sim = data.simulations("test")[0]
@@ -286,7 +286,7 @@ def test_sol_configs_validate(path):
 
 
 def test_nearest_trajectory_picks_the_closest_simulation_and_its_mirror():
-    from coldflow.tasks.sol_eval import mirror_staggered, nearest_trajectory
+    from coldflow.tasks.sol.evaluation import mirror_staggered, nearest_trajectory
 
     gen = torch.Generator().manual_seed(0)
     ref = torch.randn(5, 2, 9, 5, generator=gen)
@@ -313,7 +313,7 @@ def test_nearest_trajectory_picks_the_closest_simulation_and_its_mirror():
 
 
 def test_per_simulation_table_counts_wins_inside_and_outside_the_training_range():
-    from coldflow.report.sol import per_simulation_table
+    from coldflow.tasks.sol.figures import per_simulation_table
 
     def ev(corrected):
         return {
@@ -347,7 +347,7 @@ def test_per_simulation_table_counts_wins_inside_and_outside_the_training_range(
 
 
 def test_verdict_on_the_means_names_the_simulations_where_it_fails():
-    from coldflow.tasks.sol_eval import verdict
+    from coldflow.tasks.sol.evaluation import verdict
 
     per_sim = {
         "source": {"mse": [2.0, 2.0, 1.0], "rel_l1": [0.2, 0.2, 0.1]},
@@ -365,7 +365,7 @@ def test_verdict_on_the_means_names_the_simulations_where_it_fails():
 
 
 def test_per_simulation_table_without_a_recorded_range_does_not_claim_inside():
-    from coldflow.report.sol import per_simulation_table
+    from coldflow.tasks.sol.figures import per_simulation_table
 
     ev = {
         "simulations": [{"index": 3, "seed": 1, "re": 3e5}],

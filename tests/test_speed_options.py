@@ -18,11 +18,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from coldflow import training as trainer_module
-from coldflow.config import RunConfig, load_config
+from coldflow.config import load_config
 from coldflow.experiment import train
 from coldflow.runs import RunDir
-from coldflow.training import compile_unavailable, trajectory_hash
+from coldflow.tasks.diffusion.config import DiffusionRunConfig
+from coldflow.training import parts as trainer_module
+from coldflow.training.parts import compile_unavailable, trajectory_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "configs" / "mnist" / "quick.yaml"
@@ -31,7 +32,7 @@ ATOL = 1e-4  # absolute, on every final weight
 
 
 def _run(tmp_path: Path, name: str, overrides: list[str]) -> tuple[list[float], dict]:
-    cfg = load_config(QUICK, RunConfig, overrides)
+    cfg = load_config(QUICK, DiffusionRunConfig, overrides)
     run = train(cfg, tmp_path / name, finish=False)
     losses = [e["value"] for e in run.read_metrics() if e["name"] == "loss"]
     weights = load_file(str(run.checkpoint_paths(run.checkpoints()[-1])[0]))
@@ -64,10 +65,10 @@ def test_fused_optimizer_gives_the_same_trajectory(tmp_path, tiny_overrides):
 
 
 def test_speed_options_are_not_part_of_the_trajectory_hash(tiny_overrides):
-    base = load_config(QUICK, RunConfig, tiny_overrides)
+    base = load_config(QUICK, DiffusionRunConfig, tiny_overrides)
     fast = load_config(
         QUICK,
-        RunConfig,
+        DiffusionRunConfig,
         [
             *tiny_overrides,
             "training.compile=true",
@@ -76,14 +77,16 @@ def test_speed_options_are_not_part_of_the_trajectory_hash(tiny_overrides):
         ],
     )
     assert trajectory_hash(fast) == trajectory_hash(base)
-    changed = load_config(QUICK, RunConfig, [*tiny_overrides, "training.optimizer.lr=1e-3"])
+    changed = load_config(
+        QUICK, DiffusionRunConfig, [*tiny_overrides, "training.optimizer.lr=1e-3"]
+    )
     assert trajectory_hash(changed) != trajectory_hash(base)
 
 
 def test_resume_may_switch_speed_options_on(tmp_path, tiny_overrides):
-    short = load_config(QUICK, RunConfig, [*tiny_overrides, "training.epochs=1"])
+    short = load_config(QUICK, DiffusionRunConfig, [*tiny_overrides, "training.epochs=1"])
     train(short, tmp_path / "b", finish=False)
-    more = load_config(QUICK, RunConfig, [*tiny_overrides, "training.channels_last=true"])
+    more = load_config(QUICK, DiffusionRunConfig, [*tiny_overrides, "training.channels_last=true"])
     train(more, tmp_path / "b", resume=True, finish=False)
     assert RunDir(tmp_path / "b").checkpoints()[-1] == 3
 

@@ -13,7 +13,7 @@ import pytest
 from coldflow.config import ConfigError
 from coldflow.errors import UserError
 from coldflow.experiment import evaluate, load_config_file, sample, train
-from coldflow.simulate import simulate
+from coldflow.simulate.run import simulate
 from coldflow.study import parse_shard, run_study
 from coldflow.tasks import TASKS, kind_of, task_of
 

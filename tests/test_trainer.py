@@ -11,9 +11,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from coldflow.config import RunConfig, load_config
+from coldflow.config import load_config
 from coldflow.experiment import load_run, sample, train
 from coldflow.runs import RunDir
+from coldflow.tasks.diffusion.config import DiffusionRunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "configs" / "mnist" / "quick.yaml"
@@ -26,7 +27,7 @@ def _final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def test_train_writes_a_complete_run(tmp_path, tiny_overrides):
-    cfg = load_config(QUICK, RunConfig, tiny_overrides)
+    cfg = load_config(QUICK, DiffusionRunConfig, tiny_overrides)
     run = train(cfg, tmp_path / "run")
     assert run.checkpoints() == [2, 3]  # keep_checkpoints=2
     events = run.read_metrics()
@@ -44,11 +45,11 @@ def test_train_writes_a_complete_run(tmp_path, tiny_overrides):
 
 
 def test_a_log_file_gets_lines_within_long_epochs(tmp_path, tiny_overrides, monkeypatch, capsys):
-    import coldflow.trainer
+    import coldflow.training.trainer
 
     over = [*tiny_overrides, "training.progress=true", "training.epochs=1"]
-    cfg = load_config(QUICK, RunConfig, over)  # 96 images, batch 16: 6 steps
-    monkeypatch.setattr(coldflow.trainer, "LOG_EVERY_S", -1.0)  # a line after every step
+    cfg = load_config(QUICK, DiffusionRunConfig, over)  # 96 images, batch 16: 6 steps
+    monkeypatch.setattr(coldflow.training.trainer, "LOG_EVERY_S", -1.0)  # a line after every step
     run = train(cfg, tmp_path / "run", finish=False)
     lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("epoch 1/1")]
     within = [x for x in lines if "step" in x]
@@ -61,20 +62,22 @@ def test_a_log_file_gets_lines_within_long_epochs(tmp_path, tiny_overrides, monk
 
 
 def test_refuses_to_overwrite_a_run(tmp_path, tiny_overrides):
-    cfg = load_config(QUICK, RunConfig, [*tiny_overrides, "training.epochs=1"])
+    cfg = load_config(QUICK, DiffusionRunConfig, [*tiny_overrides, "training.epochs=1"])
     train(cfg, tmp_path / "run", finish=False)
     with pytest.raises(FileExistsError, match="--resume"):
         train(cfg, tmp_path / "run")
 
 
 def test_resume_after_a_finished_run_extends_it_identically(tmp_path, tiny_overrides):
-    full = load_config(QUICK, RunConfig, tiny_overrides)
+    full = load_config(QUICK, DiffusionRunConfig, tiny_overrides)
     train(full, tmp_path / "a", finish=False)
-    short = load_config(QUICK, RunConfig, [*tiny_overrides, "training.epochs=1"])
+    short = load_config(QUICK, DiffusionRunConfig, [*tiny_overrides, "training.epochs=1"])
     train(short, tmp_path / "b", finish=False)
     with pytest.raises(RuntimeError, match="config differs"):
         train(
-            load_config(QUICK, RunConfig, [*tiny_overrides, "seed=1"]), tmp_path / "b", resume=True
+            load_config(QUICK, DiffusionRunConfig, [*tiny_overrides, "seed=1"]),
+            tmp_path / "b",
+            resume=True,
         )
     train(full, tmp_path / "b", resume=True, finish=False)
     a, b = _final_weights(tmp_path / "a"), _final_weights(tmp_path / "b")
@@ -163,7 +166,9 @@ def test_two_process_torchrun_writes_one_set_of_checkpoints(tmp_path, tiny_overr
     reason="bf16 on CPUs that advertise AMX needs ONEDNN_MAX_CPU_ISA (the Makefile sets it)",
 )
 def test_bf16_autocast_trains_and_keeps_float32_weights(tmp_path, tiny_overrides):
-    cfg = load_config(QUICK, RunConfig, [*tiny_overrides, "training.epochs=1", "training.amp=bf16"])
+    cfg = load_config(
+        QUICK, DiffusionRunConfig, [*tiny_overrides, "training.epochs=1", "training.amp=bf16"]
+    )
     run = train(cfg, tmp_path / "bf16", finish=False)
     losses = [e["value"] for e in run.read_metrics() if e["name"] == "loss"]
     assert len(losses) == 1 and 0 < losses[0] < 10
@@ -195,7 +200,7 @@ def _trainer(tmp_path, model, name="run", **training):
     from torch.utils.data import TensorDataset
 
     from coldflow.config.training import TrainingConfig
-    from coldflow.trainer import Trainer
+    from coldflow.training.trainer import Trainer
 
     gen = torch.Generator().manual_seed(1)
     data = TensorDataset(torch.randn(32, 3, generator=gen), torch.randn(32, generator=gen))
@@ -254,7 +259,7 @@ def test_constructor_overrides_the_config_limit(tmp_path):
     from torch.utils.data import TensorDataset
 
     from coldflow.config.training import TrainingConfig
-    from coldflow.trainer import Trainer
+    from coldflow.training.trainer import Trainer
 
     cfg = TrainingConfig(epochs=1, batch_size=8, device="cpu", progress=False)
     data = TensorDataset(torch.randn(16, 3), torch.randn(16))

@@ -16,9 +16,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from coldflow import hub
-from coldflow.allocator import tune_malloc
 from coldflow.config import ConfigError
 from coldflow.errors import DeviceError, UserError, is_interrupt
+from coldflow.training.allocator import tune_malloc
 
 app = typer.Typer(
     help="coldflow: learn to undo degradations of 2-D fields and judge the result perceptually.",
@@ -39,7 +39,7 @@ SET_HELP = "Override a config key, e.g. --set training.epochs=5 (repeatable; val
 def _check_device(name: str | None, where: str) -> None:
     """Refuse a device this machine lacks before any work (``where``: the setting)."""
     if name is not None:
-        from coldflow.training import resolve_device
+        from coldflow.training.parts import resolve_device
 
         resolve_device(name, where)
 
@@ -231,9 +231,10 @@ def report(
     out: Path = typer.Option(None, "--out", help="Output directory of a comparison."),
 ) -> None:
     """report.html of runs (and a comparison); schedules of configs; data-set figures."""
-    from coldflow.config import RunConfig, load_config
+    from coldflow.config import load_config
     from coldflow.experiment import report as report_runs
-    from coldflow.report import plot_schedules
+    from coldflow.tasks.diffusion.config import DiffusionRunConfig
+    from coldflow.tasks.diffusion.figures import plot_schedules
 
     for p in paths:
         if not p.exists():
@@ -244,11 +245,11 @@ def report(
     datasets = [p for p in paths if p.suffix in (".h5", ".hdf5")]
     runs = [p for p in paths if p not in configs and p not in datasets]
     if configs:
-        labelled = [(p.stem, load_config(p, RunConfig)) for p in configs]
+        labelled = [(p.stem, load_config(p, DiffusionRunConfig)) for p in configs]
         target = (out or Path("runs") / "schedules") / "schedules.png"
         console.print(f"schedules: {plot_schedules(labelled, target)}")
     for p in datasets:
-        from coldflow.report.fields import report_dataset
+        from coldflow.report.datasets import report_dataset
 
         target = out / p.stem if out else p.with_name(f"{p.stem}_figures")
         figures = report_dataset(p, target)
@@ -274,8 +275,8 @@ def simulate(
     A killed run resumes where it stopped: finished simulations are kept, and a running
     batch restarts from its last saved frame.
     """
-    from coldflow.simulate import parse_shard
-    from coldflow.simulate import simulate as run_simulation
+    from coldflow.simulate.run import parse_shard
+    from coldflow.simulate.run import simulate as run_simulation
 
     _check_writable_file(out, "--out")
     kept = (
@@ -330,8 +331,8 @@ def evaluate_pipeline(
 ) -> None:
     """The cheap simulator: low-res solver (plain or SOL-corrected), then bicubic or SR,
     compared with the high-resolution solver at its resolution, with time per frame."""
-    from coldflow.pipeline import evaluate_pipeline as run_pipeline
-    from coldflow.pipeline import pipeline_table
+    from coldflow.tasks.pipeline.evaluation import evaluate_pipeline as run_pipeline
+    from coldflow.tasks.pipeline.evaluation import pipeline_table
 
     _check_device(device, "--device")
     _check_writable_dir(out, "--out")
@@ -366,8 +367,8 @@ def evaluate_fields(
 ) -> None:
     """Compare two stored field data sets sample by sample with field metrics."""
     from coldflow.io import write_json
-    from coldflow.metrics.field_files import evaluate_fields as run_metrics
-    from coldflow.metrics.field_files import format_table
+    from coldflow.metrics.files import evaluate_fields as run_metrics
+    from coldflow.metrics.files import format_table
 
     _check_device(device, "--device")
     if out is not None:

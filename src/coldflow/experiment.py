@@ -1,7 +1,7 @@
 """The one path from a config to a trained, evaluated and reported run, for every task.
 
 ``train`` checks what can fail, writes the run files, builds the task's model and data
-set and trains them with the one :class:`~coldflow.trainer.Trainer`; ``load_run``
+set and trains them with the one :class:`~coldflow.training.trainer.Trainer`; ``load_run``
 rebuilds a trained model (EMA weights when kept); ``evaluate`` writes
 ``evaluation.json``; ``report`` writes ``report.html`` (and compares several runs). What
 differs between kinds of runs is asked of the task (:mod:`coldflow.tasks`).
@@ -10,7 +10,6 @@ differs between kinds of runs is asked of the task (:mod:`coldflow.tasks`).
 from __future__ import annotations
 
 import inspect
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,9 @@ from coldflow.errors import UserError
 from coldflow.io import write_json
 from coldflow.runs import RunDir
 from coldflow.tasks import TASKS, LoadedRun, Task, kind_of
-from coldflow.trainer import Trainer
-from coldflow.training import resolve_device, seed_everything, trajectory_hash
+from coldflow.tasks.handle import check_counts, load_run, read_run_files
+from coldflow.training.parts import resolve_device, seed_everything, trajectory_hash
+from coldflow.training.trainer import Trainer
 
 __all__ = [
     "LoadedRun",
@@ -44,18 +44,6 @@ def load_config_file(path: str | Path, overrides: list[str] | None = None) -> Ba
 
 def _task(cfg: BaseModel) -> Task:
     return TASKS[cfg.method.kind]
-
-
-def _read_files(run: RunDir, names: tuple[str, ...]) -> dict[str, Any]:
-    out = {}
-    for name in names:
-        path = run.path / name
-        if path.is_file():
-            try:
-                out[name] = json.loads(path.read_text())
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}: unreadable ({e}); the run cannot be resumed") from None
-    return out
 
 
 def train(
@@ -91,7 +79,7 @@ def train(
     run.check_can_train(resume)
     resolve_device(cfg.training.device)  # a missing GPU fails before anything is written
     task.check(cfg)
-    stored = _read_files(run, task.files) if resume else {}
+    stored = read_run_files(run, task.files) if resume else {}
     seed_everything(cfg.seed)  # the initial weights depend on the seed alone
     prepared = task.prepare(cfg, stored)
     if run.write:
@@ -119,22 +107,6 @@ def train(
     return run
 
 
-def load_run(run_dir: str | Path, device: str = "auto", epoch: int | None = None) -> LoadedRun:
-    """Load a run's config, files and checkpoint (EMA weights when the run kept them)."""
-    run = RunDir(run_dir)
-    if not run.exists():
-        raise FileNotFoundError(f"{run.path}: not a run directory (no config.yaml)")
-    task = TASKS[kind_of(run.path)]
-    cfg = load_config(run.config_path, task.config_model)
-    files = _read_files(run, task.files)
-    tensors, sidecar = run.load_checkpoint(epoch)
-    model = task.build(cfg, files)
-    prefix = "ema." if any(k.startswith("ema.") for k in tensors) else "model."
-    model.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
-    dev = resolve_device(device)
-    return LoadedRun(cfg, run, model.to(dev).eval(), sidecar["epoch"], dev, files)
-
-
 def _options_for(task: Task, method: str, options: dict[str, Any], kind: str) -> dict[str, Any]:
     """The options a task's ``method`` accepts; a given option it does not take is an error."""
     accepted = set(inspect.signature(getattr(task, method)).parameters) - {"loaded"}
@@ -147,21 +119,6 @@ def _options_for(task: Task, method: str, options: dict[str, Any], kind: str) ->
             + (", ".join(f"--{k.replace('_', '-')}" for k in sorted(accepted)) or "no options")
         )
     return given
-
-
-def check_counts(**values: int | None) -> None:
-    """Counts of an evaluation or sampling: ``n`` and ``steps`` at least 1, ``start`` at
-    least 0 (``None``: the default). Checked before a run is loaded.
-
-    Raises
-    ------
-    UserError
-        Naming the option and its value.
-    """
-    for name, value in values.items():
-        least = 0 if name == "start" else 1
-        if value is not None and value < least:
-            raise UserError(f"--{name} must be at least {least}, got {value}")
 
 
 def sample(run_dir: str | Path, n: int = 16, device: str = "auto", **options: Any):

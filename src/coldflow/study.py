@@ -32,10 +32,10 @@ from coldflow.report.html import (
     page,
 )
 from coldflow.runs import RunDir
-from coldflow.simulate import parse_shard
+from coldflow.simulate.run import parse_shard
 from coldflow.tasks import TASKS, kind_of
-from coldflow.tasks.fluids import data_config, data_config_from_text
-from coldflow.training import hash_matches, trajectory_hash
+from coldflow.tasks.fluid import data_config, data_config_from_text
+from coldflow.training.parts import hash_matches, trajectory_hash
 
 __all__ = ["parse_shard", "run_study"]
 
@@ -117,7 +117,7 @@ def _group(cfg: BaseModel) -> str:
 
 def _make_data(study: StudyConfig, path: Path, sharded: bool) -> None:
     """Generate the data sets the study needs, or reuse them when complete and matching."""
-    from coldflow.simulate import simulate
+    from coldflow.simulate.run import simulate
 
     for spec in study.data:
         target = Path(spec.out)
@@ -189,7 +189,7 @@ def _run(spec: Any, cfg: BaseModel, run_dir: Path) -> None:
 
 def _pipelines(study: StudyConfig, out: Path, finished: set[str]) -> list[tuple[str, Path]]:
     """Run every pipeline whose runs are finished (once); ``(name, pipeline.md)`` each."""
-    from coldflow.pipeline import evaluate_pipeline
+    from coldflow.tasks.pipeline.evaluation import evaluate_pipeline
 
     done = []
     for p in study.pipelines:

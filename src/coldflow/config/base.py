@@ -1,6 +1,6 @@
 """Typed configuration: pydantic models, YAML loading and ``--set a.b=c`` overrides.
 
-Every config file is validated against a pydantic model (``RunConfig`` for training
+Every config file is validated against a pydantic model (``DiffusionRunConfig`` for training
 runs, the fluid data-set and study models elsewhere in this package). Unknown or
 mistyped keys raise :class:`ConfigError`, whose message names the file, the key, the
 value and what was expected.

@@ -29,7 +29,8 @@ class OptimizerConfig(Strict):
 
 
 class TrainingConfig(Strict):
-    """What the one :class:`~coldflow.trainer.Trainer` needs: epochs, batches, optimiser."""
+    """What the one trainer (:class:`~coldflow.training.trainer.Trainer`) needs: epochs,
+    batches, optimiser."""
 
     epochs: int = Field(100, ge=1)
     batch_size: int = Field(128, ge=1)

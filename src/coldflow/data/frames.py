@@ -2,7 +2,7 @@
 super-resolution tasks.
 
 The data set stores velocities on the faces (padded staggered layout, see
-:mod:`coldflow.data.fields`); networks that work on images want every channel at the
+:mod:`coldflow.data.store`); networks that work on images want every channel at the
 cell centres. A frame here is ``[C, H, W]``: the centred velocity ``(v_y, v_x)``
 (:func:`coldflow.physics.faces_to_centered`) followed by the density where the data set
 stores it.
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from coldflow.data.fields import KINDS, FieldData, FieldDataError, SimulationInfo
+from coldflow.data.store import KINDS, FieldData, FieldDataError, SimulationInfo
 from coldflow.physics.grid import faces_to_centered
 
 __all__ = ["FIELDS", "MODES", "FieldFrames", "channel_names", "read_centered"]

@@ -26,10 +26,10 @@ from typing import Any
 
 from torch import nn
 
-from coldflow.losses.fields import FieldDistance, field_components
 from coldflow.losses.lpips import LPIPS
 from coldflow.losses.lsim import LSiM
 from coldflow.losses.pixel import MAE, MSE, mae, mse
+from coldflow.losses.vector import FieldDistance, field_components
 from coldflow.losses.vgg import VGGFeatureLoss
 
 # config name -> constructor taking the loss's options

@@ -22,8 +22,7 @@ from coldflow.metrics.fid import (
     real_statistics,
     stats_cache_path,
 )
-from coldflow.metrics.field_files import evaluate_fields, format_table
-from coldflow.metrics.fields import (
+from coldflow.metrics.field import (
     EVALUATION_DEFAULTS,
     FIELD_METRICS,
     FieldEvaluator,
@@ -31,6 +30,7 @@ from coldflow.metrics.fields import (
     psnr,
     relative_l1,
 )
+from coldflow.metrics.files import evaluate_fields, format_table
 
 __all__ = [
     "EVALUATION_DEFAULTS",

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from coldflow.config import ConfigError, load_yaml
 from coldflow.tasks.base import Comparison, LoadedRun, Prepared, Task
-from coldflow.tasks.cold import ColdTask
-from coldflow.tasks.diffusion import DDPMTask
-from coldflow.tasks.fields import AutoencoderTask, SuperResTask
-from coldflow.tasks.sol import SolTask
+from coldflow.tasks.diffusion.cold import ColdTask
+from coldflow.tasks.diffusion.ddpm import DDPMTask
+from coldflow.tasks.recon.task import AutoencoderTask, SuperResTask
+from coldflow.tasks.sol.task import SolTask
 
 __all__ = ["TASKS", "Comparison", "LoadedRun", "Prepared", "Task", "kind_of", "task_of"]
 

@@ -67,7 +67,7 @@ class Task:
         Names of the JSON files :meth:`prepare` stores in the run directory.
     hash_exclude
         Config fields that do not change the training trajectory (a resumed run may
-        change them), in the form of :func:`coldflow.training.trajectory_hash`.
+        change them), in the form of :func:`coldflow.training.parts.trajectory_hash`.
     """
 
     kinds: ClassVar[tuple[str, ...]] = ()

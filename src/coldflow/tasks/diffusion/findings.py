@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
-from coldflow.config import RunConfig
 from coldflow.data import from_range
 from coldflow.degradations import build_degradation
 from coldflow.runs import RunDir, read_evaluation
+from coldflow.tasks.diffusion.config import DiffusionRunConfig
 
 __all__ = [
     "BASELINE_HEADER",
@@ -31,16 +31,16 @@ __all__ = [
 ]
 
 
-def read_config(run: Path) -> RunConfig | None:
+def read_config(run: Path) -> DiffusionRunConfig | None:
     from coldflow.config import ConfigError, load_config
 
     try:
-        return load_config(Path(run) / "config.yaml", RunConfig)
+        return load_config(Path(run) / "config.yaml", DiffusionRunConfig)
     except (ConfigError, FileNotFoundError):
         return None
 
 
-def alpha_bar_T(cfg: RunConfig) -> float:
+def alpha_bar_T(cfg: DiffusionRunConfig) -> float:
     """alpha_bar at t = n_T of a DDPM run's degradation (1.0 for other degradations)."""
     degradation = build_degradation(cfg.degradation)
     curve = getattr(degradation, "alpha_bar64", None)

@@ -1,4 +1,4 @@
-"""The pieces the :class:`~coldflow.trainer.Trainer` is built from: device, seeding,
+"""The pieces the :class:`~coldflow.training.trainer.Trainer` is built from: device, seeding,
 hashes of the config fields that determine a training trajectory, EMA, moving batches,
 the optimizer and compilation (with its fallback)."""
 

@@ -177,7 +177,7 @@ class EvaluationConfig(Strict):
     )
 
 
-class RunConfig(Strict):
+class DiffusionRunConfig(Strict):
     """A complete training run: data, degradation, network, method, training, evaluation."""
 
     name: str = "run"
@@ -203,7 +203,7 @@ class RunConfig(Strict):
         return data
 
     @model_validator(mode="after")
-    def _check_combination(self) -> RunConfig:
+    def _check_combination(self) -> DiffusionRunConfig:
         pairs = {"ddpm": "linear_noise", "cold": "blur"}
         if pairs[self.method.kind] != self.degradation.kind:
             raise ValueError(
@@ -228,7 +228,7 @@ class RunConfig(Strict):
         return self
 
     @model_validator(mode="after")
-    def _check_snapshots(self) -> RunConfig:
+    def _check_snapshots(self) -> DiffusionRunConfig:
         n_T = self.degradation.n_T
         bad = [t for t in self.sampling.snapshot_timesteps if not 1 <= t <= n_T]
         if bad:

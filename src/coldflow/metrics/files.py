@@ -1,7 +1,7 @@
 """Field metrics of two HDF5 files: the dataset inside each, its grid, read in chunks.
 
 :func:`evaluate_fields` (``coldflow metrics``) compares a dataset of one file with a
-dataset of another, chunk by chunk, with :class:`coldflow.metrics.fields.FieldEvaluator`;
+dataset of another, chunk by chunk, with :class:`coldflow.metrics.field.FieldEvaluator`;
 :func:`format_table` prints the result. Missing files, keys, shapes and grids are errors
 that name the file, the key and the option to change.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from coldflow.errors import UserError
-from coldflow.metrics.fields import (
+from coldflow.metrics.field import (
     GRIDS,
     LAYOUTS,
     FieldEvaluator,
@@ -84,9 +84,9 @@ def dataset_grid(file: Any, dataset: Any) -> str | None:
     A dataset's own ``grid`` attribute decides; in data sets written before it existed, a
     ``velocity`` dataset of a ``coldflow-fields`` file whose last axes are
     ``(2, H + 1, W + 1)`` of the file's resolutions is staggered (the layout of
-    :data:`coldflow.data.fields.LAYOUT`).
+    :data:`coldflow.data.store.LAYOUT`).
     """
-    from coldflow.data.fields import FORMAT
+    from coldflow.data.store import FORMAT
 
     grid = dataset.attrs.get("grid")
     if grid is not None:
@@ -165,7 +165,7 @@ def evaluate_fields(
         Prediction and reference files.
     key
         Path of the dataset inside ``path_a`` (e.g. ``"velocity"``), whose shape follows
-        ``layout`` as in :func:`coldflow.metrics.fields.evaluate_pairs`.
+        ``layout`` as in :func:`coldflow.metrics.field.evaluate_pairs`.
     key_b
         Path of the dataset inside ``path_b`` (default: ``key``).
     metrics
@@ -176,7 +176,7 @@ def evaluate_fields(
         centred. ``"centered"`` on a coldflow staggered velocity is refused: it would
         count the padding as values.
     layout, faces, options, batch_size, device
-        As in :func:`coldflow.metrics.fields.evaluate_pairs`.
+        As in :func:`coldflow.metrics.field.evaluate_pairs`.
 
     Returns
     -------

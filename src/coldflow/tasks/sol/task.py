@@ -20,16 +20,15 @@ import torch
 from torch import nn
 
 from coldflow.config import ConfigError
-from coldflow.config.sol import SolRunConfig
-from coldflow.data.fields import FieldData, FieldWindows
+from coldflow.data.store import FieldData, FieldWindows
 from coldflow.losses import build_field_loss
 from coldflow.methods.sol import SolverInTheLoop
 from coldflow.nets import NETS
 from coldflow.physics import FluidState, Scene
 from coldflow.runs import read_evaluation, save_tensors
-from coldflow.simulate import build_scene
+from coldflow.simulate.run import build_scene
 from coldflow.tasks.base import Comparison, LoadedRun, Prepared
-from coldflow.tasks.fluids import (
+from coldflow.tasks.fluid import (
     METRIC_COLUMNS,
     FluidTask,
     check_same_data_kind,
@@ -38,6 +37,7 @@ from coldflow.tasks.fluids import (
     data_config_text,
     metric_functions,
 )
+from coldflow.tasks.sol.config import SolRunConfig
 
 __all__ = ["STATS_FILE", "SolTask", "build_sol_model", "data_statistics", "low_scene"]
 
@@ -195,7 +195,7 @@ class SolTask(FluidTask):
 
     def run_tables(self, run: Any, cfg: SolRunConfig) -> list[tuple[str, str]]:
         """The rollout errors of each test simulation, inside or outside the training range."""
-        from coldflow.report.sol import per_simulation_table
+        from coldflow.tasks.sol.figures import per_simulation_table
 
         ev = read_evaluation(run.path)
         if not (ev and ev.get("per_simulation") and ev.get("simulations")):
@@ -219,7 +219,7 @@ class SolTask(FluidTask):
         downsampled reference of its frame. Also writes ``samples/rollout.safetensors``
         (the rollouts of the first simulation).
         """
-        from coldflow.tasks.sol_eval import evaluate_rollouts
+        from coldflow.tasks.sol.evaluation import evaluate_rollouts
 
         cfg = loaded.cfg
         data_path = Path(data or cfg.data.test_path or cfg.data.path)
@@ -266,7 +266,7 @@ class SolTask(FluidTask):
     @staticmethod
     def _animate(loaded: LoadedRun, tensors: dict, result: dict) -> None:
         """``samples/rollout.gif``: reference, source and corrected vorticity over time."""
-        from coldflow.report.sol import animate_rollout
+        from coldflow.tasks.sol.figures import animate_rollout
 
         labels = ["reference", "source", f"corrected ({result['loss']})"]
         transpose = result.get("scene") == "karman"
@@ -296,11 +296,11 @@ class SolTask(FluidTask):
         return out
 
     def figures(self, run: Any, cfg: Any, notes: list[str]) -> list[Any]:
-        from coldflow.report.sol import run_figures
+        from coldflow.tasks.sol.figures import run_figures
 
         return run_figures(run.path, notes)
 
     def compare(self, runs: Sequence[Path], out: Path, labels: Sequence[str]) -> Comparison:
-        from coldflow.report.sol import comparison
+        from coldflow.tasks.sol.figures import comparison
 
         return comparison(runs, out, labels)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from coldflow.data.fields import KINDS, FieldData, SimulationInfo
+from coldflow.data.store import KINDS, FieldData, SimulationInfo
 from coldflow.physics.diagnostics import (
     MIN_PERIODS,
     dominant_frequency,

@@ -1,6 +1,6 @@
 """Writing fluid data sets: one part file per simulation, then the assembled data set.
 
-The layout is described in :mod:`coldflow.data.fields`. Every part file appears
+The layout is described in :mod:`coldflow.data.store`. Every part file appears
 atomically when its simulation is complete (``complete = True``); :func:`merge_parts`
 assembles the data set file from the parts, again atomically.
 """
@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import torch
 
-from coldflow.data.fields import FORMAT, FORMAT_VERSION, grid_of, h5_attrs
+from coldflow.data.store import FORMAT, FORMAT_VERSION, grid_of, h5_attrs
 from coldflow.io import atomic_path
 
 __all__ = ["SimulationWriter", "merge_parts", "part_attrs"]

@@ -15,7 +15,7 @@ import torch
 
 from coldflow.config import ConfigError, dump_yaml, parse_value, validate
 from coldflow.config.fluids import FluidDataConfig
-from coldflow.data.fields import FieldData
+from coldflow.data.store import FieldData
 from coldflow.losses import build_field_loss
 from coldflow.tasks.base import Task
 
@@ -104,8 +104,8 @@ def check_same_data_kind(trained: FluidDataConfig, test: FluidDataConfig, test_p
 
 
 def metric_functions(names: list[str], grid: str) -> dict[str, Any]:
-    """Field metrics by name (:data:`coldflow.metrics.fields.FIELD_METRICS`)."""
-    from coldflow.metrics.fields import FIELD_METRICS
+    """Field metrics by name (:data:`coldflow.metrics.field.FIELD_METRICS`)."""
+    from coldflow.metrics.field import FIELD_METRICS
 
     unknown = [n for n in names if n not in FIELD_METRICS]
     if unknown:

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from coldflow.config import ConfigError
-from coldflow.data.fields import FieldData
+from coldflow.data.store import FieldData
 from coldflow.physics import FluidState
-from coldflow.tasks.fluids import read_stacked
+from coldflow.tasks.fluid import read_stacked
 
 __all__ = ["evaluate_rollouts", "mirror_staggered", "nearest_trajectory"]
 

@@ -22,23 +22,23 @@ from typing import Any
 
 import torch
 
-from coldflow.data.fields import FieldData
 from coldflow.data.frames import read_centered
+from coldflow.data.store import FieldData
 from coldflow.errors import UserError
-from coldflow.experiment import check_counts, load_run
 from coldflow.io import write_json, write_text
 from coldflow.methods.superres import upsample
 from coldflow.physics import FluidState, faces_to_centered
 from coldflow.report.html import markdown_table
-from coldflow.simulate import build_scene
+from coldflow.simulate.run import build_scene
 from coldflow.tasks import kind_of
-from coldflow.tasks.fluids import (
+from coldflow.tasks.fluid import (
     check_same_data_kind,
     data_config,
     metric_functions,
     read_stacked,
 )
-from coldflow.tasks.sol import STATS_FILE, stored_data_config
+from coldflow.tasks.handle import check_counts, load_run
+from coldflow.tasks.sol.task import STATS_FILE, stored_data_config
 
 __all__ = ["evaluate_pipeline", "score_upsampled"]
 
@@ -193,7 +193,7 @@ def evaluate_pipeline(
     out = Path(out)
     write_json(out / "pipeline.json", result)
     write_text(out / "pipeline.md", pipeline_table(result))
-    from coldflow.report.pipeline import write_figures
+    from coldflow.tasks.pipeline.figures import write_figures
 
     write_figures(result, out / "figures")
     return result

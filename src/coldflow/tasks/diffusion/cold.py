@@ -1,6 +1,6 @@
 """Cold diffusion on MNIST (Bansal et al. 2022): the blur task.
 
-Trained like DDPM (:mod:`coldflow.tasks.diffusion`), scored by the paper's Table 1 on
+Trained like DDPM (:mod:`coldflow.tasks.diffusion.ddpm`), scored by the paper's Table 1 on
 held-out test digits (degraded input, one-shot restoration, naive and improved
 samplers: FID, RMSE, SSIM) and by unconditional FID from both starts.
 """
@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from coldflow.config import RunConfig
 from coldflow.data import from_range, mnist_dataset
 from coldflow.methods import fit_prior
 from coldflow.tasks.base import LoadedRun
-from coldflow.tasks.diffusion import (
+from coldflow.tasks.diffusion.config import DiffusionRunConfig
+from coldflow.tasks.diffusion.ddpm import (
     TABLE1_ROWS,
     DiffusionTask,
     check_fid_count,
@@ -30,7 +30,7 @@ from coldflow.tasks.diffusion import (
     save_nearest,
     with_trajectory,
 )
-from coldflow.tasks.diffusion_findings import (
+from coldflow.tasks.diffusion.findings import (
     BASELINE_HEADER,
     baseline_cells,
     baseline_findings,
@@ -53,7 +53,7 @@ class ColdTask(DiffusionTask):
 
     kinds = ("cold",)
 
-    def fit_prior(self, model: nn.Module, cfg: RunConfig, dataset: Any) -> None:
+    def fit_prior(self, model: nn.Module, cfg: DiffusionRunConfig, dataset: Any) -> None:
         """Fit the unconditional start distribution to fully degraded training images."""
         if cfg.method.prior != "gmm":
             return
@@ -64,14 +64,18 @@ class ColdTask(DiffusionTask):
         model.set_prior(params)
 
     @staticmethod
-    def conditional_inputs(model: nn.Module, cfg: RunConfig, n: int) -> tuple[torch.Tensor, ...]:
+    def conditional_inputs(
+        model: nn.Module, cfg: DiffusionRunConfig, n: int
+    ) -> tuple[torch.Tensor, ...]:
         """Held-out test images and their degradation to t = n_T (seeded noise if hybrid)."""
         x = mnist_dataset("test", tuple(cfg.data.range), n).tensors[0]
         noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(cfg.seed + 5))
         return x, fully_degraded(model, x, noise)
 
     @staticmethod
-    def lookup_restoration(model: nn.Module, cfg: RunConfig, x_T: torch.Tensor) -> torch.Tensor:
+    def lookup_restoration(
+        model: nn.Module, cfg: DiffusionRunConfig, x_T: torch.Tensor
+    ) -> torch.Tensor:
         """Restoration by memory: for each degraded image, the training digit whose own
         degradation to t = n_T (noise-free) is nearest to it.
 
@@ -91,7 +95,7 @@ class ColdTask(DiffusionTask):
     def quality(
         images: torch.Tensor,
         originals: torch.Tensor,
-        cfg: RunConfig,
+        cfg: DiffusionRunConfig,
         fid_device=None,
         progress: bool = False,
     ):
@@ -105,7 +109,7 @@ class ColdTask(DiffusionTask):
             out["fid"] = fid_of_samples(images, cfg, fid_device, progress)
         return out
 
-    def epoch(self, model: nn.Module, cfg: RunConfig) -> tuple[dict, dict]:
+    def epoch(self, model: nn.Module, cfg: DiffusionRunConfig) -> tuple[dict, dict]:
         fid, sampler = cfg.evaluation.fid, cfg.evaluation.fid.sampler
         grid = draw(model, cfg.sampling.n_grid, seed=cfg.seed + 1, sampler=sampler)
         x, x_T = self.conditional_inputs(model, cfg, cfg.method.conditional_images)
@@ -120,7 +124,7 @@ class ColdTask(DiffusionTask):
         n = cfg.sampling.n_grid
         return metrics, {"images": grid.images, "images_conditional": cond.images[:n]}
 
-    def final(self, model: nn.Module, cfg: RunConfig) -> dict[str, torch.Tensor]:
+    def final(self, model: nn.Module, cfg: DiffusionRunConfig) -> dict[str, torch.Tensor]:
         s, n = cfg.sampling, cfg.sampling.n_grid
         snaps = s.snapshot_timesteps
         uncond = draw(model, n, seed=cfg.seed + 3, sampler=s.sampler, snapshots=snaps)

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from coldflow import hub
-from coldflow.config import RunConfig
 from coldflow.data import mnist_dataset
 from coldflow.degradations import build_degradation
 from coldflow.report.figures import (
@@ -34,6 +33,7 @@ from coldflow.report.figures import (
 from coldflow.report.html import Figure, save
 from coldflow.report.style import save_figure
 from coldflow.runs import RunDir, load_tensors
+from coldflow.tasks.diffusion.config import DiffusionRunConfig
 
 __all__ = [
     "STRIP_FRACTIONS",
@@ -60,7 +60,7 @@ class _Run:
     """What the figures need from one run directory."""
 
     dir: RunDir
-    config: RunConfig | None
+    config: DiffusionRunConfig | None
     label: str
     notes: list[str] = field(default_factory=list)
 
@@ -166,7 +166,7 @@ def plot_schedules(
     ----------
     labelled_configs
         ``{label: config}`` or ``[(label, config), ...]``; a config is a
-        :class:`~coldflow.config.RunConfig` or a degradation config section.
+        :class:`~coldflow.config.DiffusionRunConfig` or a degradation config section.
     path
         Destination PNG.
 
@@ -213,7 +213,7 @@ def _schedule_figures(run: _Run, out: list[Figure]) -> None:
     save(out, run.notes, run.dir.figures_dir / "schedule.png", caption, make)
 
 
-def _sampler_text(cfg: RunConfig | None, fid: bool = False) -> str:
+def _sampler_text(cfg: DiffusionRunConfig | None, fid: bool = False) -> str:
     """The sampler of the final grids (or of the FID samples), with its settings."""
     if cfg is None:
         return "sampler unknown (no config.yaml)"
@@ -225,7 +225,7 @@ def _sampler_text(cfg: RunConfig | None, fid: bool = False) -> str:
     return f"{s.sampler} cold sampler, {cfg.degradation.n_T} steps, result {cfg.method.result}"
 
 
-def fid_text(cfg: RunConfig | None) -> str:
+def fid_text(cfg: DiffusionRunConfig | None) -> str:
     """How the FID of a run is measured: samples, sampler, feature extractor."""
     if cfg is None:
         return "FID settings unknown (no config.yaml)"
@@ -237,7 +237,7 @@ def fid_text(cfg: RunConfig | None) -> str:
     )
 
 
-def _grid_caption(key: str, shown: int, total: int, cfg: RunConfig | None) -> str:
+def _grid_caption(key: str, shown: int, total: int, cfg: DiffusionRunConfig | None) -> str:
     """What a saved grid is: samples (sampler, start) or inputs and originals (not samples)."""
     n_T = cfg.degradation.n_T if cfg is not None else "n_T"
     sampler = _sampler_text(cfg)
@@ -347,7 +347,7 @@ def _epoch_sample_figures(run: _Run, out: list[Figure], figs: Path | None = None
         save(out, run.notes, figs / f"samples_by_epoch{suffix}.png", caption, make)
 
 
-def run_figures(run: RunDir, cfg: RunConfig, notes: list[str]) -> list[Figure]:
+def run_figures(run: RunDir, cfg: DiffusionRunConfig, notes: list[str]) -> list[Figure]:
     """Schedule, final samples, trajectories and samples by epoch of one run."""
     view = _Run(run, cfg, cfg.name, notes)
     if cfg.evaluation.fid.enabled:
@@ -393,7 +393,7 @@ def comparison_figures(
     every run's grids, trajectories and samples by epoch."""
     from coldflow.config import load_config
 
-    configs = [load_config(Path(r) / "config.yaml", RunConfig) for r in runs]
+    configs = [load_config(Path(r) / "config.yaml", DiffusionRunConfig) for r in runs]
     figures: list[Figure] = []
     curves = [_schedule_curve(lb, c)[0] for lb, c in zip(labels, configs, strict=True)]
     save(

@@ -29,8 +29,8 @@ import torch
 
 from coldflow.config.base import ConfigError, dump_yaml, load_config
 from coldflow.config.fluids import FluidDataConfig
-from coldflow.data.fields import LAYOUT
-from coldflow.data.fields_writer import SimulationWriter, merge_parts, part_attrs
+from coldflow.data.store import LAYOUT
+from coldflow.data.store_writer import SimulationWriter, merge_parts, part_attrs
 from coldflow.errors import UserError
 from coldflow.physics import (
     SCENES,
@@ -41,14 +41,14 @@ from coldflow.physics import (
     downsample_centered,
     downsample_velocity,
 )
-from coldflow.simulate_specs import (
+from coldflow.simulate.checkpoint import BatchCheckpoint, Progress, console_print, disk_full_names
+from coldflow.simulate.specs import (
     SimulationSpec,
     parse_shard,
     physics_hash,
     simulation_specs,
     versions,
 )
-from coldflow.simulate_state import BatchCheckpoint, Progress, console_print, disk_full_names
 
 __all__ = [
     "DEFAULT_CHECKPOINT_EVERY",
@@ -99,7 +99,7 @@ def _part_path(out: Path, index: int) -> Path:
 
 def _up_to_date(cfg: FluidDataConfig, out: Path, specs: Sequence[SimulationSpec]) -> bool:
     """Whether ``out`` holds exactly the simulations ``cfg`` describes."""
-    from coldflow.data.fields import FieldData, FieldDataError
+    from coldflow.data.store import FieldData, FieldDataError
 
     try:
         with FieldData(out) as data:

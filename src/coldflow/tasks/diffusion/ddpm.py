@@ -3,7 +3,7 @@
 Both train a method (network + degradation) on MNIST digits, evaluate it every few
 epochs (sample grids, FID), draw final samples and trajectories after training, and are
 scored by ``coldflow evaluate`` with FID (DDPM) or the paper's Table 1 (cold diffusion,
-:mod:`coldflow.tasks.cold`).
+:mod:`coldflow.tasks.diffusion.cold`).
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from coldflow.config import RunConfig
 from coldflow.data import mnist_dataset
 from coldflow.degradations import build_degradation
 from coldflow.methods import SampleResult, build_method
 from coldflow.nets import build_net
 from coldflow.runs import RunDir, save_tensors
 from coldflow.tasks.base import Comparison, LoadedRun, Prepared, Task
-from coldflow.tasks.diffusion_findings import (
+from coldflow.tasks.diffusion.config import DiffusionRunConfig
+from coldflow.tasks.diffusion.findings import (
     BASELINE_HEADER,
     alpha_bar_T,
     baseline_cells,
@@ -129,7 +129,7 @@ def feature_extractor(name: str, device: torch.device) -> nn.Module:
 
 
 def fid_of_samples(
-    images: torch.Tensor, cfg: RunConfig, device: torch.device, progress: bool = False
+    images: torch.Tensor, cfg: DiffusionRunConfig, device: torch.device, progress: bool = False
 ) -> float:
     """FID of ``images`` against the MNIST test set with the configured feature extractor.
 
@@ -161,7 +161,7 @@ def check_fid_count(n: int) -> None:
 
 
 def real_baselines(
-    images: torch.Tensor, cfg: RunConfig, device: torch.device, progress: bool = False
+    images: torch.Tensor, cfg: DiffusionRunConfig, device: torch.device, progress: bool = False
 ) -> tuple[dict[str, Any], torch.Tensor]:
     """What real digits score beside ``images``: the FID floor at this sample count and
     the nearest-training-digit check (:mod:`coldflow.metrics.baselines`).
@@ -206,7 +206,7 @@ def with_trajectory(out: dict, res: SampleResult, suffix: str) -> dict[str, torc
 class EvalHook:
     """Every ``evaluation.interval`` epochs (and at the last): save samples, log metrics."""
 
-    def __init__(self, cfg: RunConfig, task: DiffusionTask) -> None:
+    def __init__(self, cfg: DiffusionRunConfig, task: DiffusionTask) -> None:
         self.cfg = cfg
         self.task = task
 
@@ -229,36 +229,36 @@ class EvalHook:
 class DiffusionTask(Task):
     """What DDPM and cold diffusion share: MNIST data, model building, reports."""
 
-    config_model = RunConfig
+    config_model = DiffusionRunConfig
     hash_exclude: ClassVar[dict[str, Any]] = {"sampling": True}
 
-    def check(self, cfg: RunConfig) -> None:
+    def check(self, cfg: DiffusionRunConfig) -> None:
         from coldflow import hub
 
         for part in ("images", "labels"):
             hub.resolve(f"mnist-train-{part}")
 
-    def build(self, cfg: RunConfig, files: dict[str, Any]) -> nn.Module:
+    def build(self, cfg: DiffusionRunConfig, files: dict[str, Any]) -> nn.Module:
         degradation = build_degradation(cfg.degradation)
         net = build_net(cfg.model, in_channels=IMAGE_SHAPE[0], image_shape=IMAGE_SHAPE[1:])
         return build_method(
             cfg.method, net, degradation, black=cfg.data.range[0], image_shape=IMAGE_SHAPE
         )
 
-    def prepare(self, cfg: RunConfig, stored: dict[str, Any]) -> Prepared:
+    def prepare(self, cfg: DiffusionRunConfig, stored: dict[str, Any]) -> Prepared:
         dataset = mnist_dataset("train", tuple(cfg.data.range), cfg.data.train_subset)
         model = self.build(cfg, {})
         self.fit_prior(model, cfg, dataset)
         return Prepared(model, dataset, hooks=[EvalHook(cfg, self)])
 
-    def fit_prior(self, model: nn.Module, cfg: RunConfig, dataset: Any) -> None:
+    def fit_prior(self, model: nn.Module, cfg: DiffusionRunConfig, dataset: Any) -> None:
         """Before training: fit what sampling needs from the training data (cold: prior)."""
 
-    def epoch(self, model: nn.Module, cfg: RunConfig) -> tuple[dict, dict]:
+    def epoch(self, model: nn.Module, cfg: DiffusionRunConfig) -> tuple[dict, dict]:
         """Metrics and sample grids of an evaluation epoch."""
         raise NotImplementedError
 
-    def final(self, model: nn.Module, cfg: RunConfig) -> dict[str, torch.Tensor]:
+    def final(self, model: nn.Module, cfg: DiffusionRunConfig) -> dict[str, torch.Tensor]:
         """The final grids (and trajectories) drawn with the configured sampler."""
         raise NotImplementedError
 
@@ -287,8 +287,8 @@ class DiffusionTask(Task):
     ) -> SampleResult:
         """``n`` samples with the config's sampler settings unless overridden."""
         options = {"sampler": sampler, "steps": steps, "eta": eta, "prior": prior}
-        from coldflow.config import SAMPLERS
         from coldflow.errors import UserError
+        from coldflow.tasks.diffusion.config import SAMPLERS
 
         s, kind = loaded.cfg.sampling, loaded.cfg.method.kind
         opts = {"sampler": s.sampler, "steps": s.steps, "eta": s.eta}
@@ -302,7 +302,7 @@ class DiffusionTask(Task):
             raise UserError(f"--prior must be gmm or black, not {opts['prior']!r}")
         return draw(loaded.model, n, seed=seed, snapshots=s.snapshot_timesteps, **opts)
 
-    def describe(self, cfg: RunConfig) -> str:
+    def describe(self, cfg: DiffusionRunConfig) -> str:
         t, model = cfg.training, cfg.model.kind
         digits = cfg.data.train_subset or 60000
         return (
@@ -312,14 +312,14 @@ class DiffusionTask(Task):
         )
 
     def figures(self, run: RunDir, cfg: Any, notes: list[str]) -> list[Any]:
-        from coldflow.report.diffusion import run_figures
+        from coldflow.tasks.diffusion.figures import run_figures
 
         return run_figures(run, cfg, notes)
 
     loss_name: ClassVar[str] = ""
 
     def compare(self, runs: Sequence[Path], out: Path, labels: Sequence[str]) -> Comparison:
-        from coldflow.report.diffusion import comparison_figures
+        from coldflow.tasks.diffusion.figures import comparison_figures
 
         notes = [
             f"Training loss on this page: {self.loss_name}. Runs of the other diffusion "
@@ -370,7 +370,7 @@ class DDPMTask(DiffusionTask):
     def findings(self, runs: Sequence[Path], labels: Sequence[str]) -> list[str]:
         return ddpm_findings(runs, labels) + baseline_findings(runs, labels)
 
-    def epoch(self, model: nn.Module, cfg: RunConfig) -> tuple[dict, dict]:
+    def epoch(self, model: nn.Module, cfg: DiffusionRunConfig) -> tuple[dict, dict]:
         fid = cfg.evaluation.fid
         opts = {"sampler": fid.sampler, "steps": fid.steps, "eta": fid.eta}
         grid = draw(model, cfg.sampling.n_grid, seed=cfg.seed + 1, **opts)
@@ -382,7 +382,7 @@ class DDPMTask(DiffusionTask):
             metrics["fid"] = fid_of_samples(samples.images, cfg, device_of(model))
         return metrics, {"images": grid.images}
 
-    def final(self, model: nn.Module, cfg: RunConfig) -> dict[str, torch.Tensor]:
+    def final(self, model: nn.Module, cfg: DiffusionRunConfig) -> dict[str, torch.Tensor]:
         s = cfg.sampling
         res = draw(
             model,

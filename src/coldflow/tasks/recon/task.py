@@ -26,9 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from coldflow.config.fields import FieldsRunConfig
-from coldflow.data.fields import FieldData
 from coldflow.data.frames import FieldFrames, read_centered
+from coldflow.data.store import FieldData
 from coldflow.hub import HubError
 from coldflow.losses import build_field_loss
 from coldflow.methods.autoencoder import FieldAutoencoder
@@ -37,7 +36,7 @@ from coldflow.nets import NETS
 from coldflow.report.html import Comparison
 from coldflow.runs import RunDir, save_tensors
 from coldflow.tasks.base import LoadedRun, Prepared
-from coldflow.tasks.fluids import (
+from coldflow.tasks.fluid import (
     METRIC_COLUMNS,
     FluidTask,
     check_same_data_kind,
@@ -46,6 +45,7 @@ from coldflow.tasks.fluids import (
     data_config_text,
     metric_functions,
 )
+from coldflow.tasks.recon.config import FieldsRunConfig
 
 __all__ = ["STATS_FILE", "AutoencoderTask", "SuperResTask", "resample_baseline"]
 
@@ -184,7 +184,7 @@ class _FieldTask(FluidTask):
         return f"{self.mode}, {cfg.method.loss.name} loss"
 
     def figures(self, run: RunDir, cfg: Any, notes: list[str]) -> list[Any]:
-        from coldflow.report.frames import run_figures
+        from coldflow.tasks.recon.figures import run_figures
 
         return run_figures(run.path, self.mode, notes)
 
@@ -218,7 +218,7 @@ class _FieldTask(FluidTask):
         return out
 
     def compare(self, runs: Sequence[Path], out: Path, labels: Sequence[str]) -> Comparison:
-        from coldflow.report.frames import comparison
+        from coldflow.tasks.recon.figures import comparison
 
         return comparison(runs, out, labels, self.mode)
 

@@ -2,7 +2,7 @@
 
 :data:`FIELD_METRICS` maps a metric name to a constructor; each built metric is a callable
 ``m(a, b) -> [batch]`` on torch tensors in the field layouts of
-:mod:`coldflow.losses.fields` (centred ``[batch, C, H, W]``, or staggered). ``a`` is the
+:mod:`coldflow.losses.vector` (centred ``[batch, C, H, W]``, or staggered). ``a`` is the
 prediction and ``b`` the reference where it matters (relative L1, PSNR).
 
 ==========  ============================================================  ======
@@ -23,7 +23,7 @@ The perceptual ones go through :func:`coldflow.losses.build_field_loss` with
 min-max scaled jointly per sample, so that a wrong magnitude counts as an error.
 
 :func:`evaluate_pairs` works on in-memory arrays;
-:func:`coldflow.metrics.field_files.evaluate_fields` on two HDF5 files.
+:func:`coldflow.metrics.files.evaluate_fields` on two HDF5 files.
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ class FieldEvaluator:
     names
         Keys of :data:`FIELD_METRICS`.
     grid, faces
-        Field layout (see :mod:`coldflow.losses.fields`).
+        Field layout (see :mod:`coldflow.losses.vector`).
     options
         Per-metric options, e.g. ``{"lsim": {"fit": "resize", "min_size": 224}}``.
     device

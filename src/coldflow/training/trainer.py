@@ -40,7 +40,7 @@ from torch.utils.data import (
 from coldflow.errors import NonFiniteError
 from coldflow.io import format_duration
 from coldflow.runs import RunDir
-from coldflow.training import (
+from coldflow.training.parts import (
     EMA,
     CompiledStep,
     ConfigMismatchError,

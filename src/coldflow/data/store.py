@@ -1,5 +1,5 @@
 """Fluid data sets in HDF5: the file layout, a reader, and windowed datasets (the writer
-used by generation is :mod:`coldflow.data.fields_writer`).
+used by generation is :mod:`coldflow.data.store_writer`).
 
 One file per data set::
 

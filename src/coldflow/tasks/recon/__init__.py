@@ -1,0 +1,6 @@
+"""Reconstruction of fields: the autoencoder and super-resolution tasks.
+
+- :mod:`~coldflow.tasks.recon.config`: the config model of an AE or SR run.
+- :mod:`~coldflow.tasks.recon.task`: both tasks, their evaluation and baselines.
+- :mod:`~coldflow.tasks.recon.figures`: reconstructions and error maps.
+"""

@@ -111,3 +111,43 @@ def test_no_import_cycles_between_units():
 def test_the_checker_sees_every_form_of_import(source):
     assert _imported_units(source, ("nets",)) == {"cli"}
     assert _imported_units("from . import unet\nimport torch\n", ("nets",)) == {"nets"}
+
+
+def test_the_top_level_holds_only_the_generic_modules():
+    top = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    assert top <= TOP_LEVEL, f"move into a sub-package: {sorted(top - TOP_LEVEL)}"
+
+
+# inside tasks/: the study packages build on base, handle and fluid, not on each other,
+# except the pipeline, which evaluates SOL and super-resolution runs together
+STUDY_PACKAGES = {"diffusion": set(), "sol": set(), "recon": set(), "pipeline": {"sol", "recon"}}
+
+
+def _study_imports(path: Path) -> set[str]:
+    """The study packages of ``coldflow.tasks`` that a module imports."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            parts = node.module.split(".")
+            if parts[:2] == ["coldflow", "tasks"] and len(parts) > 2:
+                found.add(parts[2])
+    return found & STUDY_PACKAGES.keys()
+
+
+def test_study_packages_do_not_import_each_other():
+    crossing = []
+    for study, allowed in STUDY_PACKAGES.items():
+        for path in sorted((PACKAGE / "tasks" / study).rglob("*.py")):
+            for other in sorted(_study_imports(path) - allowed - {study}):
+                crossing.append(f"{path.relative_to(PACKAGE)} imports tasks.{other}")
+    for path in (PACKAGE / "tasks").glob("*.py"):  # base, handle, fluid: below every study
+        if path.stem != "__init__":
+            crossing += [
+                f"{path.relative_to(PACKAGE)} imports tasks.{o}" for o in _study_imports(path)
+            ]
+    assert not crossing, "\n".join(crossing)
+
+
+def test_every_study_package_is_checked():
+    packages = {p.name for p in (PACKAGE / "tasks").iterdir() if (p / "__init__.py").is_file()}
+    assert packages == STUDY_PACKAGES.keys()

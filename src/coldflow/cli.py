@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import sys
@@ -17,7 +16,8 @@ from rich.table import Table
 
 from coldflow import hub
 from coldflow.config import ConfigError
-from coldflow.errors import DeviceError, UserError, is_interrupt
+from coldflow.errors import DeviceError, UserError, is_interrupt, user_message
+from coldflow.io import check_writable_dir, check_writable_file
 from coldflow.training.allocator import tune_malloc
 
 app = typer.Typer(
@@ -44,35 +44,6 @@ def _check_device(name: str | None, where: str) -> None:
         resolve_device(name, where)
 
 
-def _check_writable_dir(path: Path, what: str) -> Path:
-    """Fail before any work when ``path`` (a directory, maybe not yet made) cannot be written."""
-    import tempfile
-
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise NotADirectoryError(f"{what} {path}: {existing} is a file, not a directory")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".coldflow-probe-", dir=existing)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise UserError(
-            f"{what} {path}: cannot write into {existing} ({e.strerror}); "
-            "choose a directory you can write to"
-        ) from None
-    return path
-
-
-def _check_writable_file(path: Path, what: str) -> Path:
-    """Fail before any work when the file ``path`` cannot be written."""
-    if path.is_dir():
-        raise IsADirectoryError(f"{what} {path} is a directory; give a file name inside it")
-    _check_writable_dir(path.parent, what)
-    return path
-
-
 _UNCHANGED = "is unchanged (it is written at the end): run the command again"
 
 
@@ -96,21 +67,6 @@ def _on_ctrl_c(what_now: Callable[[], str]) -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-def _resume_hint(run_dir: Path) -> str:
-    from coldflow.runs import RunDir
-
-    epochs = RunDir(run_dir).checkpoints()
-    if not epochs:
-        return (
-            f"no checkpoint yet in {run_dir} (one is written after every epoch); "
-            "the same command starts the run again"
-        )
-    return (
-        f"the last checkpoint is epoch {epochs[-1]} in {run_dir}; "
-        f"continue with: coldflow train --resume --run-dir {run_dir}"
-    )
-
-
 def _resume_config(config: Path | None, run_dir: Path | None, resume: bool) -> Path:
     if config is not None:
         return config
@@ -130,14 +86,14 @@ def train(
     report: bool = typer.Option(True, help="Write figures and report.html at the end."),
 ) -> None:
     """Train a model (any task: diffusion, Solver-in-the-Loop, autoencoder, super-resolution)."""
-    from coldflow.experiment import load_config_file, report_run
+    from coldflow.experiment import load_config_file, report_run, resume_hint
     from coldflow.experiment import train as train_run
 
     path = _resume_config(config, run_dir, resume)
     cfg = load_config_file(path, set_)
     _check_device(cfg.training.device, f"{path}: training.device")
-    target = _check_writable_dir(run_dir or Path("runs") / cfg.name, "--run-dir")
-    with _on_ctrl_c(lambda: _resume_hint(target)):
+    target = check_writable_dir(run_dir or Path("runs") / cfg.name, "--run-dir")
+    with _on_ctrl_c(lambda: resume_hint(target)):
         run = train_run(cfg, target, resume=resume)
     console.print(f"trained: {run.path}")
     if report and run.write:
@@ -164,27 +120,19 @@ def sample(
     from coldflow.experiment import sample as sample_run
     from coldflow.report.figures import image_grid_figure
     from coldflow.report.style import save_figure
+    from coldflow.tasks import task_for
 
     _check_device(device, "--device")
-    _check_writable_file(out, "--out")
+    check_writable_file(out, "--out")
     res, loaded = sample_run(
         run_dir, n, device, sampler=sampler, steps=steps, eta=eta, prior=prior, seed=seed
     )
     cfg = loaded.cfg
-    used = sampler or cfg.sampling.sampler
-    title = f"{cfg.name}: {used}"
-    if used == "ddim":
-        title += f", {steps or cfg.sampling.steps or 50} steps, eta {_or(eta, cfg.sampling.eta)}"
-    if cfg.method.kind == "cold":
-        title += f", {prior or cfg.method.prior} start"
+    title = task_for(cfg).sample_title(cfg, sampler=sampler, steps=steps, eta=eta, prior=prior)
     ncol = math.ceil(math.sqrt(n))
     fig = image_grid_figure(res.images, tuple(cfg.data.range), ncol=ncol, title=title)
     save_figure(fig, out)
     console.print(f"{n} samples ({title}) from epoch {loaded.epoch} -> {out}")
-
-
-def _or(value, default):
-    return default if value is None else value
 
 
 @app.command()
@@ -225,29 +173,25 @@ def evaluate(
 def report(
     paths: list[Path] = typer.Argument(
         ...,
-        help="Run directories (several of one task: also a comparison), diffusion config "
-        "YAMLs (their schedules together) or fluid data sets (.h5).",
+        help="Run directories (several of one task: also a comparison), config YAMLs "
+        "(diffusion: their schedules together) or fluid data sets (.h5).",
     ),
     out: Path = typer.Option(None, "--out", help="Output directory of a comparison."),
 ) -> None:
     """report.html of runs (and a comparison); schedules of configs; data-set figures."""
-    from coldflow.config import load_config
     from coldflow.experiment import report as report_runs
-    from coldflow.tasks.diffusion.config import DiffusionRunConfig
-    from coldflow.tasks.diffusion.figures import plot_schedules
+    from coldflow.experiment import report_configs
 
     for p in paths:
         if not p.exists():
             raise FileNotFoundError(f"{p}: no such file or run directory")
     if out is not None:
-        _check_writable_dir(out, "--out")
+        check_writable_dir(out, "--out")
     configs = [p for p in paths if p.suffix in (".yaml", ".yml")]
     datasets = [p for p in paths if p.suffix in (".h5", ".hdf5")]
     runs = [p for p in paths if p not in configs and p not in datasets]
-    if configs:
-        labelled = [(p.stem, load_config(p, DiffusionRunConfig)) for p in configs]
-        target = (out or Path("runs") / "schedules") / "schedules.png"
-        console.print(f"schedules: {plot_schedules(labelled, target)}")
+    for figure in report_configs(configs, out or Path("runs") / "schedules"):
+        console.print(f"figure: {figure}")
     for p in datasets:
         from coldflow.report.datasets import report_dataset
 
@@ -278,7 +222,7 @@ def simulate(
     from coldflow.simulate.run import parse_shard
     from coldflow.simulate.run import simulate as run_simulation
 
-    _check_writable_file(out, "--out")
+    check_writable_file(out, "--out")
     kept = (
         "finished simulations are kept and a running batch restarts from its last saved "
         "frame: the same command continues"
@@ -307,7 +251,7 @@ def study(
 
     shards = parse_shard(shard)
     if out is not None:
-        _check_writable_dir(out, "--out")
+        check_writable_dir(out, "--out")
     kept = (
         "finished runs are kept and the run in training resumes from its last checkpoint: "
         "the same command continues"
@@ -335,7 +279,7 @@ def evaluate_pipeline(
     from coldflow.tasks.pipeline.evaluation import pipeline_table
 
     _check_device(device, "--device")
-    _check_writable_dir(out, "--out")
+    check_writable_dir(out, "--out")
     with _on_ctrl_c(lambda: f"{out / 'pipeline.json'} {_UNCHANGED}"):
         result = run_pipeline(sol, sr or [], out, data, steps, start, metric, device)
     console.print(pipeline_table(result), markup=False, highlight=False)
@@ -372,7 +316,7 @@ def evaluate_fields(
 
     _check_device(device, "--device")
     if out is not None:
-        _check_writable_file(out, "--out")
+        check_writable_file(out, "--out")
     table = run_metrics(
         a, b, key, metric, key_b=key_b, layout=layout, grid=grid, device=device
     )  # fmt: skip
@@ -394,7 +338,7 @@ def fid_classifier(
     if epochs < 1:
         raise UserError(f"--epochs must be at least 1, got {epochs}")
     _check_device(device, "--device")
-    _check_writable_file(out, "--out")
+    check_writable_file(out, "--out")
     info = train_mnist_classifier(out, epochs=epochs, seed=seed, device=device)
     console.print_json(json.dumps(info))
 
@@ -439,45 +383,6 @@ def _options(
     tune_malloc()  # freed activations stay in the process: faster CPU steps (allocator.py)
 
 
-# OS errors that are about the user's files or machine, not bugs of the program
-_USER_ERRNOS = {
-    errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOENT,
-    errno.EEXIST, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP,
-}  # fmt: skip
-
-
-_USER_OS_ERRORS = (
-    FileNotFoundError,
-    FileExistsError,
-    NotADirectoryError,
-    IsADirectoryError,
-    PermissionError,
-)
-
-
-def _user_message(e: BaseException) -> str | None:
-    """The one-line message of an error about the user's input, or ``None`` for a bug."""
-    if isinstance(e, UserError):
-        return str(e)
-    if isinstance(e, OSError) and (isinstance(e, _USER_OS_ERRORS) or e.errno in _USER_ERRNOS):
-        if e.filename is not None and e.strerror and str(e).startswith("[Errno"):
-            return _os_line(e)  # raw from the OS: "[Errno 13] Permission denied: 'x'"
-        return str(e)
-    return None
-
-
-def _os_line(e: OSError) -> str:
-    """``path: reason`` (and the second path of a rename) instead of ``[Errno n] ...``."""
-    line = f"{e.filename}: {e.strerror}"
-    if e.filename2 is not None:
-        line += f" (to {e.filename2})"
-    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        line += "; choose a directory you can write to"
-    elif e.errno in (errno.ENOSPC, errno.EDQUOT):
-        line += "; free disk space (or choose another disk) and run again"
-    return line
-
-
 def main() -> None:
     """Entry point: run the app and turn errors about the user's input into one clear line.
 
@@ -487,7 +392,7 @@ def main() -> None:
     try:
         app()
     except Exception as e:
-        message = _user_message(e)
+        message = user_message(e)
         if message is None or _DEBUG["on"] or "--debug" in sys.argv:
             raise
         config = isinstance(e, ConfigError | DeviceError)  # fix it in the config: exit 2

@@ -7,6 +7,8 @@ from the built-in exception it replaces, so older ``except`` clauses keep workin
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "CheckpointError",
     "CheckpointWarning",
@@ -17,6 +19,7 @@ __all__ = [
     "UserError",
     "WeightsFileError",
     "is_interrupt",
+    "user_message",
 ]
 
 
@@ -74,3 +77,42 @@ class DeviceError(UserError, RuntimeError):
 
 class WeightsFileError(UserError, ValueError):
     """A weights file cannot be loaded: damaged, of another layout, or carrying pickled code."""
+
+
+# OS errors that are about the user's files or machine, not bugs of the program
+_USER_ERRNOS = {
+    errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOENT,
+    errno.EEXIST, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOOP,
+}  # fmt: skip
+
+
+_USER_OS_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+)
+
+
+def user_message(e: BaseException) -> str | None:
+    """The one-line message of an error about the user's input, or ``None`` for a bug."""
+    if isinstance(e, UserError):
+        return str(e)
+    if isinstance(e, OSError) and (isinstance(e, _USER_OS_ERRORS) or e.errno in _USER_ERRNOS):
+        if e.filename is not None and e.strerror and str(e).startswith("[Errno"):
+            return _os_line(e)  # raw from the OS: "[Errno 13] Permission denied: 'x'"
+        return str(e)
+    return None
+
+
+def _os_line(e: OSError) -> str:
+    """``path: reason`` (and the second path of a rename) instead of ``[Errno n] ...``."""
+    line = f"{e.filename}: {e.strerror}"
+    if e.filename2 is not None:
+        line += f" (to {e.filename2})"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        line += "; choose a directory you can write to"
+    elif e.errno in (errno.ENOSPC, errno.EDQUOT):
+        line += "; free disk space (or choose another disk) and run again"
+    return line

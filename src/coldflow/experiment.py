@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +21,22 @@ from coldflow.config import ConfigError, dump_yaml, load_config
 from coldflow.errors import UserError
 from coldflow.io import write_json
 from coldflow.runs import RunDir
-from coldflow.tasks import TASKS, LoadedRun, Task, kind_of
-from coldflow.tasks.handle import check_counts, load_run, read_run_files
+from coldflow.tasks import TASKS, LoadedRun, Task, kind_of, task_of
+from coldflow.tasks.handle import RunHandle, check_counts, load_run, open_run, read_run_files
 from coldflow.training.parts import resolve_device, seed_everything, trajectory_hash
 from coldflow.training.trainer import Trainer
 
 __all__ = [
     "LoadedRun",
+    "RunHandle",
     "check_counts",
     "evaluate",
     "load_config_file",
     "load_run",
+    "open_run",
     "report",
+    "report_configs",
+    "resume_hint",
     "sample",
     "train",
 ]
@@ -121,7 +126,7 @@ def _options_for(task: Task, method: str, options: dict[str, Any], kind: str) ->
     return given
 
 
-def sample(run_dir: str | Path, n: int = 16, device: str = "auto", **options: Any):
+def sample(run_dir: str | Path | RunHandle, n: int = 16, device: str = "auto", **options: Any):
     """Draw ``n`` samples from a trained generative run (the config's sampler by default).
 
     Returns
@@ -129,32 +134,32 @@ def sample(run_dir: str | Path, n: int = 16, device: str = "auto", **options: An
     tuple
         ``(SampleResult, LoadedRun)``.
     """
-    kind = kind_of(run_dir)
-    task = TASKS[kind]
-    if not hasattr(task, "sample"):
+    handle = open_run(run_dir)
+    if not handle.task.draws_samples:
         raise UserError(
-            f"{run_dir} is a {kind} run, which draws no samples; use `coldflow evaluate`"
+            f"{run_dir} is a {handle.kind} run, which draws no samples; use `coldflow evaluate`"
         )
     check_counts(n=n, steps=options.get("steps"))
-    opts = _options_for(task, "sample", options, kind)
-    loaded = load_run(run_dir, device)
-    return task.sample(loaded, n, **opts), loaded
+    opts = _options_for(handle.task, "sample", options, handle.kind)
+    loaded = load_run(handle, device)
+    return handle.task.sample(loaded, n, **opts), loaded
 
 
-def evaluate(run_dir: str | Path, device: str = "auto", **options: Any) -> dict[str, Any]:
+def evaluate(
+    run_dir: str | Path | RunHandle, device: str = "auto", **options: Any
+) -> dict[str, Any]:
     """Score a trained run with its task's evaluation; writes ``evaluation.json``.
 
     ``options`` are the task's evaluation options (``None`` values mean the default).
     """
-    kind = kind_of(run_dir)
-    task = TASKS[kind]
+    handle = open_run(run_dir)
     check_counts(**{k: options.get(k) for k in ("n", "steps", "start")})
-    opts = _options_for(task, "evaluate", options, kind)
-    loaded = load_run(run_dir, device)
+    opts = _options_for(handle.task, "evaluate", options, handle.kind)
+    loaded = load_run(handle, device)
     t0 = time.perf_counter()
-    result = task.evaluate(loaded, **opts)
+    result = handle.task.evaluate(loaded, **opts)
     result |= {
-        "task": kind,
+        "task": handle.kind,
         "epoch": loaded.epoch,
         "seconds": time.perf_counter() - t0,
         "device": str(loaded.device),
@@ -171,38 +176,58 @@ def report(paths: list[str | Path], out: str | Path | None = None) -> list[Path]
     from coldflow.report import write_comparison
 
     runs = [Path(p) for p in paths]
-    tasks = {}
+    kinds = {}
     pages = []
     for p in runs:
-        kind = kind_of(p)
-        tasks[p] = TASKS[kind]
+        kinds[p] = kind_of(p)
         pages.append(report_run(p))
     if len(runs) > 1:
-        kinds = {t.kinds[0] for t in tasks.values()}
-        if len(kinds) > 1:
+        if len(set(kinds.values())) > 1:
             raise UserError(
-                f"runs of different tasks ({', '.join(sorted(kinds))}) cannot be compared on "
-                "one page; report them separately (or run a study)"
+                f"runs of different tasks ({', '.join(sorted(set(kinds.values())))}) cannot "
+                "be compared on one page; report them separately (or run a study)"
             )
         if out is None:
             raise UserError("give --out DIR for the comparison page of several runs")
-        task = tasks[runs[0]]
+        task = TASKS[kinds[runs[0]]]
         labels = [p.name for p in runs]  # directory names: unique, unlike config names
         extra = task.compare(runs, Path(out), labels)
         pages.append(write_comparison(runs, out, labels=labels, extra=extra, describe=_describe))
     return pages
 
 
-def _config_of(run_dir: Path) -> BaseModel | None:
+def report_configs(paths: Sequence[str | Path], out: str | Path) -> list[Path]:
+    """Figures of config files (e.g. the schedules of diffusion configs), into ``out``.
+
+    Configs validated by one config model are drawn together (DDPM and cold diffusion
+    schedules on one figure); a task with nothing to draw says so.
+    """
+    by_model: dict[type, tuple[Task, list[Path]]] = {}
+    for p in map(Path, paths):
+        task = task_of(p)
+        by_model.setdefault(task.config_model, (task, []))[1].append(p)
+    figures = []
+    for task, files in by_model.values():
+        figure = task.draw_configs([(p.stem, load_config_file(p)) for p in files], Path(out))
+        if figure is None:
+            raise UserError(
+                f"{', '.join(map(str, files))}: {task.kinds[0]} configs have no figure of "
+                "their own; train a run and report its directory"
+            )
+        figures.append(figure)
+    return figures
+
+
+def _handle(run_dir: Path) -> RunHandle | None:
     try:
-        return load_config(run_dir / "config.yaml", TASKS[kind_of(run_dir)].config_model)
+        return open_run(run_dir)
     except (ConfigError, FileNotFoundError):
         return None
 
 
 def _describe(run_dir: Path) -> str:
-    cfg = _config_of(run_dir)
-    return "" if cfg is None else _task(cfg).describe(cfg)
+    handle = _handle(run_dir)
+    return "" if handle is None else handle.task.describe(handle.cfg)
 
 
 def report_run(run_dir: str | Path) -> Path:
@@ -212,16 +237,30 @@ def report_run(run_dir: str | Path) -> Path:
     run = RunDir(run_dir)
     if not run.path.is_dir():
         raise FileNotFoundError(f"{run.path}: no such run directory")
-    cfg = _config_of(run.path) if run.exists() else None
+    handle = _handle(run.path) if run.exists() else None
+    if handle is None:
+        return write_run_report(
+            run.path, label=run.path.name,
+            notes=["config.yaml is missing or unreadable: task figures skipped"],
+        )  # fmt: skip
+    cfg, task = handle.cfg, handle.task
     notes: list[str] = []
-    figures = [] if cfg is None else _task(cfg).figures(run, cfg, notes)
-    if cfg is None:
-        notes.append("config.yaml is missing or unreadable: task figures skipped")
-    description = "" if cfg is None else _task(cfg).describe(cfg)
-    label = cfg.name if cfg is not None else run.path.name
-    epochs = None if cfg is None else cfg.training.epochs
-    tables = [] if cfg is None else _task(cfg).run_tables(run, cfg)
+    figures = task.figures(run, cfg, notes)
     return write_run_report(
-        run.path, label=label, description=description, figures=figures, notes=notes,
-        epochs=epochs, tables=tables,
+        run.path, label=cfg.name, description=task.describe(cfg), figures=figures, notes=notes,
+        epochs=cfg.training.epochs, tables=task.run_tables(run, cfg),
     )  # fmt: skip
+
+
+def resume_hint(run_dir: Path) -> str:
+    """What an interrupted ``train`` kept in ``run_dir`` and the command that continues."""
+    epochs = RunDir(run_dir).checkpoints()
+    if not epochs:
+        return (
+            f"no checkpoint yet in {run_dir} (one is written after every epoch); "
+            "the same command starts the run again"
+        )
+    return (
+        f"the last checkpoint is epoch {epochs[-1]} in {run_dir}; "
+        f"continue with: coldflow train --resume --run-dir {run_dir}"
+    )

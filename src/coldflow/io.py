@@ -17,10 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from coldflow.errors import DiskFullError
+from coldflow.errors import DiskFullError, UserError
 
 __all__ = [
     "atomic_open",
+    "check_writable_dir",
+    "check_writable_file",
     "atomic_path",
     "format_duration",
     "is_disk_full",
@@ -151,3 +153,33 @@ def format_duration(seconds: float) -> str:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+def check_writable_dir(path: Path, what: str) -> Path:
+    """Fail before any work when ``path`` (a directory, maybe not yet made) cannot be written.
+
+    ``what`` names the setting in the message (e.g. ``--out``). Returns ``path``.
+    """
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{what} {path}: {existing} is a file, not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".coldflow-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(
+            f"{what} {path}: cannot write into {existing} ({e.strerror}); "
+            "choose a directory you can write to"
+        ) from None
+    return path
+
+
+def check_writable_file(path: Path, what: str) -> Path:
+    """Fail before any work when the file ``path`` cannot be written."""
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {path} is a directory; give a file name inside it")
+    check_writable_dir(path.parent, what)
+    return path

@@ -9,7 +9,6 @@ task, with each run's headline numbers. ``shard=(i, n)`` runs only runs i, i + n
 
 from __future__ import annotations
 
-import html
 import json
 import os
 from collections.abc import Sequence
@@ -23,27 +22,18 @@ from coldflow.errors import UserError
 from coldflow.experiment import evaluate, load_config_file, report_run, train
 from coldflow.io import write_text
 from coldflow.report import write_comparison
-from coldflow.report.html import (
-    Figure,
-    figures_html,
-    markdown_table,
-    markdown_to_html,
-    notes_html,
-    page,
-)
+from coldflow.report.html import markdown_table, markdown_to_html, page
 from coldflow.runs import RunDir
 from coldflow.simulate.run import parse_shard
-from coldflow.tasks import TASKS, kind_of
-from coldflow.tasks.fluid import data_config, data_config_from_text
-from coldflow.training.parts import hash_matches, trajectory_hash
+from coldflow.tasks import Task, task_for
 
 __all__ = ["parse_shard", "run_study"]
 
 
-def _finished(run_dir: Path, epochs: int) -> bool:
+def _finished(run_dir: Path, cfg: BaseModel) -> bool:
     run = RunDir(run_dir)
     done = run.checkpoints() if run.exists() else []
-    return bool(done) and done[-1] >= epochs and TASKS[kind_of(run_dir)].finished(run)
+    return bool(done) and done[-1] >= cfg.training.epochs and task_for(cfg).finished(run)
 
 
 def run_study(
@@ -98,21 +88,16 @@ def run_study(
     if count > 1 and not collect:
         print(f"shard {index}/{count} done; build the page with --collect once all are done")
         return None
-    finished = [s for s in study.runs if _finished(out / s.name, configs[s.name].training.epochs)]
+    finished = [s for s in study.runs if _finished(out / s.name, configs[s.name])]
     missing = [s.name for s in study.runs if s not in finished and s.name not in skipped]
     if not finished:
         raise UserError(f"{out}: no run of the study is finished yet; train it first")
     groups: dict[str, list[Path]] = {}
     for spec in finished:
-        groups.setdefault(_group(configs[spec.name]), []).append(out / spec.name)
+        cfg = configs[spec.name]
+        groups.setdefault(task_for(cfg).group(cfg), []).append(out / spec.name)
     pipelines = _pipelines(study, out, {s.name for s in finished})
     return write_study_page(study, out, groups, missing, configs, skipped, pipelines)
-
-
-def _group(cfg: BaseModel) -> str:
-    """Runs compared together: one task, on one data set (fluid tasks)."""
-    path = getattr(getattr(cfg, "data", None), "path", None)
-    return cfg.method.kind + (f"_{Path(path).stem}" if path else "")
 
 
 def _make_data(study: StudyConfig, path: Path, sharded: bool) -> None:
@@ -137,42 +122,16 @@ def _cannot_run(cfg: BaseModel) -> str:
     from coldflow.hub import HubError
 
     try:
-        TASKS[cfg.method.kind].check_weights(cfg)
+        task_for(cfg).check_weights(cfg)
     except HubError as e:
         return " ".join(str(e).split())
     return ""
 
 
-def _check_same_config(name: str, cfg: BaseModel, run_dir: Path) -> None:
-    """A finished run is reused only when its config is the study's (epochs aside)."""
-    run = RunDir(run_dir)
-    stored = run.sidecar(run.checkpoints()[-1]).get("config_hash")
-    task = TASKS[cfg.method.kind]
-    if not hash_matches(stored, trajectory_hash(cfg, task.hash_exclude)):
-        raise UserError(
-            f"{name}: {run_dir} was trained with a different config than the study's "
-            f"(compare {run.config_path} with the study's config); delete {run_dir} to "
-            "train it again, or use another --out"
-        )
-    data = getattr(getattr(cfg, "data", None), "path", None)
-    for name_ in task.files:
-        stats_path = run_dir / name_
-        if not (name_.endswith(".json") and stats_path.is_file() and data and Path(data).is_file()):
-            continue
-        trained_on = json.loads(stats_path.read_text()).get("data_config")
-        # compared as configs: the text of an older run lacks keys added since (defaults)
-        if trained_on and data_config_from_text(trained_on, str(stats_path)) != data_config(data):
-            raise UserError(
-                f"{name}: {run_dir} was trained on an earlier version of {data} (the data "
-                f"set's config differs from the one in {stats_path}); delete {run_dir} to "
-                "train it again on the current data, or use another --out"
-            )
-
-
 def _run(spec: Any, cfg: BaseModel, run_dir: Path) -> None:
     """Train (or resume) one run unless finished, evaluate it once, write its page."""
-    if _finished(run_dir, cfg.training.epochs):
-        _check_same_config(spec.name, cfg, run_dir)
+    if _finished(run_dir, cfg):
+        task_for(cfg).check_reusable(spec.name, cfg, RunDir(run_dir))
         print(f"{spec.name}: already trained", flush=True)
     else:
         resume = bool(RunDir(run_dir).checkpoints())
@@ -208,7 +167,7 @@ def _pipelines(study: StudyConfig, out: Path, finished: set[str]) -> list[tuple[
     return done
 
 
-def _summary_table(kind: str, runs: list[Path]) -> str:
+def _summary_table(task: Task, runs: list[Path]) -> str:
     """Each run's training outcome (epochs, final loss, last logged evaluation metrics)
     and the headline numbers of its ``evaluation.json`` (the task's summary)."""
     from coldflow.report.runs import metric_series
@@ -225,7 +184,7 @@ def _summary_table(kind: str, runs: list[Path]) -> str:
             summary[f"{name} (last epoch)"] = metric_series(events, "eval", name)[1][-1]
         ev_path = run / "evaluation.json"
         if ev_path.is_file():
-            summary |= TASKS[kind].summary(json.loads(ev_path.read_text()))
+            summary |= task.summary(json.loads(ev_path.read_text()))
         columns |= dict.fromkeys(summary)
         rows.append((run.name, summary))
     return markdown_table(
@@ -233,31 +192,29 @@ def _summary_table(kind: str, runs: list[Path]) -> str:
     )
 
 
-_FLUID_COLUMNS = ("MSE", "MAE", "rel. L1", "PSNR", "LSiM", "LPIPS", "VGG")
-
-
 def _results_table(groups: dict[str, list[Path]], configs: dict) -> str:
-    """The fluid study's results table: rows task x loss (one per run), columns the
-    field metrics of each learned model on its test data and its time cost."""
-    rows, times = [], {}
+    """One row per evaluated run of every task that has a row (:meth:`Task.results_row`):
+    its headline numbers on its test data and its time cost."""
+    rows = []
     for runs in groups.values():
         for run in runs:
             ev = run / "evaluation.json"
             cfg = configs[run.name]
-            kind = cfg.method.kind
-            loss = getattr(getattr(cfg.method, "loss", None), "name", None)
-            if loss is None or not ev.is_file():
-                continue
-            summary = TASKS[kind].summary(json.loads(ev.read_text()))
-            times |= dict.fromkeys(k for k in summary if k.startswith("time"))
-            rows.append((run.name, kind, loss, summary))
+            row = (
+                task_for(cfg).results_row(cfg, json.loads(ev.read_text())) if ev.is_file() else None
+            )
+            if row is not None:
+                rows.append((run.name, row))
     if not rows:
         return ""
-    columns = [c for c in _FLUID_COLUMNS if any(c in r[3] for r in rows)] + list(times)
+    columns = list(dict.fromkeys(c for _, row in rows for c in row))
     return markdown_table(
-        ["run", "task", "loss", *columns],
-        [[name, kind, loss, *(s.get(c, "") for c in columns)] for name, kind, loss, s in rows],
+        ["run", *columns], [[name, *(row.get(c, "") for c in columns)] for name, row in rows]
     )
+
+
+def _href(path: Path, out: Path) -> str:
+    return Path(os.path.relpath(path, out)).as_posix()
 
 
 def write_study_page(
@@ -269,13 +226,11 @@ def write_study_page(
     skipped: dict[str, str] | None = None,
     pipelines: Sequence[tuple[str, Path]] = (),
 ) -> Path:
-    """``out/index.html`` and ``out/results.md``; one comparison page per task."""
-    name = study.name
-    md = [f"# Study {name}", ""]
-    body = [f"<h1>Study {html.escape(name)}</h1>"]
+    """``out/results.md`` and the same page as ``out/index.html``; one comparison page per
+    group of runs. The page is written once, in markdown, and rendered to HTML."""
+    md = [f"# Study {study.name}", ""]
     if study.description:
         md += [study.description, ""]
-        body.append(f"<p>{html.escape(study.description)}</p>")
     notes = []
     if missing:
         notes.append(f"Not finished (not shown): {', '.join(missing)}.")
@@ -284,52 +239,41 @@ def write_study_page(
         by_reason.setdefault(reason, []).append(run)
     notes += [f"Skipped {', '.join(runs)}: {reason}" for reason, runs in by_reason.items()]
     md += [*(f"- {n}" for n in notes), ""] if notes else []
-    body += notes_html(notes)
     results = _results_table(groups, configs)
     if results:
-        title = "Results: every task x loss on its test simulations (learned models)"
+        title = "Results: every run on its test data (learned models)"
         md += [f"## {title}", "", results, "Baselines are in each task's table below.", ""]
-        body += [f"<h2>{html.escape(title)}</h2>", *markdown_to_html(results)]
     for group, runs in groups.items():
-        kind = configs[runs[0].name].method.kind
-        task = TASKS[kind]
+        task = task_for(configs[runs[0].name])
         labels = [r.name for r in runs]
         extra = task.compare(runs, out / group, labels)
 
         def describe(run: Path) -> str:
             cfg = configs[run.name]
-            return TASKS[cfg.method.kind].describe(cfg)
+            return task_for(cfg).describe(cfg)
 
         page_path = write_comparison(
             runs, out / group, labels=labels, extra=extra, describe=describe, title=f"{group} runs"
         )
-        summary = _summary_table(kind, runs)
+        md += [f"## {group}", "", f"[Comparison page]({_href(page_path, out)})", ""]
         findings = task.findings(runs, labels)
-        md += [f"## {group}", "", *[f"- {f}" for f in findings], "" if findings else "", summary]
+        if findings:
+            md += ["Findings (generated from the numbers):", *[f"- {f}" for f in findings], ""]
+        md.append(_summary_table(task, runs))
         for caption, table in extra.tables:
             md += [f"### {caption}", "", table]
-        href = html.escape(Path(os.path.relpath(page_path, out)).as_posix(), quote=True)
-        body += [f'<h2>{html.escape(group)}: <a href="{href}">comparison page</a></h2>']
-        if findings:
-            items = "".join(f"<li>{html.escape(f)}</li>" for f in findings)
-            body.append(f"<p>Findings (generated from the numbers):</p><ul>{items}</ul>")
-        body += markdown_to_html(summary)
-        for caption, table in extra.tables:
-            body += [f"<h3>{html.escape(caption)}</h3>", *markdown_to_html(table)]
     for pname, table_path in pipelines:
-        table = table_path.read_text()
-        md += [f"## Pipeline {pname}: low-resolution solver + upsampling", "", table]
-        body += [f"<h2>Pipeline {html.escape(pname)}: low-resolution solver + upsampling</h2>"]
-        body += markdown_to_html(table)
-        figs = [
-            Figure(table_path.parent / "figures" / f, c)
-            for f, c in (
-                ("pipeline_error_vs_cost.png", "Mean error at high resolution against cost."),
-                ("pipeline_error_vs_step.png", "Error of every pipeline against step."),
-            )
-        ]
-        body += figures_html(figs, out)
-    write_text(out / "results.md", "\n".join(md))
+        md += [f"## Pipeline {pname}: low-resolution solver + upsampling", ""]
+        md += [table_path.read_text(), ""]
+        for file, caption in (
+            ("pipeline_error_vs_cost.png", "Mean error at high resolution against cost."),
+            ("pipeline_error_vs_step.png", "Error of every pipeline against step."),
+        ):
+            figure = table_path.parent / "figures" / file
+            if figure.is_file():
+                md += [f"![{caption}]({_href(figure, out)})", ""]
+    text = "\n".join(md)
+    write_text(out / "results.md", text)
     index = out / "index.html"
-    write_text(index, page(f"coldflow study {name}", body))
+    write_text(index, page(f"coldflow study {study.name}", markdown_to_html(text)))
     return index

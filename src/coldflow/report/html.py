@@ -10,6 +10,7 @@ import html
 import json
 import math
 import os
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -123,21 +124,47 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_INLINE = [  # (pattern on escaped text, replacement): images before links
+    (re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)"), r'<img src="\2" alt="\1">'),
+    (re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)"), r'<a href="\2">\1</a>'),
+    (re.compile(r"\*\*([^*]+)\*\*"), r"<strong>\1</strong>"),
+    (re.compile(r"`([^`]+)`"), r"<code>\1</code>"),
+]
+_FIGURE = re.compile(r"^!\[([^\]]*)\]\(([^)\s]+)\)$")
+
+
+def _inline(text: str) -> str:
+    out = html.escape(text, quote=True)
+    for pattern, replacement in _INLINE:
+        out = pattern.sub(replacement, out)
+    return out
+
+
 def markdown_to_html(text: str) -> list[str]:
-    """The tables and paragraphs of :func:`markdown_table` output and plain lines as HTML."""
+    """The markdown the pages are written in, as HTML: ``#``-headings, paragraphs (one
+    per line), ``-`` lists, :func:`markdown_table` tables, a line that is only an image
+    (a figure, its alt text the caption), and inline links, images, bold and code.
+
+    Pages are written once, in markdown (``results.md``), and rendered by this function,
+    so that the markdown and the HTML page cannot say different things.
+    """
     out: list[str] = []
     table: list[list[str]] = []
+    items: list[str] = []
 
     def flush() -> None:
         if table:
             head, *body = table
-            rows = ["<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"]
+            rows = ["<tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head) + "</tr>"]
             rows += [
-                "<tr>" + "".join(f"<td class=num>{html.escape(c)}</td>" for c in r) + "</tr>"
+                "<tr>" + "".join(f"<td class=num>{_inline(c)}</td>" for c in r) + "</tr>"
                 for r in body
             ]
             out.append("<table>" + "".join(rows) + "</table>")
             table.clear()
+        if items:
+            out.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + "</ul>")
+            items.clear()
 
     for line in text.splitlines():
         s = line.strip()
@@ -146,9 +173,21 @@ def markdown_to_html(text: str) -> list[str]:
             if not all(set(c) <= set("-: ") for c in cells):
                 table.append(cells)
             continue
+        if s.startswith("- "):
+            items.append(s[2:])
+            continue
         flush()
-        if s:
-            out.append(f"<p>{html.escape(s)}</p>")
+        level = len(s) - len(s.lstrip("#"))
+        figure = _FIGURE.match(s)
+        if 1 <= level <= 4 and s[level : level + 1] == " ":
+            out.append(f"<h{level}>{_inline(s[level + 1 :])}</h{level}>")
+        elif figure:
+            src = html.escape(figure.group(2), quote=True)
+            caption = html.escape(figure.group(1))
+            out += ["<figure>", f'<img src="{src}" alt="{caption}">']
+            out += [f"<figcaption>{caption}</figcaption>", "</figure>"]
+        elif s:
+            out.append(f"<p>{_inline(s)}</p>")
     flush()
     return out
 

@@ -8,6 +8,7 @@ here.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from coldflow.config import ConfigError, load_yaml
 from coldflow.tasks.base import Comparison, LoadedRun, Prepared, Task
@@ -16,7 +17,7 @@ from coldflow.tasks.diffusion.ddpm import DDPMTask
 from coldflow.tasks.recon.task import AutoencoderTask, SuperResTask
 from coldflow.tasks.sol.task import SolTask
 
-__all__ = ["TASKS", "Comparison", "LoadedRun", "Prepared", "Task", "kind_of", "task_of"]
+__all__ = ["TASKS", "Comparison", "LoadedRun", "Prepared", "Task", "kind_of", "task_for", "task_of"]
 
 TASKS: dict[str, Task] = {
     task.kinds[0]: task
@@ -55,3 +56,8 @@ def kind_of(path: str | Path) -> str:
 def task_of(path: str | Path) -> Task:
     """The task of a config file or run directory."""
     return TASKS[kind_of(path)]
+
+
+def task_for(cfg: Any) -> Task:
+    """The task of a validated config (its ``method.kind``)."""
+    return TASKS[cfg.method.kind]

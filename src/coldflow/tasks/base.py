@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from torch import nn
 from torch.utils.data import Dataset
 
+from coldflow.errors import UserError
 from coldflow.report.html import Comparison
 from coldflow.runs import RunDir
 
@@ -74,6 +75,8 @@ class Task:
     config_model: ClassVar[type[BaseModel]]
     files: ClassVar[tuple[str, ...]] = ()
     hash_exclude: ClassVar[dict[str, Any]] = {}
+    draws_samples: ClassVar[bool] = False
+    """Whether :meth:`sample` draws samples (generative tasks)."""
 
     def check(self, cfg: Any) -> None:
         """Fail before anything is written when the run cannot start (data, weights)."""
@@ -129,3 +132,43 @@ class Task:
     def summary(self, evaluation: dict[str, Any]) -> dict[str, float]:
         """The headline numbers of an ``evaluation.json`` for a study's results table."""
         return {}
+
+    def results_row(self, cfg: Any, evaluation: dict[str, Any]) -> dict[str, Any] | None:
+        """This run's row in a study's table of every run (None: the task has no row)."""
+        return None
+
+    def group(self, cfg: Any) -> str:
+        """Runs of a study compared together share this name (default: the task)."""
+        return str(cfg.method.kind)
+
+    def check_reusable(self, name: str, cfg: Any, run: RunDir) -> None:
+        """Refuse to reuse a finished run trained with another config than ``cfg``
+        (fields outside :attr:`hash_exclude`, e.g. ``training.epochs``, may differ).
+
+        Raises
+        ------
+        UserError
+            Naming the run, the directory and what to do.
+        """
+        from coldflow.training.parts import hash_matches, trajectory_hash
+
+        stored = run.sidecar(run.checkpoints()[-1]).get("config_hash")
+        if not hash_matches(stored, trajectory_hash(cfg, self.hash_exclude)):
+            raise UserError(
+                f"{name}: {run.path} was trained with a different config than the study's "
+                f"(compare {run.config_path} with the study's config); delete {run.path} to "
+                "train it again, or use another --out"
+            )
+
+    def draw_configs(self, labelled: list[tuple[str, Any]], out: Path) -> Path | None:
+        """A figure of several configs of this task into ``out`` (``coldflow report
+        config.yaml ...``); its path, or None when the task draws no configs."""
+        return None
+
+    def sample(self, loaded: LoadedRun, n: int, **options: Any) -> Any:
+        """Draw ``n`` samples from a trained run (tasks with :attr:`draws_samples`)."""
+        raise NotImplementedError
+
+    def sample_title(self, cfg: Any, **options: Any) -> str:
+        """A title for a grid of samples drawn with ``options`` (``None``: the config's)."""
+        return str(cfg.name)

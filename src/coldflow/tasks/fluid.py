@@ -8,6 +8,7 @@ message that says what differs.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,6 +17,7 @@ import torch
 from coldflow.config import ConfigError, dump_yaml, parse_value, validate
 from coldflow.config.fluids import FluidDataConfig
 from coldflow.data.store import FieldData
+from coldflow.errors import UserError
 from coldflow.losses import build_field_loss
 from coldflow.tasks.base import Task
 
@@ -58,6 +60,34 @@ class FluidTask(Task):
         """Build the configured loss once: a missing pretrained file raises ``HubError``."""
         spec = cfg.method.loss
         build_field_loss(spec.name, grid=self.loss_grid, **spec.options)
+
+    def group(self, cfg: Any) -> str:
+        """Runs of one task on one data set are compared together."""
+        return f"{cfg.method.kind}_{Path(cfg.data.path).stem}"
+
+    def results_row(self, cfg: Any, evaluation: dict[str, Any]) -> dict[str, Any] | None:
+        """Task, loss and the learned model's headline numbers (:meth:`summary`)."""
+        return {"task": cfg.method.kind, "loss": cfg.method.loss.name} | self.summary(evaluation)
+
+    def check_reusable(self, name: str, cfg: Any, run: Any) -> None:
+        """As :meth:`Task.check_reusable`, and refuse a run trained on an earlier version
+        of its data set (the data set's stored config differs from the run's copy)."""
+        super().check_reusable(name, cfg, run)
+        data = Path(cfg.data.path)
+        for file in self.files:
+            stats_path = run.path / file
+            if not (file.endswith(".json") and stats_path.is_file() and data.is_file()):
+                continue
+            trained_on = json.loads(stats_path.read_text()).get("data_config")
+            # compared as configs: the text of an older run lacks keys added since (defaults)
+            if trained_on and data_config_from_text(trained_on, str(stats_path)) != data_config(
+                data
+            ):
+                raise UserError(
+                    f"{name}: {run.path} was trained on an earlier version of {data} (the data "
+                    f"set's config differs from the one in {stats_path}); delete {run.path} to "
+                    "train it again on the current data, or use another --out"
+                )
 
 
 def data_config_from_text(text: str, source: str) -> FluidDataConfig:

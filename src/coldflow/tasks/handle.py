@@ -1,21 +1,66 @@
-"""Opening a run directory: its files, its trained model, the counts a command asks for.
+"""Opening a run directory: its config and task (a :class:`RunHandle`, parsed once and
+passed down), its files, its trained model, the counts a command asks for.
 
-Used by :mod:`coldflow.experiment` and by tasks that read other runs (the pipeline).
+Used by :mod:`coldflow.experiment`, :mod:`coldflow.study` and by tasks that read other
+runs (the pipeline).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel
 
 from coldflow.config import load_config
 from coldflow.errors import UserError
 from coldflow.runs import RunDir
-from coldflow.tasks.base import LoadedRun
+from coldflow.tasks.base import LoadedRun, Task
 from coldflow.training.parts import resolve_device
 
-__all__ = ["check_counts", "load_run", "read_run_files"]
+__all__ = ["RunHandle", "check_counts", "load_run", "open_run", "read_run_files"]
+
+
+@dataclass(frozen=True)
+class RunHandle:
+    """A run directory with its parsed ``config.yaml`` and its task."""
+
+    run: RunDir
+    cfg: BaseModel
+    task: Task
+
+    @property
+    def path(self) -> Path:
+        """The run directory."""
+        return self.run.path
+
+    @property
+    def kind(self) -> str:
+        """The task's ``method.kind``."""
+        return self.task.kinds[0]
+
+
+def open_run(path: str | Path | RunHandle) -> RunHandle:
+    """Parse a run directory's ``config.yaml`` with its task's model (a handle: itself).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` is no run directory (no ``config.yaml``).
+    ConfigError
+        If its config does not validate.
+    """
+    if isinstance(path, RunHandle):
+        return path
+    from coldflow.tasks import TASKS, kind_of
+
+    task = TASKS[kind_of(path)]  # the errors of a path that is no run directory
+    run = RunDir(path)
+    if not run.exists():
+        raise FileNotFoundError(f"{run.path}: not a run directory (no config.yaml)")
+    return RunHandle(run, load_config(run.config_path, task.config_model), task)
 
 
 def read_run_files(run: RunDir, names: tuple[str, ...]) -> dict[str, Any]:
@@ -31,15 +76,12 @@ def read_run_files(run: RunDir, names: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def load_run(run_dir: str | Path, device: str = "auto", epoch: int | None = None) -> LoadedRun:
+def load_run(
+    run_dir: str | Path | RunHandle, device: str = "auto", epoch: int | None = None
+) -> LoadedRun:
     """Load a run's config, files and checkpoint (EMA weights when the run kept them)."""
-    from coldflow.tasks import TASKS, kind_of
-
-    run = RunDir(run_dir)
-    if not run.exists():
-        raise FileNotFoundError(f"{run.path}: not a run directory (no config.yaml)")
-    task = TASKS[kind_of(run.path)]
-    cfg = load_config(run.config_path, task.config_model)
+    handle = open_run(run_dir)
+    run, cfg, task = handle.run, handle.cfg, handle.task
     files = read_run_files(run, task.files)
     tensors, sidecar = run.load_checkpoint(epoch)
     model = task.build(cfg, files)

@@ -53,6 +53,11 @@ class ColdTask(DiffusionTask):
 
     kinds = ("cold",)
 
+    def sample_title(self, cfg: Any, **options: Any) -> str:
+        """As for DDPM, and the start the samples were drawn from."""
+        prior = options.get("prior") or cfg.method.prior
+        return f"{super().sample_title(cfg, **options)}, {prior} start"
+
     def fit_prior(self, model: nn.Module, cfg: DiffusionRunConfig, dataset: Any) -> None:
         """Fit the unconditional start distribution to fully degraded training images."""
         if cfg.method.prior != "gmm":

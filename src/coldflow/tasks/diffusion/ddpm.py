@@ -231,6 +231,7 @@ class DiffusionTask(Task):
 
     config_model = DiffusionRunConfig
     hash_exclude: ClassVar[dict[str, Any]] = {"sampling": True}
+    draws_samples = True
 
     def check(self, cfg: DiffusionRunConfig) -> None:
         from coldflow import hub
@@ -310,6 +311,22 @@ class DiffusionTask(Task):
             f"{model} net, {t.epochs} epochs on {digits} training digits, batch {t.batch_size}, "
             f"lr {t.optimizer.lr:g}" + (f", EMA {t.ema:g}" if t.ema else "")
         )
+
+    def sample_title(self, cfg: DiffusionRunConfig, **options: Any) -> str:
+        """``name: sampler`` (DDIM: with its steps and eta), e.g. for a grid of samples."""
+        used = options.get("sampler") or cfg.sampling.sampler
+        title = f"{cfg.name}: {used}"
+        if used == "ddim":
+            steps = options.get("steps") or cfg.sampling.steps or 50
+            eta = cfg.sampling.eta if options.get("eta") is None else options["eta"]
+            title += f", {steps} steps, eta {eta}"
+        return title
+
+    def draw_configs(self, labelled: list[tuple[str, Any]], out: Path) -> Path:
+        """The schedules of several diffusion configs on one figure, ``out/schedules.png``."""
+        from coldflow.tasks.diffusion.figures import plot_schedules
+
+        return plot_schedules(labelled, out / "schedules.png")
 
     def figures(self, run: RunDir, cfg: Any, notes: list[str]) -> list[Any]:
         from coldflow.tasks.diffusion.figures import run_figures

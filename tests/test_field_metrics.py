@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from coldflow import hub
-from coldflow.metrics.field import FIELD_METRICS, evaluate_pairs, psnr, relative_l1
+from coldflow.metrics import FIELD_METRICS, evaluate_pairs, psnr, relative_l1
 from coldflow.metrics.files import evaluate_fields, format_table
 
 HAS_LSIM = hub.locate("lsim") is not None

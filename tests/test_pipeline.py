@@ -11,7 +11,7 @@ import torch
 from coldflow.errors import UserError
 from coldflow.experiment import train
 from coldflow.methods.superres import upsample
-from coldflow.metrics.field import FIELD_METRICS
+from coldflow.metrics import FIELD_METRICS
 from coldflow.simulate.run import simulate
 from coldflow.tasks.pipeline.evaluation import evaluate_pipeline, score_upsampled
 

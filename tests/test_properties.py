@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from coldflow.config import ConfigError, load_config  # noqa: E402
-from coldflow.metrics.field import FIELD_METRICS  # noqa: E402
+from coldflow.metrics import FIELD_METRICS  # noqa: E402
 from coldflow.tasks.diffusion.config import DiffusionRunConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

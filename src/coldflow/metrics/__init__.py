@@ -1,7 +1,10 @@
 """Metrics: FID for generated images (with its feature extractors) and field errors.
 
 ``FEATURE_EXTRACTORS`` maps ``evaluation.fid.extractor`` to a constructor;
-``FIELD_METRICS`` maps a field-metric name to a per-sample distance.
+``FIELD_METRIC_SPECS`` maps a field-metric name to its :class:`MetricSpec` (function,
+column label, higher-is-better, weights, evaluation options), and the ``DEFAULT_*``
+lists name the default field metrics. :func:`metric_functions` builds field metrics and
+:func:`score_fields` scores fields with them, per sample: every field evaluation uses it.
 """
 
 from coldflow.metrics.features import (
@@ -23,23 +26,45 @@ from coldflow.metrics.fid import (
     stats_cache_path,
 )
 from coldflow.metrics.field import (
-    EVALUATION_DEFAULTS,
-    FIELD_METRICS,
-    FieldEvaluator,
+    FieldsInputError,
     evaluate_pairs,
+    metric_functions,
+    score_fields,
+)
+from coldflow.metrics.files import evaluate_fields, format_table
+from coldflow.metrics.spec import (
+    DEFAULT_FIELD_METRICS,
+    DEFAULT_FILE_METRICS,
+    DEFAULT_FRAME_METRICS,
+    EVALUATION_DEFAULTS,
+    FIELD_METRIC_SPECS,
+    FIELD_METRICS,
+    METRIC_COLUMNS,
+    PERCEPTUAL_IF_AVAILABLE,
+    MetricSpec,
+    UnknownMetricError,
+    metric_spec,
+    metric_specs,
     psnr,
     relative_l1,
 )
-from coldflow.metrics.files import evaluate_fields, format_table
 
 __all__ = [
+    "DEFAULT_FIELD_METRICS",
+    "DEFAULT_FILE_METRICS",
+    "DEFAULT_FRAME_METRICS",
     "EVALUATION_DEFAULTS",
     "FEATURE_EXTRACTORS",
     "FIELD_METRICS",
+    "FIELD_METRIC_SPECS",
     "FeatureExtractor",
-    "FieldEvaluator",
+    "FieldsInputError",
     "InceptionFeatures",
+    "METRIC_COLUMNS",
     "MNISTClassifierFeatures",
+    "MetricSpec",
+    "PERCEPTUAL_IF_AVAILABLE",
+    "UnknownMetricError",
     "build_feature_extractor",
     "classifier_accuracy",
     "compute_features",
@@ -49,10 +74,14 @@ __all__ = [
     "fid_from_images",
     "format_table",
     "frechet_distance",
+    "metric_functions",
+    "metric_spec",
+    "metric_specs",
     "mnist_real_statistics",
     "psnr",
     "real_statistics",
     "relative_l1",
+    "score_fields",
     "stats_cache_path",
     "train_mnist_classifier",
 ]

@@ -1,134 +1,140 @@
-"""Error metrics for pairs of fields, reported per sample and averaged.
+"""Scoring pairs of fields with the field metrics: per sample, in batches, on a device.
 
-:data:`FIELD_METRICS` maps a metric name to a constructor; each built metric is a callable
-``m(a, b) -> [batch]`` on torch tensors in the field layouts of
-:mod:`coldflow.losses.vector` (centred ``[batch, C, H, W]``, or staggered). ``a`` is the
-prediction and ``b`` the reference where it matters (relative L1, PSNR).
-
-==========  ============================================================  ======
-name        metric                                                        better
-==========  ============================================================  ======
-``mse``     mean squared error                                            lower
-``mae``     mean absolute error                                           lower
-``rel_l1``  relative L1 error ``||a - b||_1 / ||b||_1``                   lower
-``psnr``    peak signal-to-noise ratio in dB, peak = range of ``b``       higher
-``lsim``    LSiM, summed over components (:mod:`coldflow.losses.lsim`)    lower
-``lpips``   LPIPS, summed over components                                 lower
-``vgg``     VGG-16 feature loss, summed over components                   lower
-==========  ============================================================  ======
-
-The pixel metrics use every value of every component (for staggered fields: every face).
-The perceptual ones go through :func:`coldflow.losses.build_field_loss` with
-:data:`EVALUATION_DEFAULTS`, chosen for fields in arbitrary physical units: each pair is
-min-max scaled jointly per sample, so that a wrong magnitude counts as an error.
-
-:func:`evaluate_pairs` works on in-memory arrays;
-:func:`coldflow.metrics.files.evaluate_fields` on two HDF5 files.
+:func:`metric_functions` builds the named metrics (:mod:`coldflow.metrics.spec`) once;
+:func:`score_fields` scores predictions against references with them, sample by sample.
+Every evaluation of fields goes through these two: SOL rollouts, autoencoder and
+super-resolution frames, the SOL + SR pipeline, :func:`evaluate_pairs` (in-memory arrays)
+and :func:`coldflow.metrics.files.evaluate_fields` (two HDF5 files); each caller keeps
+only what is its own (rollouts, upsampling, timing, reading files).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from coldflow.errors import UserError
-from coldflow.losses import build_field_loss, field_components, mae, mse
+from coldflow.metrics.spec import FIELD_METRIC_SPECS, Metric, metric_specs
 
 __all__ = [
-    "EVALUATION_DEFAULTS",
-    "FIELD_METRICS",
-    "FieldEvaluator",
     "FieldsInputError",
+    "as_samples",
+    "default_device",
     "evaluate_pairs",
-    "psnr",
-    "relative_l1",
+    "metric_functions",
+    "score_fields",
+    "summarize",
 ]
 
-Metric = Callable[[Any, Any], torch.Tensor]
 LAYOUTS = ("NCHW", "NHWC")
 GRIDS = ("centered", "staggered")
+Array = np.ndarray | torch.Tensor
 
 
 class FieldsInputError(UserError, ValueError):
-    """Fields that cannot be compared: unknown metric or layout, files, shapes that differ."""
+    """Fields that cannot be compared: no metric, unknown layout or grid, files, shapes."""
 
 
-def relative_l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``||a - b||_1 / ||b||_1`` per sample over all but the first axis.
-
-    0 where both norms are 0; ``inf`` where only ``||b||_1`` is 0.
-    """
-    error = (a - b).abs().flatten(1).sum(dim=1)
-    norm = b.abs().flatten(1).sum(dim=1)
-    ratio = error / torch.where(norm > 0, norm, torch.ones_like(norm))
-    return torch.where(norm > 0, ratio, torch.where(error > 0, torch.inf, 0.0))
+def default_device(device: str | torch.device | None = None) -> torch.device:
+    """``device``, or CUDA when available, else the CPU."""
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor, data_range: float | None = None) -> torch.Tensor:
-    """Peak signal-to-noise ratio ``10 log10(peak^2 / MSE)`` per sample, in dB.
+def metric_functions(
+    names: Sequence[str],
+    grid: str = "centered",
+    *,
+    faces: str = "keep",
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    device: str | torch.device | None = None,
+) -> dict[str, Metric]:
+    """Build the named field metrics once: ``{name: m(a, b) -> [batch]}``.
 
     Parameters
     ----------
-    a, b
-        Prediction and reference, ``[batch, ...]``.
-    data_range
-        The peak; by default each reference's own range ``max(b) - min(b)``.
+    names
+        Keys of :data:`coldflow.metrics.spec.FIELD_METRIC_SPECS`.
+    grid, faces
+        Field layout (see :mod:`coldflow.losses.vector`).
+    options
+        Per-metric options over the spec's defaults, e.g.
+        ``{"lsim": {"fit": "resize", "min_size": 224}}``.
+    device
+        Where the metrics with weights are moved (default: where they are built, the CPU).
+
+    Raises
+    ------
+    UnknownMetricError, FieldsInputError
+        For an unknown name (the known ones are listed), no name, an unknown grid or
+        options for a metric that is not built.
+    coldflow.hub.HubError
+        When a metric's pretrained weights are missing.
+    """
+    specs = metric_specs(names)
+    if not specs:
+        raise FieldsInputError(f"no field metrics given; known: {', '.join(FIELD_METRIC_SPECS)}")
+    if grid not in GRIDS:
+        raise FieldsInputError(f"grid must be one of {', '.join(GRIDS)}, got {grid!r}")
+    options = dict(options or {})
+    stray = sorted(set(options) - set(names))
+    if stray:
+        raise FieldsInputError(f"options given for metrics that are not evaluated: {stray}")
+    metrics: dict[str, Metric] = {}
+    for spec in specs:
+        metric = spec.build(grid=grid, faces=faces, **options.get(spec.name, {}))
+        if device is not None and isinstance(metric, torch.nn.Module):
+            metric = metric.to(device)
+        metrics[spec.name] = metric
+    return metrics
+
+
+def score_fields(
+    metrics: Mapping[str, Metric],
+    pred: Array,
+    ref: Array,
+    *,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+) -> dict[str, torch.Tensor]:
+    """Score every prediction against its reference with every metric, per sample.
+
+    Parameters
+    ----------
+    metrics
+        ``{name: m(a, b) -> [batch]}``, from :func:`metric_functions`.
+    pred, ref
+        Predictions and references of one shape ``[N, ...]`` (the layout the metrics were
+        built for), NumPy arrays or tensors; compared in float32.
+    batch_size
+        Samples per metric call (default: all ``N`` at once).
+    device
+        Where to compute (that of the metrics with weights); default: where the inputs are
+        (NumPy arrays: the CPU).
 
     Returns
     -------
-    torch.Tensor
-        ``[batch]``; ``inf`` for identical inputs.
+    dict
+        ``{name: float64 tensor [N]}`` on the CPU, in the order of ``metrics``.
     """
-    error = mse(a, b)
-    if data_range is None:
-        flat = b.flatten(1)
-        peak = flat.amax(dim=1) - flat.amin(dim=1)
-    else:
-        peak = torch.full_like(error, float(data_range))
-    return 10 * torch.log10(peak**2 / error)
-
-
-def _values(x: Any, grid: str, faces: str) -> torch.Tensor:
-    return torch.cat([c.flatten(1) for c in field_components(x, grid, faces)], dim=1)
-
-
-def _pixel(function: Callable[..., torch.Tensor]) -> Callable[..., Metric]:
-    def build(grid: str = "centered", faces: str = "keep", **options: Any) -> Metric:
-        def metric(a: Any, b: Any) -> torch.Tensor:
-            return function(_values(a, grid, faces), _values(b, grid, faces), **options)
-
-        return metric
-
-    return build
-
-
-def _perceptual(name: str) -> Callable[..., Metric]:
-    def build(**options: Any) -> Metric:
-        return build_field_loss(name, **{**EVALUATION_DEFAULTS.get(name, {}), **options})
-
-    return build
-
-
-# options the perceptual metrics get unless the caller overrides them
-EVALUATION_DEFAULTS: dict[str, dict[str, Any]] = {
-    "lsim": {"scaling": "joint"},
-    "lpips": {"input_range": None},
-    "vgg": {"input_range": None},
-}
-
-# metric name -> constructor(grid=..., faces=..., **options) -> metric(a, b) -> [batch]
-FIELD_METRICS: dict[str, Callable[..., Metric]] = {
-    "mse": _pixel(mse),
-    "mae": _pixel(mae),
-    "rel_l1": _pixel(relative_l1),
-    "psnr": _pixel(psnr),
-    "lsim": _perceptual("lsim"),
-    "lpips": _perceptual("lpips"),
-    "vgg": _perceptual("vgg"),
-}
+    if tuple(pred.shape) != tuple(ref.shape):
+        raise FieldsInputError(
+            f"fields differ in shape: {tuple(pred.shape)} and {tuple(ref.shape)}"
+        )
+    n = len(pred)
+    size = batch_size or max(n, 1)
+    out: dict[str, list[torch.Tensor]] = {name: [] for name in metrics}
+    with torch.no_grad():
+        for start in range(0, n, size):
+            a = torch.as_tensor(pred[start : start + size], dtype=torch.float32, device=device)
+            b = torch.as_tensor(ref[start : start + size], dtype=torch.float32, device=device)
+            for name, metric in metrics.items():
+                out[name].append(metric(a, b).double().cpu())
+    return {
+        name: torch.cat(v) if v else torch.zeros(0, dtype=torch.float64) for name, v in out.items()
+    }
 
 
 def as_samples(x: np.ndarray | torch.Tensor, layout: str) -> np.ndarray | torch.Tensor:
@@ -147,54 +153,6 @@ def as_samples(x: np.ndarray | torch.Tensor, layout: str) -> np.ndarray | torch.
     return x
 
 
-class FieldEvaluator:
-    """Builds the named metrics once and applies them to batches of field pairs.
-
-    Parameters
-    ----------
-    names
-        Keys of :data:`FIELD_METRICS`.
-    grid, faces
-        Field layout (see :mod:`coldflow.losses.vector`).
-    options
-        Per-metric options, e.g. ``{"lsim": {"fit": "resize", "min_size": 224}}``.
-    device
-        Where to compute; default CUDA when available.
-    """
-
-    def __init__(
-        self,
-        names: Sequence[str],
-        grid: str = "centered",
-        faces: str = "keep",
-        options: Mapping[str, Mapping[str, Any]] | None = None,
-        device: str | torch.device | None = None,
-    ) -> None:
-        unknown = [n for n in names if n not in FIELD_METRICS]
-        if unknown or not names:
-            raise FieldsInputError(f"unknown metrics {unknown}; known: {', '.join(FIELD_METRICS)}")
-        if grid not in GRIDS:
-            raise FieldsInputError(f"grid must be one of {', '.join(GRIDS)}, got {grid!r}")
-        options = dict(options or {})
-        stray = sorted(set(options) - set(names))
-        if stray:
-            raise FieldsInputError(f"options given for metrics that are not evaluated: {stray}")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.metrics: dict[str, Metric] = {}
-        for name in names:
-            metric = FIELD_METRICS[name](grid=grid, faces=faces, **options.get(name, {}))
-            if isinstance(metric, torch.nn.Module):
-                metric = metric.to(self.device)
-            self.metrics[name] = metric
-
-    @torch.inference_mode()
-    def __call__(self, a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> dict:
-        """Per-sample values of every metric for one batch ``[N, C, H, W]``: name -> array."""
-        ta = torch.as_tensor(a, dtype=torch.float32, device=self.device)
-        tb = torch.as_tensor(b, dtype=torch.float32, device=self.device)
-        return {name: m(ta, tb).double().cpu().numpy() for name, m in self.metrics.items()}
-
-
 def summarize(values: np.ndarray) -> dict[str, float]:
     """Mean, standard deviation, min and max of per-sample values."""
     return {
@@ -206,8 +164,8 @@ def summarize(values: np.ndarray) -> dict[str, float]:
 
 
 def evaluate_pairs(
-    a: np.ndarray | torch.Tensor,
-    b: np.ndarray | torch.Tensor,
+    a: Array,
+    b: Array,
     names: Sequence[str],
     *,
     layout: str = "NCHW",
@@ -228,12 +186,12 @@ def evaluate_pairs(
         ``[N, H, W]`` is a scalar field; more leading axes (e.g. ``[simulation, frame,
         ...]``) are folded into N. For ``grid="staggered"`` the arrays are the padded face
         tensors ``[N, 2, H + 1, W + 1]`` of :mod:`coldflow.physics.grid` (or NHWC).
-    names
-        Keys of :data:`FIELD_METRICS`.
-    layout, grid, faces, options, device
-        See :class:`FieldEvaluator`.
+    names, grid, faces, options
+        See :func:`metric_functions`.
     batch_size
         Pairs per metric call.
+    device
+        Where to compute; default CUDA when available.
 
     Returns
     -------
@@ -241,15 +199,11 @@ def evaluate_pairs(
         ``{name: {"per_sample": ndarray [N], "mean": float}}`` in the order of ``names``.
     """
     a, b = as_samples(a, layout), as_samples(b, layout)
-    if tuple(a.shape) != tuple(b.shape):
-        raise FieldsInputError(f"fields differ in shape: {tuple(a.shape)} and {tuple(b.shape)}")
-    evaluator = FieldEvaluator(names, grid, faces, options, device)
-    chunks = [
-        evaluator(a[i : i + batch_size], b[i : i + batch_size])
-        for i in range(0, len(a), batch_size)
-    ]
+    device = default_device(device)
+    metrics = metric_functions(names, grid, faces=faces, options=options, device=device)
+    scores = score_fields(metrics, a, b, batch_size=batch_size, device=device)
     result = {}
-    for name in evaluator.metrics:
-        values = np.concatenate([chunk[name] for chunk in chunks])
-        result[name] = {"per_sample": values, "mean": float(np.mean(values))}
+    for name, values in scores.items():
+        per_sample = values.numpy()
+        result[name] = {"per_sample": per_sample, "mean": float(np.mean(per_sample))}
     return result

@@ -1,7 +1,7 @@
 """Field metrics of two HDF5 files: the dataset inside each, its grid, read in chunks.
 
 :func:`evaluate_fields` (``coldflow metrics``) compares a dataset of one file with a
-dataset of another, chunk by chunk, with :class:`coldflow.metrics.field.FieldEvaluator`;
+dataset of another, chunk by chunk, with :func:`coldflow.metrics.field.score_fields`;
 :func:`format_table` prints the result. Missing files, keys, shapes and grids are errors
 that name the file, the key and the option to change.
 """
@@ -20,9 +20,11 @@ from coldflow.errors import UserError
 from coldflow.metrics.field import (
     GRIDS,
     LAYOUTS,
-    FieldEvaluator,
     FieldsInputError,
     as_samples,
+    default_device,
+    metric_functions,
+    score_fields,
     summarize,
 )
 
@@ -169,7 +171,7 @@ def evaluate_fields(
     key_b
         Path of the dataset inside ``path_b`` (default: ``key``).
     metrics
-        Keys of :data:`FIELD_METRICS`.
+        Keys of :data:`coldflow.metrics.spec.FIELD_METRIC_SPECS`.
     grid
         ``"centered"`` or ``"staggered"``; ``None`` (default) takes it from the files
         (:func:`dataset_grid`): staggered for the velocities of coldflow data sets, else
@@ -214,19 +216,19 @@ def evaluate_fields(
             for p, k, f, d in zip(paths, keys, files, (da, db), strict=True)
         ]
         used = _grid_for(grid, layout, described)
-        evaluator = FieldEvaluator(metrics, used, faces, options, device)
+        dev = default_device(device)
+        fns = metric_functions(metrics, used, faces=faces, options=options, device=dev)
         # a chunk of the first axis holds prod(other leading axes) samples
         per_row = int(np.prod(da.shape[1:-3])) if da.ndim > 4 else 1
         rows = max(1, batch_size // per_row)
-        results: dict[str, list[np.ndarray]] = {name: [] for name in evaluator.metrics}
+        results: dict[str, list[np.ndarray]] = {name: [] for name in fns}
         chunks_a = _read_chunks(da, paths[0], keys[0], rows)
         chunks_b = _read_chunks(db, paths[1], keys[1], rows)
         for ca, cb in zip(chunks_a, chunks_b, strict=True):
             sa, sb = as_samples(ca, layout), as_samples(cb, layout)
-            for start in range(0, len(sa), batch_size):
-                values = evaluator(sa[start : start + batch_size], sb[start : start + batch_size])
-                for name, v in values.items():
-                    results[name].append(v)
+            scores = score_fields(fns, sa, sb, batch_size=batch_size, device=dev)
+            for name, v in scores.items():
+                results[name].append(v.numpy())
         shape = list(da.shape)
     finally:
         for f in files:

@@ -21,25 +21,12 @@ from coldflow.errors import UserError
 from coldflow.losses import build_field_loss
 from coldflow.tasks.base import Task
 
-METRIC_COLUMNS = {
-    "mse": "MSE",
-    "mae": "MAE",
-    "rel_l1": "rel. L1",
-    "psnr": "PSNR",
-    "lsim": "LSiM",
-    "lpips": "LPIPS",
-    "vgg": "VGG",
-}
-"""Column names of the field metrics in results tables."""
-
 __all__ = [
-    "METRIC_COLUMNS",
     "FluidTask",
     "check_same_data_kind",
     "data_config",
     "data_config_from_text",
     "data_config_text",
-    "metric_functions",
     "read_stacked",
 ]
 
@@ -131,16 +118,6 @@ def check_same_data_kind(trained: FluidDataConfig, test: FluidDataConfig, test_p
             + "); evaluate on a data set generated from a config with the same scene and "
             "resolutions"
         )
-
-
-def metric_functions(names: list[str], grid: str) -> dict[str, Any]:
-    """Field metrics by name (:data:`coldflow.metrics.field.FIELD_METRICS`)."""
-    from coldflow.metrics.field import FIELD_METRICS
-
-    unknown = [n for n in names if n not in FIELD_METRICS]
-    if unknown:
-        raise ConfigError(f"unknown metrics {unknown}; known: {', '.join(FIELD_METRICS)}")
-    return {n: FIELD_METRICS[n](grid=grid) for n in names}
 
 
 def read_stacked(data: FieldData, sims: list, kind: str, field: str, frames: Any) -> torch.Tensor:

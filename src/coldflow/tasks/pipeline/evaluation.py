@@ -27,17 +27,12 @@ from coldflow.data.store import FieldData
 from coldflow.errors import UserError
 from coldflow.io import write_json, write_text
 from coldflow.methods.superres import upsample
+from coldflow.metrics import DEFAULT_FIELD_METRICS, metric_functions, score_fields
 from coldflow.physics import FluidState, faces_to_centered
 from coldflow.report.html import markdown_table
 from coldflow.simulate.run import build_scene
-from coldflow.tasks import kind_of
-from coldflow.tasks.fluid import (
-    check_same_data_kind,
-    data_config,
-    metric_functions,
-    read_stacked,
-)
-from coldflow.tasks.handle import check_counts, load_run
+from coldflow.tasks.fluid import check_same_data_kind, data_config, read_stacked
+from coldflow.tasks.handle import check_counts, load_run, open_run
 from coldflow.tasks.sol.task import STATS_FILE, stored_data_config
 
 __all__ = ["evaluate_pipeline", "score_upsampled"]
@@ -60,7 +55,8 @@ def score_upsampled(
     upscale
         ``[B, C, h, w] -> [B, C, H, W]``.
     fns
-        Field metrics ``m(a, b) -> [B]`` on centred fields.
+        Field metrics ``m(a, b) -> [B]`` on centred fields
+        (:func:`coldflow.metrics.metric_functions`).
 
     Returns
     -------
@@ -69,13 +65,13 @@ def score_upsampled(
     """
     scores: dict[str, list[float]] = {n: [] for n in fns}
     seconds = 0.0
-    with torch.no_grad():
-        for t in range(low.shape[0]):
-            t0 = time.perf_counter()
+    for t in range(low.shape[0]):
+        t0 = time.perf_counter()
+        with torch.no_grad():
             up = upscale(low[t]).cpu().float()
-            seconds += time.perf_counter() - t0
-            for name, fn in fns.items():
-                scores[name].append(float(fn(up, high[t].float()).mean()))
+        seconds += time.perf_counter() - t0
+        for name, values in score_fields(fns, up, high[t]).items():
+            scores[name].append(float(values.mean()))
     return scores, seconds / (low.shape[0] * low.shape[1])
 
 
@@ -88,9 +84,10 @@ def _centred(velocity: torch.Tensor, density: torch.Tensor | None) -> torch.Tens
 def _load(runs: Sequence[Path], kind: str, device: str) -> list[Any]:
     loaded = []
     for run in runs:
-        if kind_of(run) != kind:
-            raise UserError(f"{run} is a {kind_of(run)} run, not a {kind} run")
-        loaded.append(load_run(run, device))
+        handle = open_run(run)
+        if handle.kind != kind:
+            raise UserError(f"{run} is a {handle.kind} run, not a {kind} run")
+        loaded.append(load_run(handle, device))
     return loaded
 
 
@@ -101,7 +98,7 @@ def evaluate_pipeline(
     data: Path | None = None,
     steps: int = 50,
     start: int | None = None,
-    metrics: Sequence[str] = ("mse", "rel_l1", "lsim"),
+    metrics: Sequence[str] = DEFAULT_FIELD_METRICS,
     device: str = "cpu",
 ) -> dict[str, Any]:
     """Roll out every pipeline on the test simulations and compare at high resolution.

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from coldflow.config.base import Strict
 from coldflow.config.fluids import FluidFileConfig
+from coldflow.config.metric_defaults import DEFAULT_FRAME_METRICS
 from coldflow.config.training import FieldLossConfig, OptimizerConfig, TrainingConfig
 
 __all__ = [
@@ -78,7 +79,7 @@ class FieldsEvaluationConfig(Strict):
     """`coldflow evaluate` of an autoencoder or super-resolution run."""
 
     metrics: list[str] = Field(
-        default_factory=lambda: ["mse", "mae", "rel_l1", "psnr", "lsim"],
+        default_factory=lambda: list(DEFAULT_FRAME_METRICS),
         description="field metrics; lpips and vgg are added where their weights exist",
     )
     perceptual_if_available: bool = Field(

@@ -19,6 +19,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,25 +33,29 @@ from coldflow.hub import HubError
 from coldflow.losses import build_field_loss
 from coldflow.methods.autoencoder import FieldAutoencoder
 from coldflow.methods.superres import FieldSuperResolution, upsample
+from coldflow.metrics import (
+    METRIC_COLUMNS,
+    PERCEPTUAL_IF_AVAILABLE,
+    metric_functions,
+    metric_spec,
+    score_fields,
+)
 from coldflow.nets import NETS
 from coldflow.report.html import Comparison
 from coldflow.runs import RunDir, save_tensors
 from coldflow.tasks.base import LoadedRun, Prepared
 from coldflow.tasks.fluid import (
-    METRIC_COLUMNS,
     FluidTask,
     check_same_data_kind,
     data_config,
     data_config_from_text,
     data_config_text,
-    metric_functions,
 )
 from coldflow.tasks.recon.config import FieldsRunConfig
 
 __all__ = ["STATS_FILE", "AutoencoderTask", "SuperResTask", "resample_baseline"]
 
 STATS_FILE = "field_stats.json"
-_PERCEPTUAL = ("lpips", "vgg")
 
 
 def resample_baseline(x: torch.Tensor, numbers: int) -> tuple[torch.Tensor, int]:
@@ -75,7 +80,7 @@ def _fields(cfg: FieldsRunConfig, path: str | Path) -> tuple[str, ...]:
 def _metrics(names: list[str], perceptual: bool) -> tuple[dict[str, Callable], dict[str, str]]:
     """Metric functions on centred fields; perceptual ones whose weights are missing are
     listed as skipped with the reason."""
-    wanted = list(dict.fromkeys([*names, *(_PERCEPTUAL if perceptual else ())]))
+    wanted = list(dict.fromkeys([*names, *(PERCEPTUAL_IF_AVAILABLE if perceptual else ())]))
     fns, skipped = {}, {}
     for name in wanted:
         try:
@@ -86,21 +91,6 @@ def _metrics(names: list[str], perceptual: bool) -> tuple[dict[str, Callable], d
                 continue
             raise
     return fns, skipped
-
-
-def _better(metric: str, value: float, baseline: float) -> bool:
-    """Whether ``value`` is better than ``baseline`` (PSNR: higher; the rest: lower)."""
-    return value > baseline if metric == "psnr" else value < baseline
-
-
-def _score(fns: dict[str, Callable], pred: torch.Tensor, ref: torch.Tensor, bs: int) -> dict:
-    """``{metric: [N]}`` per frame, computed in batches."""
-    out: dict[str, list[torch.Tensor]] = {n: [] for n in fns}
-    with torch.no_grad():
-        for a, b in zip(pred.split(bs), ref.split(bs), strict=True):
-            for name, fn in fns.items():
-                out[name].append(fn(a.float(), b.float()).detach().cpu().double())
-    return {n: torch.cat(v) for n, v in out.items()}
 
 
 def _timed(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, bs: int):
@@ -206,7 +196,9 @@ class _FieldTask(FluidTask):
                 continue
             mean = json.loads(path.read_text())["mean"]
             for base in [r for r in mean if r != model and not r.startswith("source")]:
-                better = [m for m in mean[model] if _better(m, mean[model][m], mean[base][m])]
+                better = [
+                    m for m in mean[model] if metric_spec(m).better(mean[model][m], mean[base][m])
+                ]
                 worse = sorted(set(mean[model]) - set(better))
                 verdict = (
                     f"beats {base} in every metric"
@@ -280,13 +272,11 @@ class AutoencoderTask(_FieldTask):
         cfg, model, dev = loaded.cfg, loaded.model, loaded.device
         path, frames, fns, skipped = self._begin(loaded, data, split, metrics)
         x, bs = frames.tensors["x"], cfg.evaluation.batch_size
+        score = partial(score_fields, fns, batch_size=bs)
         recon, t_model = _timed(lambda c: model.reconstruct(c.to(dev)), x, bs)
         numbers = model.latent_numbers(x.shape[1:])
         base, stored = resample_baseline(x, numbers)
-        scores = {
-            "autoencoder": _score(fns, recon, x, bs),
-            "resampled + bicubic": _score(fns, base, x, bs),
-        }
+        scores = {"autoencoder": score(recon, x), "resampled + bicubic": score(base, x)}
         result = self._result(loaded, path, frames, scores, {"autoencoder": t_model}, skipped)
         result |= {
             "compression": x[0].numel() / numbers,
@@ -322,24 +312,23 @@ class SuperResTask(_FieldTask):
         cfg, model, dev = loaded.cfg, loaded.model, loaded.device
         path, frames, fns, skipped = self._begin(loaded, data, split, metrics)
         low, high, bs = frames.tensors["low"], frames.tensors["high"], cfg.evaluation.batch_size
-        f = frames.factor
+        f, score = frames.factor, partial(score_fields, fns, batch_size=bs)
         sr, t_sr = _timed(lambda c: model.upscale(c.to(dev)), low, bs)
         bicubic, t_bic = _timed(lambda c: upsample(c, f, "bicubic"), low, bs)
         bilinear = upsample(low, f, "bilinear")
         train = self._frames(cfg, cfg.data.path, cfg.data.split, tuple(frames.fields))
         nearest = _nearest(low, train.tensors["low"], train.tensors["high"])
         scores = {
-            "super-resolution": _score(fns, sr, high, bs),
-            "bicubic": _score(fns, bicubic, high, bs),
-            "bilinear": _score(fns, bilinear, high, bs),
-            "nearest training frame": _score(fns, nearest, high, bs),
+            "super-resolution": score(sr, high),
+            "bicubic": score(bicubic, high),
+            "bilinear": score(bilinear, high),
+            "nearest training frame": score(nearest, high),
         }
         source = _source_frames(path, frames)
         if source is not None:
-            scores["source, super-resolved"] = _score(
-                fns, _timed(lambda c: model.upscale(c.to(dev)), source, bs)[0], high, bs
-            )
-            scores["source, bicubic"] = _score(fns, upsample(source, f, "bicubic"), high, bs)
+            source_sr = _timed(lambda c: model.upscale(c.to(dev)), source, bs)[0]
+            scores["source, super-resolved"] = score(source_sr, high)
+            scores["source, bicubic"] = score(upsample(source, f, "bicubic"), high)
         timing = {"super-resolution": t_sr, "bicubic": t_bic}
         result = self._result(loaded, path, frames, scores, timing, skipped)
         result["factor"] = f

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from coldflow.config.base import OmitWhenDefault
 from coldflow.config.fluids import FluidFileConfig, Strict
+from coldflow.config.metric_defaults import DEFAULT_FIELD_METRICS
 from coldflow.config.training import FieldLossConfig, OptimizerConfig, TrainingConfig
 
 __all__ = [
@@ -93,7 +94,7 @@ class SolEvaluationConfig(Strict):
 
     steps: int = Field(100, ge=1, description="rollout steps")
     start: int | None = Field(None, ge=0, description="first frame (default: data warm-up)")
-    metrics: list[str] = Field(default_factory=lambda: ["mse", "rel_l1", "lsim"])
+    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_FIELD_METRICS))
     timing_steps: int = Field(10, ge=1, description="steps timed for the high-res solver")
 
 

@@ -19,6 +19,7 @@ import torch
 
 from coldflow.config import ConfigError
 from coldflow.data.store import FieldData
+from coldflow.metrics import metric_spec, score_fields
 from coldflow.physics import FluidState
 from coldflow.tasks.fluid import read_stacked
 
@@ -93,15 +94,12 @@ def _training_candidates(
 
 
 def _score(fns: dict[str, Any], roll: torch.Tensor, ref: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``{metric: [steps, sims]}`` for steps 1..N of ``roll`` against ``ref``."""
-    n = ref.shape[0] - 1
-    with torch.no_grad():
-        return {
-            name: torch.stack(
-                [fn(roll[t].float(), ref[t].float()).cpu() for t in range(1, n + 1)]
-            ).double()
-            for name, fn in fns.items()
-        }
+    """``{metric: [steps, sims]}`` for steps 1..N of ``roll`` against ``ref`` (one batch
+    per step: the simulations)."""
+    n, sims = ref.shape[0] - 1, ref.shape[1]
+    pred, true = roll[1 : n + 1].flatten(0, 1), ref[1:].flatten(0, 1)
+    scores = score_fields(fns, pred, true, batch_size=sims)
+    return {name: v.view(n, sims) for name, v in scores.items()}
 
 
 def evaluate_rollouts(
@@ -224,7 +222,7 @@ def verdict(
     which it fails (the corrected rollout is not better than both baselines in every
     metric there), by ``names`` (default: their positions).
     """
-    lower = [m for m in metrics if m != "psnr"]
+    lower = [m for m in metrics if not metric_spec(m).higher_is_better]
     beats_source = [m for m in lower if mean["corrected"][m] < mean["source"][m]]
     if "nearest_training" not in mean:
         beats_nearest = None

@@ -23,19 +23,18 @@ from coldflow.config import ConfigError
 from coldflow.data.store import FieldData, FieldWindows
 from coldflow.losses import build_field_loss
 from coldflow.methods.sol import SolverInTheLoop
+from coldflow.metrics import METRIC_COLUMNS, metric_functions
 from coldflow.nets import NETS
 from coldflow.physics import FluidState, Scene
 from coldflow.runs import read_evaluation, save_tensors
 from coldflow.simulate.run import build_scene
 from coldflow.tasks.base import Comparison, LoadedRun, Prepared
 from coldflow.tasks.fluid import (
-    METRIC_COLUMNS,
     FluidTask,
     check_same_data_kind,
     data_config,
     data_config_from_text,
     data_config_text,
-    metric_functions,
 )
 from coldflow.tasks.sol.config import SolRunConfig
 

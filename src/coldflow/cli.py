@@ -16,6 +16,7 @@ from rich.table import Table
 
 from coldflow import hub
 from coldflow.config import ConfigError
+from coldflow.config.metric_defaults import DEFAULT_FIELD_METRICS, DEFAULT_FILE_METRICS
 from coldflow.errors import DeviceError, UserError, is_interrupt, user_message
 from coldflow.io import check_writable_dir, check_writable_file
 from coldflow.training.allocator import tune_malloc
@@ -179,28 +180,12 @@ def report(
     out: Path = typer.Option(None, "--out", help="Output directory of a comparison."),
 ) -> None:
     """report.html of runs (and a comparison); schedules of configs; data-set figures."""
-    from coldflow.experiment import report as report_runs
-    from coldflow.experiment import report_configs
+    from coldflow.experiment import report_paths
 
-    for p in paths:
-        if not p.exists():
-            raise FileNotFoundError(f"{p}: no such file or run directory")
     if out is not None:
         check_writable_dir(out, "--out")
-    configs = [p for p in paths if p.suffix in (".yaml", ".yml")]
-    datasets = [p for p in paths if p.suffix in (".h5", ".hdf5")]
-    runs = [p for p in paths if p not in configs and p not in datasets]
-    for figure in report_configs(configs, out or Path("runs") / "schedules"):
-        console.print(f"figure: {figure}")
-    for p in datasets:
-        from coldflow.report.datasets import report_dataset
-
-        target = out / p.stem if out else p.with_name(f"{p.stem}_figures")
-        figures = report_dataset(p, target)
-        console.print(f"{p}: {len(figures)} figures in {target}")
-    if runs:
-        for page_path in report_runs(runs, out):
-            console.print(f"report: {page_path}")
+    for line in report_paths(paths, out):
+        console.print(line)
 
 
 @app.command()
@@ -270,7 +255,7 @@ def evaluate_pipeline(
     data: Path = typer.Option(None, "--data", help="Test data set (default: the SOL run's)."),
     steps: int = typer.Option(50, help="Rollout steps."),
     start: int = typer.Option(None, help="First frame (default: the data set's warm-up)."),
-    metric: list[str] = typer.Option(["mse", "rel_l1", "lsim"], "--metric", help="Metrics."),
+    metric: list[str] = typer.Option(list(DEFAULT_FIELD_METRICS), "--metric", help="Metrics."),
     device: str = typer.Option("cpu", help="cpu | cuda"),
 ) -> None:
     """The cheap simulator: low-res solver (plain or SOL-corrected), then bicubic or SR,
@@ -298,7 +283,9 @@ def evaluate_fields(
         "sims/0000/source/velocity with sims/0000/downsampled/velocity of one data set.",
     ),  # fmt: skip
     metric: list[str] = typer.Option(
-        ["mse", "rel_l1"], "--metric", help="mse | mae | rel_l1 | psnr | lsim | lpips | vgg"
+        list(DEFAULT_FILE_METRICS),
+        "--metric",
+        help="mse | mae | rel_l1 | psnr | lsim | lpips | vgg",
     ),
     layout: str = typer.Option("NCHW", help="NCHW (channels first) or NHWC."),
     grid: str = typer.Option(

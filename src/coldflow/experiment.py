@@ -36,6 +36,7 @@ __all__ = [
     "open_run",
     "report",
     "report_configs",
+    "report_paths",
     "resume_hint",
     "sample",
     "train",
@@ -194,6 +195,28 @@ def report(paths: list[str | Path], out: str | Path | None = None) -> list[Path]
         extra = task.compare(runs, Path(out), labels)
         pages.append(write_comparison(runs, out, labels=labels, extra=extra, describe=_describe))
     return pages
+
+
+def report_paths(paths: Sequence[str | Path], out: str | Path | None = None) -> list[str]:
+    """``coldflow report``: pages of run directories (:func:`report`), figures of config
+    files (:func:`report_configs`) and of fluid data sets (``.h5``). One line per output.
+    """
+    from coldflow.report.datasets import report_dataset
+
+    paths = [Path(p) for p in paths]
+    for p in paths:
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such file or run directory")
+    configs = [p for p in paths if p.suffix in (".yaml", ".yml")]
+    datasets = [p for p in paths if p.suffix in (".h5", ".hdf5")]
+    runs = [p for p in paths if p not in configs and p not in datasets]
+    lines = [f"figure: {f}" for f in report_configs(configs, out or Path("runs") / "schedules")]
+    for p in datasets:
+        target = Path(out) / p.stem if out else p.with_name(f"{p.stem}_figures")
+        lines.append(f"{p}: {len(report_dataset(p, target))} figures in {target}")
+    if runs:
+        lines += [f"report: {page}" for page in report(runs, out)]
+    return lines
 
 
 def report_configs(paths: Sequence[str | Path], out: str | Path) -> list[Path]:

@@ -151,3 +151,19 @@ def test_study_packages_do_not_import_each_other():
 def test_every_study_package_is_checked():
     packages = {p.name for p in (PACKAGE / "tasks").iterdir() if (p / "__init__.py").is_file()}
     assert packages == STUDY_PACKAGES.keys()
+
+
+def test_docs_architecture_shows_these_floors_and_packages():
+    """docs/architecture.md is kept in step: the same floors, in order, and every package."""
+    text = (PACKAGE.parents[1] / "docs" / "architecture.md").read_text()
+    section = text.split("## Floors", 1)[1].split("\n## ", 1)[0]
+    documented = [
+        [u.strip().strip("`") for u in line.split(".", 1)[1].split(",")]
+        for line in section.splitlines()
+        if line[:1].isdigit()
+    ]
+    assert documented == FLOORS
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    packages |= {p.name for p in (PACKAGE / "tasks").iterdir() if (p / "__init__.py").is_file()}
+    missing = sorted(name for name in packages if f"{name}/" not in text)
+    assert not missing, f"docs/architecture.md does not show {missing}"

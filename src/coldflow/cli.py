@@ -18,7 +18,7 @@ from coldflow import hub
 from coldflow.config import ConfigError
 from coldflow.config.metric_defaults import DEFAULT_FIELD_METRICS, DEFAULT_FILE_METRICS
 from coldflow.errors import DeviceError, UserError, is_interrupt, user_message
-from coldflow.io import check_writable_dir, check_writable_file
+from coldflow.io import LockedError, check_writable_dir, check_writable_file
 from coldflow.training.allocator import tune_malloc
 
 app = typer.Typer(
@@ -384,6 +384,7 @@ def main() -> None:
             raise
         config = isinstance(e, ConfigError | DeviceError)  # fix it in the config: exit 2
         kind = "config error" if config else "error"
+        config = config or isinstance(e, LockedError)  # another process writes there: 2
         line = " ".join(message.split()) if "\n" not in message.strip() else message.strip()
         errors.print(f"[red]{kind}:[/red] {escape(line)}", highlight=False, soft_wrap=True)
         sys.exit(2 if config else 1)

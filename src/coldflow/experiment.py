@@ -10,6 +10,8 @@ differs between kinds of runs is asked of the task (:mod:`coldflow.tasks`).
 from __future__ import annotations
 
 import inspect
+import os
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -85,6 +87,20 @@ def train(
     run.check_can_train(resume)
     resolve_device(cfg.training.device)  # a missing GPU fails before anything is written
     task.check(cfg)
+    if os.environ.get("RANK", "0") != "0":  # other ranks of a multi-process run write nothing
+        return _train(cfg, task, run, resume, finish)
+    created = not run.path.exists()
+    try:
+        with run.writing():
+            run.check_can_train(resume)  # again: another process may have trained meanwhile
+            return _train(cfg, task, run, resume, finish)
+    except BaseException:
+        if created and {p.name for p in run.path.iterdir()} <= {run.lock_path.name}:
+            shutil.rmtree(run.path, ignore_errors=True)  # a failed start leaves nothing
+        raise
+
+
+def _train(cfg: BaseModel, task: Task, run: RunDir, resume: bool, finish: bool) -> RunDir:
     stored = read_run_files(run, task.files) if resume else {}
     seed_everything(cfg.seed)  # the initial weights depend on the seed alone
     prepared = task.prepare(cfg, stored)
@@ -157,6 +173,13 @@ def evaluate(
     check_counts(**{k: options.get(k) for k in ("n", "steps", "start")})
     opts = _options_for(handle.task, "evaluate", options, handle.kind)
     loaded = load_run(handle, device)
+    writer = handle.run.writer()
+    if writer is not None:  # a reader does not wait, but says what it reads
+        print(
+            f"note: {handle.path} is still training ({writer}); evaluating its latest "
+            f"checkpoint, epoch {loaded.epoch}",
+            flush=True,
+        )
     t0 = time.perf_counter()
     result = handle.task.evaluate(loaded, **opts)
     result |= {
@@ -164,7 +187,7 @@ def evaluate(
         "epoch": loaded.epoch,
         "seconds": time.perf_counter() - t0,
         "device": str(loaded.device),
-    }
+    } | ({"still_training": True} if writer is not None else {})
     write_json(loaded.run.path / "evaluation.json", result)
     return result
 

@@ -20,12 +20,15 @@ from typing import IO, Any
 from coldflow.errors import DiskFullError, UserError
 
 __all__ = [
+    "LockedError",
     "atomic_open",
     "check_writable_dir",
     "check_writable_file",
     "atomic_path",
     "format_duration",
+    "exclusive_lock",
     "is_disk_full",
+    "lock_holder",
     "write_bytes",
     "write_json",
     "write_text",
@@ -183,3 +186,89 @@ def check_writable_file(path: Path, what: str) -> Path:
         raise IsADirectoryError(f"{what} {path} is a directory; give a file name inside it")
     check_writable_dir(path.parent, what)
     return path
+
+
+class LockedError(UserError):
+    """Another process writes the same run directory, data set or study shard."""
+
+
+def _holder(lock_file: Path) -> str:
+    try:
+        info = json.loads(lock_file.read_text() or "{}")
+    except (OSError, json.JSONDecodeError):
+        info = {}
+    if not info:
+        return "another process"
+    return (
+        f"process {info.get('pid', '?')} on {info.get('host', '?')} "
+        f"(since {info.get('since', '?')}: {info.get('command', '?')})"
+    )
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_file: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold an exclusive OS lock (``flock``) on ``lock_file`` for the ``with`` block.
+
+    The kernel releases the lock when the process ends, however it ends (a SIGKILL
+    leaves no stale lock); the file itself stays, holding who locked it last. Locks are
+    advisory: they keep out other coldflow processes, not other programs.
+
+    Parameters
+    ----------
+    lock_file
+        The lock file (its folder is created).
+    what
+        What the lock protects, for the message (e.g. ``run directory runs/x``).
+
+    Raises
+    ------
+    LockedError
+        If another process holds the lock: one line naming ``what``, the holder
+        (process, host, since when, its command) and what to do.
+    """
+    import datetime
+    import fcntl
+    import socket
+    import sys
+
+    path = Path(lock_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(
+                f"{what} is in use by {_holder(path)}; wait until it has finished, or stop "
+                "it and run the command again (a stopped run resumes from its last checkpoint)"
+            ) from None
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": datetime.datetime.now().isoformat(timespec="seconds"),
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300],
+        }
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps(info))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def lock_holder(lock_file: str | os.PathLike) -> str | None:
+    """Who holds the lock on ``lock_file`` now (as :class:`LockedError` names it), or None
+    when nobody does. Takes and drops the lock at once when it is free."""
+    import fcntl
+
+    path = Path(lock_file)
+    if not path.is_file():
+        return None
+    with open(path) as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder(path)
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    return None

@@ -21,6 +21,7 @@ latest checkpoint falls back to the newest intact one when a later one is damage
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -34,7 +35,15 @@ import safetensors.torch
 import torch
 
 from coldflow.errors import CheckpointError, CheckpointWarning, DiskFullError, NoCheckpointError
-from coldflow.io import atomic_open, is_disk_full, write_bytes, write_json, write_text
+from coldflow.io import (
+    atomic_open,
+    exclusive_lock,
+    is_disk_full,
+    lock_holder,
+    write_bytes,
+    write_json,
+    write_text,
+)
 
 __all__ = ["RunDir", "load_tensors", "read_evaluation", "save_tensors"]
 
@@ -156,6 +165,20 @@ class RunDir:
     @property
     def figures_dir(self) -> Path:
         return self.path / "figures"
+
+    @property
+    def lock_path(self) -> Path:
+        """The lock file of the process that writes this run (:meth:`writing`)."""
+        return self.path / "writer.lock"
+
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the run's lock: one writing process at a time (see
+        :func:`coldflow.io.exclusive_lock`)."""
+        return exclusive_lock(self.lock_path, f"run directory {self.path}")
+
+    def writer(self) -> str | None:
+        """The process training this run now (as a lock error names it), or None."""
+        return lock_holder(self.lock_path)
 
     def exists(self) -> bool:
         return self.config_path.is_file()

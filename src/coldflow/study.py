@@ -9,6 +9,7 @@ task, with each run's headline numbers. ``shard=(i, n)`` runs only runs i, i + n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from pydantic import BaseModel
 from coldflow.config import StudyConfig, load_config
 from coldflow.errors import UserError
 from coldflow.experiment import evaluate, load_config_file, report_run, train
-from coldflow.io import write_text
+from coldflow.io import exclusive_lock, write_text
 from coldflow.report import write_comparison
 from coldflow.report.html import markdown_table, markdown_to_html, page
 from coldflow.runs import RunDir
@@ -67,29 +68,29 @@ def run_study(
     study = load_config(path, StudyConfig)
     out = Path(out) if out else Path("runs") / study.name
     index, count = shard
-    if not collect:
-        _make_data(study, path, sharded=count > 1)
     configs = {}
     for spec in study.runs:  # validate every config before the first run starts
         cfg_path = (path.parent / spec.config).resolve()
         configs[spec.name] = load_config_file(cfg_path, [*overrides, *spec.set])
-    skipped: dict[str, str] = {}
-    for k, spec in enumerate(study.runs):
-        cfg = configs[spec.name]
-        reason = _cannot_run(cfg)
-        if reason:
-            skipped[spec.name] = reason
-            if not collect and k % count == index:
-                print(f"{spec.name}: skipped: {reason}", flush=True)
-            continue
-        if collect or k % count != index:
-            continue
-        _run(spec, cfg, out / spec.name)
+    skipped = {s.name: r for s in study.runs if (r := _cannot_run(configs[s.name]))}
+    mine = [s for k, s in enumerate(study.runs) if k % count == index]
+    if not collect:
+        with _shard_lock(out, index, count):
+            _make_data(study, path, sharded=count > 1)
+            for spec in mine:
+                if spec.name in skipped:
+                    print(f"{spec.name}: skipped: {skipped[spec.name]}", flush=True)
+                else:
+                    _run(spec, configs[spec.name], out / spec.name)
     if count > 1 and not collect:
         print(f"shard {index}/{count} done; build the page with --collect once all are done")
         return None
     finished = [s for s in study.runs if _finished(out / s.name, configs[s.name])]
     missing = [s.name for s in study.runs if s not in finished and s.name not in skipped]
+    training = {n: w for n in missing if (w := RunDir(out / n).writer())}
+    for name in missing:
+        state = f"still training, {training[name]}" if name in training else "not finished"
+        print(f"{name}: {state}; not on the page", flush=True)
     if not finished:
         raise UserError(f"{out}: no run of the study is finished yet; train it first")
     groups: dict[str, list[Path]] = {}
@@ -97,7 +98,14 @@ def run_study(
         cfg = configs[spec.name]
         groups.setdefault(task_for(cfg).group(cfg), []).append(out / spec.name)
     pipelines = _pipelines(study, out, {s.name for s in finished})
-    return write_study_page(study, out, groups, missing, configs, skipped, pipelines)
+    return write_study_page(study, out, groups, missing, configs, skipped, pipelines, training)
+
+
+def _shard_lock(out: Path, index: int, count: int) -> contextlib.AbstractContextManager[None]:
+    """The lock of one shard of a study: the same shard twice at once is refused."""
+    name = f"{out.name}.lock" if count == 1 else f"{out.name}.shard-{index}-of-{count}.lock"
+    what = f"study {out}" + (f" (shard {index}/{count})" if count > 1 else "")
+    return exclusive_lock(out.parent / name, what)
 
 
 def _make_data(study: StudyConfig, path: Path, sharded: bool) -> None:
@@ -225,6 +233,7 @@ def write_study_page(
     configs: dict,
     skipped: dict[str, str] | None = None,
     pipelines: Sequence[tuple[str, Path]] = (),
+    training: dict[str, str] | None = None,
 ) -> Path:
     """``out/results.md`` and the same page as ``out/index.html``; one comparison page per
     group of runs. The page is written once, in markdown, and rendered to HTML."""
@@ -232,8 +241,13 @@ def write_study_page(
     if study.description:
         md += [study.description, ""]
     notes = []
-    if missing:
-        notes.append(f"Not finished (not shown): {', '.join(missing)}.")
+    training = training or {}
+    if [n for n in missing if n not in training]:
+        notes.append(
+            f"Not finished (not shown): {', '.join(n for n in missing if n not in training)}."
+        )
+    if training:
+        notes.append(f"Still training (not shown): {', '.join(training)}.")
     by_reason: dict[str, list[str]] = {}
     for run, reason in (skipped or {}).items():
         by_reason.setdefault(reason, []).append(run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any, Literal
 
@@ -9,7 +10,7 @@ from pydantic import Field, model_validator
 
 from coldflow.config.base import Strict
 
-__all__ = ["FieldLossConfig", "OptimizerConfig", "TrainingConfig"]
+__all__ = ["DEFAULT_LOSS_OPTIONS", "FieldLossConfig", "OptimizerConfig", "TrainingConfig"]
 
 
 class OptimizerConfig(Strict):
@@ -65,8 +66,18 @@ class TrainingConfig(Strict):
         return self
 
 
+#: The ``options`` a loss section gets when it leaves them out (``--set
+#: method.loss.name=lsim`` then trains the studies' LSiM: one min-max scale over both
+#: fields, not LSiM's own default ``separate``). ``options: {}`` keeps the distance's
+#: own defaults.
+DEFAULT_LOSS_OPTIONS: dict[str, dict[str, Any]] = {"lsim": {"scaling": "joint"}}
+
+
 class FieldLossConfig(Strict):
-    """A distance of :data:`coldflow.losses.LOSSES` through the vector-field adapter."""
+    """A distance of :data:`coldflow.losses.LOSSES` through the vector-field adapter.
+
+    Left out, ``options`` is the loss's entry of :data:`DEFAULT_LOSS_OPTIONS` (or none).
+    """
 
     name: Literal["mse", "mae", "vgg", "lpips", "lsim"] = "mse"
     fit: Literal["pad", "resize"] = Field("pad", description="how small components are enlarged")
@@ -75,5 +86,16 @@ class FieldLossConfig(Strict):
         "keep", description="staggered fields only: compare faces as stored or cell centres"
     )
     options: dict[str, Any] = Field(
-        default_factory=dict, description="options of the distance, e.g. {scaling: joint}"
+        default_factory=dict,
+        description="options of the distance, e.g. {scaling: joint}; left out: the "
+        "loss's DEFAULT_LOSS_OPTIONS (lsim: {scaling: joint})",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_options(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "options" not in data:
+            name = data.get("name", cls.model_fields["name"].default)
+            default = DEFAULT_LOSS_OPTIONS.get(name, {}) if isinstance(name, str) else {}
+            data = {**data, "options": copy.deepcopy(default)}
+        return data

@@ -1,6 +1,7 @@
 """Config models of the field autoencoder and super-resolution runs.
 
-``configs/fluids/{karman,plume}_{ae,sr}_<loss>[_cpu].yaml``: a run names a fluid data set
+``configs/fluids/{karman,plume}_{ae,sr}[_cpu].yaml`` (the loss by
+``--set method.loss.name=...``): a run names a fluid data set
 (made by ``coldflow simulate``), the network, the method (``kind: autoencoder`` or
 ``kind: superres`` with its training loss) and the common training section. Frames are
 the cell-centred velocity (and the smoke density where the scene has one) after the

@@ -1,4 +1,4 @@
-"""Config models of Solver-in-the-Loop runs (``configs/fluids/*_sol_*.yaml``).
+"""Config models of Solver-in-the-Loop runs (``configs/fluids/*_sol*.yaml``).
 
 A run names a fluid data set file (made by ``coldflow simulate``), the correction
 network, the method (``kind: sol``: unrolled steps ``m`` and the training loss) and the

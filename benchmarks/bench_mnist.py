@@ -46,7 +46,8 @@ from coldflow.data import mnist_dataset
 from coldflow.runs import RunDir
 from coldflow.tasks.diffusion.cold import ColdTask
 from coldflow.tasks.diffusion.config import DiffusionRunConfig
-from coldflow.tasks.diffusion.ddpm import DDPMTask, draw
+from coldflow.tasks.diffusion.ddpm import DDPMTask
+from coldflow.tasks.diffusion.sampling import draw
 from coldflow.training.allocator import tune_malloc
 from coldflow.training.parts import compile_unavailable
 from coldflow.training.trainer import Trainer

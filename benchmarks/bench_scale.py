@@ -36,11 +36,11 @@ from coldflow.config.fluids import FluidDataConfig
 from coldflow.data import mnist_dataset
 from coldflow.io import write_json
 from coldflow.losses import LSiM
-from coldflow.physics import FluidState
+from coldflow.physics import FluidState, build_scene
 from coldflow.runs import RunDir
-from coldflow.simulate.run import build_scene
 from coldflow.tasks.diffusion.config import DiffusionRunConfig
-from coldflow.tasks.diffusion.ddpm import DDPMTask, draw
+from coldflow.tasks.diffusion.ddpm import DDPMTask
+from coldflow.tasks.diffusion.sampling import draw
 from coldflow.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -39,8 +39,8 @@ from coldflow.config.base import load_config
 from coldflow.config.fluids import FluidDataConfig
 from coldflow.data.store import FieldData, FieldWindows
 from coldflow.io import write_json
-from coldflow.physics import FluidState
-from coldflow.simulate.run import build_scene, generate
+from coldflow.physics import FluidState, build_scene
+from coldflow.simulate.run import generate
 from coldflow.tasks.fluid import data_config
 from coldflow.tasks.sol.config import SolRunConfig
 from coldflow.tasks.sol.task import build_sol_model, data_statistics, low_scene

@@ -139,7 +139,7 @@ def test_ddpm_result_is_validated():
 
 def test_draw_samples_in_the_device_default_batch_or_the_given_one():
     from coldflow.methods import SampleResult
-    from coldflow.tasks.diffusion.ddpm import (
+    from coldflow.tasks.diffusion.sampling import (
         CPU_SAMPLE_BATCH,
         GPU_SAMPLE_BATCH,
         draw,

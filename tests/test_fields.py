@@ -15,9 +15,16 @@ import coldflow.simulate.run as simulate_module
 from coldflow.config.base import ConfigError, load_config
 from coldflow.config.fluids import FluidDataConfig
 from coldflow.data.store import FieldData, FieldDataError, FieldWindows
-from coldflow.physics import FluidState, Scene, downsample_centered, downsample_velocity
+from coldflow.physics import (
+    FluidState,
+    Scene,
+    build_scene,
+    downsample_centered,
+    downsample_velocity,
+)
 from coldflow.report.datasets import probe_analysis, report_dataset
-from coldflow.simulate.run import SimulationError, build_scene, parse_shard, simulate
+from coldflow.runs import parse_shard
+from coldflow.simulate.run import SimulationError, simulate
 
 torch.set_num_threads(1)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from coldflow.nets import build_net, call_with_context
+from coldflow.nets import NetOptionError, build_net, call_with_context
 from coldflow.tasks.diffusion.config import SeedCNNConfig, UNetConfig
 
 
@@ -80,3 +80,31 @@ def test_call_with_context_rules():
     assert call_with_context(loose, "n", options={"m": 2}, context={"x": 1}) == ("n", {"m": 2})
     with pytest.raises(TypeError, match=r"building thing needs \['scene'\]"):
         call_with_context(make, "n", context={"loss": 1}, what="thing")
+
+
+def test_a_net_built_from_config_rejects_an_option_it_does_not_take():
+    with pytest.raises(NetOptionError, match=r"model\.width: the 'unet' net takes no option "
+                       r"'width'; its options are channels, time_dim"):  # fmt: skip
+        build_net({"kind": "unet", "width": 8}, 1, (28, 28))
+    # a constructor that passes **options on to another: the inner one's refusal, named
+    with pytest.raises(NetOptionError, match=r"model\.depth: the 'sol_resnet_small' net"):
+        build_net({"kind": "sol_resnet_small", "depth": 3}, 3, out_channels=2)
+
+
+def test_diffusion_tasks_build_their_method_from_every_config_option():
+    from coldflow.methods import DDPM, ColdDiffusion
+    from coldflow.tasks.diffusion.cold import ColdTask
+    from coldflow.tasks.diffusion.config import DiffusionRunConfig
+    from coldflow.tasks.diffusion.ddpm import DDPMTask
+
+    ddpm = DDPMTask().build(DiffusionRunConfig(method={"result": "last_step"}), {})
+    assert isinstance(ddpm, DDPM) and ddpm.result == "last_step"
+    cfg = DiffusionRunConfig(
+        data={"range": (-1.0, 1.0)},
+        degradation={"kind": "blur", "n_T": 5},
+        model=UNetConfig(channels=(8, 8), time_dim=8),
+        method={"kind": "cold", "loss": "l1", "prior_components": 3, "prior_dims": 4},
+    )
+    cold = ColdTask().build(cfg, {})
+    assert isinstance(cold, ColdDiffusion) and cold.loss_kind == "l1" and cold.black == -1.0
+    assert cold.prior_means.shape == (3, 4) and cold.n_T == 5

@@ -16,16 +16,20 @@ from coldflow.config import dump_yaml
 from coldflow.degradations import build_degradation
 from coldflow.experiment import report, report_run
 from coldflow.report import save_figure
+from coldflow.report.curves import metric_figure
 from coldflow.report.figures import (
     image_grid_figure,
-    metric_figure,
     tile_images,
     trajectory_figure,
 )
 from coldflow.report.style import DPI
 from coldflow.runs import RunDir
 from coldflow.tasks.diffusion.config import DiffusionRunConfig
-from coldflow.tasks.diffusion.figures import _degraded_strip, plot_schedules, strip_timesteps
+from coldflow.tasks.diffusion.schedule_figures import (
+    _degraded_strip,
+    plot_schedules,
+    strip_timesteps,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 N_T = 20

@@ -23,7 +23,8 @@ from coldflow.experiment import train
 from coldflow.runs import RunDir
 from coldflow.tasks.diffusion.config import DiffusionRunConfig
 from coldflow.training import parts as trainer_module
-from coldflow.training.parts import compile_unavailable, trajectory_hash
+from coldflow.training.hashes import trajectory_hash
+from coldflow.training.parts import compile_unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "configs" / "mnist" / "quick.yaml"

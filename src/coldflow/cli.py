@@ -40,7 +40,7 @@ SET_HELP = "Override a config key, e.g. --set training.epochs=5 (repeatable; val
 def _check_device(name: str | None, where: str) -> None:
     """Refuse a device this machine lacks before any work (``where``: the setting)."""
     if name is not None:
-        from coldflow.training.parts import resolve_device
+        from coldflow.training.device import resolve_device
 
         resolve_device(name, where)
 
@@ -204,7 +204,7 @@ def simulate(
     A killed run resumes where it stopped: finished simulations are kept, and a running
     batch restarts from its last saved frame.
     """
-    from coldflow.simulate.run import parse_shard
+    from coldflow.runs import parse_shard
     from coldflow.simulate.run import simulate as run_simulation
 
     check_writable_file(out, "--out")
@@ -232,7 +232,8 @@ def study(
     collect: bool = typer.Option(False, help="Train nothing: build the pages from finished runs."),
 ) -> None:
     """Train, evaluate and compare every run of a study (finished runs are not redone)."""
-    from coldflow.study import parse_shard, run_study
+    from coldflow.runs import parse_shard
+    from coldflow.study import run_study
 
     shards = parse_shard(shard)
     if out is not None:

@@ -25,7 +25,8 @@ from coldflow.io import write_json
 from coldflow.runs import RunDir
 from coldflow.tasks import TASKS, LoadedRun, Task, kind_of, task_of
 from coldflow.tasks.handle import RunHandle, check_counts, load_run, open_run, read_run_files
-from coldflow.training.parts import resolve_device, seed_everything, trajectory_hash
+from coldflow.training.device import resolve_device, seed_everything
+from coldflow.training.hashes import trajectory_hash
 from coldflow.training.trainer import Trainer
 
 __all__ = [

@@ -34,6 +34,7 @@ from typing import Any
 import safetensors.torch
 import torch
 
+from coldflow.config.base import ConfigError
 from coldflow.errors import CheckpointError, CheckpointWarning, DiskFullError, NoCheckpointError
 from coldflow.io import (
     atomic_open,
@@ -45,7 +46,7 @@ from coldflow.io import (
     write_text,
 )
 
-__all__ = ["RunDir", "load_tensors", "read_evaluation", "save_tensors"]
+__all__ = ["RunDir", "load_tensors", "parse_shard", "read_evaluation", "save_tensors"]
 
 _CKPT = re.compile(r"epoch_(\d+)\.json$")
 SHA_KEY = "tensors_sha256"  # sidecar key: sha256 of the checkpoint's safetensors file
@@ -380,3 +381,20 @@ class RunDir:
             return []
         found = (re.match(r"epoch_(\d+)\.safetensors$", p.name) for p in self.samples_dir.iterdir())
         return sorted(int(m.group(1)) for m in found if m)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n`` (``--shard`` of simulate and study).
+
+    Raises
+    ------
+    ConfigError
+        When ``text`` is not two whole numbers ``I/N`` with ``0 <= I < N``.
+    """
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
+    if not 0 <= i < n:
+        raise ConfigError(f"--shard {text!r}: need 0 <= I < N")
+    return i, n

@@ -24,11 +24,10 @@ from coldflow.experiment import evaluate, load_config_file, report_run, train
 from coldflow.io import exclusive_lock, write_text
 from coldflow.report import write_comparison
 from coldflow.report.html import markdown_table, markdown_to_html, page
-from coldflow.runs import RunDir
-from coldflow.simulate.run import parse_shard
+from coldflow.runs import RunDir, parse_shard
 from coldflow.tasks import Task, task_for
 
-__all__ = ["parse_shard", "run_study"]
+__all__ = ["run_study"]
 
 
 def _finished(run_dir: Path, cfg: BaseModel) -> bool:
@@ -76,6 +75,7 @@ def run_study(
     mine = [s for k, s in enumerate(study.runs) if k % count == index]
     if not collect:
         with _shard_lock(out, index, count):
+            _print_plan(study, out, configs, mine, skipped)
             _make_data(study, path, sharded=count > 1)
             for spec in mine:
                 if spec.name in skipped:
@@ -108,6 +108,31 @@ def _shard_lock(out: Path, index: int, count: int) -> contextlib.AbstractContext
     return exclusive_lock(out.parent / name, what)
 
 
+def _print_plan(
+    study: StudyConfig, out: Path, configs: dict, mine: list, skipped: dict[str, str]
+) -> None:
+    """What the study (this shard) will do, and how long a finished step took last time."""
+    from coldflow.report.runs import training_time
+
+    print(f"study {study.name}: {len(study.data)} data sets, {len(mine)} runs -> {out}")
+    for spec in study.data:
+        state = "exists (reused when complete)" if Path(spec.out).is_file() else "to simulate"
+        print(f"  data {spec.out}: {state}", flush=True)
+    for spec in mine:
+        run = RunDir(out / spec.name)
+        done = run.checkpoints() if run.exists() else []
+        epochs = configs[spec.name].training.epochs
+        if spec.name in skipped:
+            state = "skipped (weights missing)"
+        elif done and done[-1] >= epochs:
+            state = f"finished (trained in {training_time(run.read_metrics()) or 'unknown time'})"
+        elif done:
+            state = f"resumes at epoch {done[-1] + 1} of {epochs}"
+        else:
+            state = f"to train, {epochs} epochs"
+        print(f"  run {spec.name}: {state}", flush=True)
+
+
 def _make_data(study: StudyConfig, path: Path, sharded: bool) -> None:
     """Generate the data sets the study needs, or reuse them when complete and matching."""
     from coldflow.simulate.run import simulate
@@ -121,8 +146,7 @@ def _make_data(study: StudyConfig, path: Path, sharded: bool) -> None:
                 "itself shardable), or run the study once without --shard"
             )
         print(f"data: {target}", flush=True)
-        simulate((path.parent / spec.config).resolve(), target, overrides=spec.set,
-                 progress=False)  # fmt: skip
+        simulate((path.parent / spec.config).resolve(), target, overrides=spec.set)
 
 
 def _cannot_run(cfg: BaseModel) -> str:

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import torch
 
-from coldflow.experiment import evaluate, train
-from coldflow.experiment import load_config_file
+from coldflow.experiment import evaluate, load_config_file, train
 from coldflow.simulate import simulate
 
 ROOT = Path(__file__).resolve().parents[2]

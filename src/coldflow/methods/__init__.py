@@ -1,9 +1,13 @@
-"""Methods: what a training step and a sample mean. ``METHODS`` maps ``method.kind``.
+"""Methods: what a training step and a sample mean.
 
-Every method is built the same way, by :func:`build_method`: the network, the method's
-config section and the objects and facts the caller holds (``context``). Each
-constructor receives the names it declares and nothing else
-(:func:`coldflow.nets.call_with_context`):
+Each task builds its method explicitly, naming the class and passing each option
+(``coldflow.tasks.diffusion``: :class:`DDPM`, :class:`ColdDiffusion`; ``tasks.sol`` and
+``tasks.recon``: :class:`SolverInTheLoop`, :class:`FieldAutoencoder`,
+:class:`FieldSuperResolution`).
+
+``METHODS`` and :func:`build_method` build any of them from a ``method`` config section
+and the objects the caller holds (``context``); each constructor receives the names it
+declares (:func:`coldflow.nets.call_with_context`):
 
 ===============  ============================================================
 kind             context it uses

@@ -151,7 +151,6 @@ class ColdDiffusion(nn.Module):
         black: float = -0.5,
         image_shape: tuple[int, int, int] = (1, 28, 28),
         result: str = "last_step",
-        **_: object,
     ) -> None:
         super().__init__()
         if result not in RESULTS:

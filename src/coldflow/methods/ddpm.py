@@ -20,7 +20,10 @@ from torch import nn
 from coldflow.degradations.noise import LinearNoise
 from coldflow.methods.common import SampleResult, snapshot_steps
 
-__all__ = ["DDPM", "RESULTS", "ddim_timesteps"]
+__all__ = ["DDIM_STEPS", "DDPM", "RESULTS", "ddim_timesteps"]
+
+DDIM_STEPS = 50
+"""DDIM steps of a sampling call (and of a config) that names none."""
 
 RESULTS = ("x0_estimate", "last_step")
 """What the ancestral sampler returns: the noiseless x0 estimate at t = 1, or the seed's z_0."""
@@ -48,8 +51,6 @@ class DDPM(nn.Module):
         ``"x0_estimate"`` (default): the ancestral sampler's last step returns the
         noiseless estimate of x0; ``"last_step"``: the seed's z_0 (residual noise, see
         the module docstring).
-    **_
-        Data context other methods use (ignored).
     """
 
     def __init__(
@@ -57,7 +58,6 @@ class DDPM(nn.Module):
         net: nn.Module,
         degradation: LinearNoise,
         result: str = "x0_estimate",
-        **_: object,
     ) -> None:
         super().__init__()
         if result not in RESULTS:
@@ -104,7 +104,7 @@ class DDPM(nn.Module):
         sampler
             ``"ancestral"`` (Algorithm 2, sigma_t^2 = beta_t, n_T steps) or ``"ddim"``.
         steps
-            DDIM steps (default 50); ignored by the ancestral sampler.
+            DDIM steps (default :data:`DDIM_STEPS`); ignored by the ancestral sampler.
         eta
             DDIM stochasticity: 0 is deterministic, 1 matches DDPM's variance.
         snapshots
@@ -123,7 +123,7 @@ class DDPM(nn.Module):
         if sampler == "ancestral":
             ts = list(range(self.n_T, 0, -1))
         elif sampler == "ddim":
-            ts = ddim_timesteps(self.n_T, steps or 50)
+            ts = ddim_timesteps(self.n_T, steps or DDIM_STEPS)
         else:
             raise ValueError(f"unknown sampler {sampler!r}; use 'ancestral' or 'ddim'")
         wanted = snapshot_steps(ts, snapshots)

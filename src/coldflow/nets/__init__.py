@@ -1,8 +1,9 @@
 """Networks. ``NETS`` maps a config ``model.kind`` to a constructor.
 
-:func:`build_net` builds any of them from its config and the facts the caller knows
-about the data (``in_channels``, ``image_shape``, ...): each constructor receives the
-facts it names and nothing else (see :func:`call_with_context`).
+:func:`build_net` builds any of them from its config section and the facts the caller
+knows about the data (``in_channels``, ``image_shape``, ...). Every option of the
+section goes to the constructor: one it does not take is an error naming the key
+(:class:`NetOptionError`). Of the facts, each constructor receives those it names.
 
 Feature networks (the FID classifier and Inception-v3, the VGG-16 and AlexNet stacks of
 the perceptual losses) are not configurable models and live outside the registry.
@@ -16,6 +17,7 @@ from typing import Any
 
 from torch import nn
 
+from coldflow.errors import UserError
 from coldflow.nets.alexnet import ALEXNET_LAYERS, AlexNetFeatures
 from coldflow.nets.autoencoder import FieldAutoencoderNet
 from coldflow.nets.inception import FIDInceptionV3, load_fid_inception
@@ -34,6 +36,10 @@ NETS: dict[str, Callable[..., nn.Module]] = {
     "field_autoencoder": FieldAutoencoderNet,
     "field_superres": FieldSuperResolutionNet,
 }
+
+
+class NetOptionError(UserError, TypeError):
+    """A ``model`` config section has an option its network's constructor does not take."""
 
 
 def kind_and_options(cfg: Any) -> tuple[str, dict[str, Any]]:
@@ -96,17 +102,24 @@ def build_net(
     cfg: Any,
     in_channels: int | None = None,
     image_shape: tuple[int, int] | None = None,
-    **context: Any,
+    **facts: Any,
 ) -> nn.Module:
-    """Build the network named by ``cfg.kind`` with ``cfg``'s options.
+    """Build the network named by ``cfg.kind`` with all of ``cfg``'s options.
 
     Parameters
     ----------
     cfg
         Config section with ``kind`` (a key of :data:`NETS`) and the net's options.
-    in_channels, image_shape, **context
+    in_channels, image_shape, **facts
         Facts about the data (also e.g. ``out_channels``, ``factor``); each constructor
-        gets those it names (:func:`call_with_context`).
+        gets those it names, and a fact wins over an option of the same name.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind``.
+    NetOptionError
+        For an option the constructor does not take; the message names the key.
 
     Examples
     --------
@@ -118,10 +131,38 @@ def build_net(
     if kind not in NETS:
         raise ValueError(f"unknown model kind {kind!r}; known: {', '.join(NETS)}")
     if in_channels is not None:
-        context["in_channels"] = in_channels
+        facts["in_channels"] = in_channels
     if image_shape is not None:
-        context["image_shape"] = tuple(image_shape)
-    return call_with_context(NETS[kind], options=options, context=context, what=f"net {kind!r}")
+        facts["image_shape"] = tuple(image_shape)
+    constructor = NETS[kind]
+    named, takes_any = _parameters(constructor)
+    unknown = [k for k in options if k not in named]
+    if unknown and not takes_any:
+        raise _option_error(kind, unknown[0], named - facts.keys())
+    given = {k: v for k, v in facts.items() if k in named}
+    try:
+        return constructor(**(options | given))
+    except TypeError as e:  # a wrapper's inner constructor refused a key it passed on
+        key = next((k for k in unknown if f"argument '{k}'" in str(e)), None)
+        if key is None:
+            raise
+        raise _option_error(kind, key, named - facts.keys()) from None
+
+
+def _parameters(constructor: Callable[..., Any]) -> tuple[set[str], bool]:
+    """The keyword-capable parameter names of ``constructor``, and whether it takes **kwargs."""
+    params = inspect.signature(constructor).parameters.values()
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    named = {p.name for p in params if p.kind in keyword}
+    return named, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _option_error(kind: str, key: str, options: set[str]) -> NetOptionError:
+    known = f"; its options are {', '.join(sorted(options))}" if options else ""
+    return NetOptionError(
+        f"model.{key}: the {kind!r} net takes no option {key!r}{known}. Remove model.{key} "
+        "from the config or choose a model.kind that has it."
+    )
 
 
 __all__ = [
@@ -133,6 +174,7 @@ __all__ = [
     "FieldAutoencoderNet",
     "FieldSuperResolutionNet",
     "MNISTClassifier",
+    "NetOptionError",
     "SeedCNN",
     "SolCorrectionNet",
     "UNet",

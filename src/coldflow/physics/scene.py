@@ -32,7 +32,15 @@ from coldflow.physics.grid import (
     tensor_to_centered,
     tensor_to_staggered,
 )
-from coldflow.physics.solver import FluidState, PressureSolver, SolverError, phi_context
+from coldflow.physics.solver import (
+    FluidState,
+    PressureSolver,
+    SolverError,
+    check_step,
+    from_phi,
+    phi_context,
+    to_phi,
+)
 
 __all__ = ["FluidState", "PressureSolver", "Scene", "SolverError", "phi_context", "smooth_noise"]
 
@@ -196,16 +204,16 @@ class Scene:
             pressure = pressure / scale.to(pressure)[:, None, None]
         with phi_context(self.precision):
             coeffs = (
-                math.stack({k: _wrap(t) for k, t in p.items()}, math.channel("param"))
+                math.stack({k: to_phi(t) for k, t in p.items()}, math.channel("param"))
                 if p
                 else math.zeros(math.batch(**{BATCH: B}))
             )
             fn = self._step_fn(advance)
             try:
                 outputs = fn(
-                    _wrap(velocity_in.to(self.dtype)),
-                    _wrap(density.to(self.dtype)),
-                    _wrap(pressure.detach().to(self.dtype)),
+                    to_phi(velocity_in.to(self.dtype)),
+                    to_phi(density.to(self.dtype)),
+                    to_phi(pressure.detach().to(self.dtype)),
                     coeffs,
                 )
             except math.ConvergenceException as e:  # eager mode: PhiML checks convergence itself
@@ -213,12 +221,12 @@ class Scene:
                 raise SolverError(
                     f"{self.name} pressure solve failed ({values}): {e}", list(range(B)), [str(e)]
                 ) from e
-            velocity, density, pressure, div_in, div_out = (_native(t) for t in outputs)
+            velocity, density, pressure, div_in, div_out = (from_phi(t) for t in outputs)
         if scale is not None:
             velocity = velocity * scale.to(velocity)[:, None, None, None]
             pressure = pressure * scale.to(pressure)[:, None, None]
         out = FluidState(velocity, None if state.density is None else density, pressure.detach())
-        self._check(out, div_in, div_out, p)
+        check_step(self.name, self.solver, out, div_in, div_out, p)
         return out
 
     def free_faces(self) -> torch.Tensor:
@@ -335,9 +343,9 @@ class Scene:
         domain, p_ext = self.domain, self._p_ext()
 
         def step(velocity, density, pressure, coeffs):
-            v = tensor_to_staggered(_native(velocity), domain)
-            rho = tensor_to_centered(_native(density), domain)
-            p = tensor_to_centered(_native(pressure), domain, p_ext)
+            v = tensor_to_staggered(from_phi(velocity), domain)
+            rho = tensor_to_centered(from_phi(density), domain)
+            p = tensor_to_centered(from_phi(pressure), domain, p_ext)
             if advance:
                 v, rho = self._advance(v, rho, coeffs)
             div_in = phifield.divergence(fluid.apply_boundary_conditions(v, obstacles))
@@ -355,9 +363,9 @@ class Scene:
                 for d in (self._balanced(div_in, fluid_cells), phifield.divergence(v))
             ]
             return (
-                _wrap(staggered_to_tensor(v, domain)),
-                _wrap(centered_to_tensor(rho)),
-                _wrap(centered_to_tensor(p)),
+                to_phi(staggered_to_tensor(v, domain)),
+                to_phi(centered_to_tensor(rho)),
+                to_phi(centered_to_tensor(p)),
                 norms[0],
                 norms[1],
             )
@@ -385,49 +393,3 @@ class Scene:
         if not geoms:
             return math.ones(self.domain.phi_kwargs()["resolution"])
         return CenteredGrid(~union(geoms), 0, **self.domain.phi_kwargs()).values
-
-    def _check(self, state: FluidState, div_in, div_out, params: dict) -> None:
-        finite = torch.isfinite(state.velocity.detach()).flatten(1).all(1)
-        if state.density is not None:
-            finite &= torch.isfinite(state.density.detach()).flatten(1).all(1)
-        bad = ~finite
-        details = {}
-        for i in torch.nonzero(~finite).flatten().tolist():
-            details[i] = "velocity or density is not finite"
-        if self.solver.check:
-            d_in, d_out = div_in.detach().double(), div_out.detach().double()
-            tol = torch.clamp(self.solver.rel_tol * d_in, min=self.solver.abs_tol)
-            unsolved = ~(d_out <= self.solver.slack * tol)  # NaN counts as unsolved
-            for i in torch.nonzero(unsolved & finite).flatten().tolist():
-                details[i] = (
-                    f"pressure solve missed its tolerance: |div v|_2 = {float(d_out[i]):.3g} after "
-                    f"projection > {self.solver.slack:g} x {float(tol[i]):.3g} "
-                    f"({self.solver.method}, rel_tol={self.solver.rel_tol:g}, "
-                    f"abs_tol={self.solver.abs_tol:g})"
-                )
-            bad |= unsolved
-        if bool(bad.any()):
-            idx = sorted(details)
-            lines = []
-            for i in idx:
-                values = ", ".join(f"{k}={float(v[i]):g}" for k, v in params.items())
-                lines.append(f"sample {i} ({values}): {details[i]}")
-            raise SolverError(
-                f"{self.name} step failed for {len(idx)} of {state.batch_size} simulations:\n  "
-                + "\n  ".join(lines),
-                idx,
-                lines,
-            )
-
-
-def _wrap(native: torch.Tensor):
-    """A ``(B, ...)`` torch tensor as a PhiML tensor (batch dim :data:`BATCH`), no copy."""
-    from phiml import math
-
-    names = ("c", "row", "col")[-(native.ndim - 1) :] if native.ndim > 1 else ()
-    return math.wrap(native, math.batch(BATCH), *(math.spatial(n) for n in names))
-
-
-def _native(tensor) -> torch.Tensor:
-    """Inverse of :func:`_wrap`."""
-    return tensor.native([n for n in (BATCH, "c", "row", "col") if n in tensor.shape])

@@ -1,5 +1,6 @@
-"""What a scene's step works with: the state, the pressure-solver settings, the error a
-failed step raises, and the PhiFlow context every step runs in.
+"""What a scene's step works with: the state, the pressure-solver settings, the check of
+a step and the error a failed one raises, the PhiFlow context every step runs in and the
+conversion of batched torch tensors to PhiML tensors and back.
 
 Nothing here runs PhiFlow at import time: PhiML is imported inside :func:`phi_context`.
 """
@@ -16,8 +17,17 @@ import numpy as np
 import torch
 
 from coldflow.errors import UserError
+from coldflow.physics.grid import BATCH
 
-__all__ = ["FluidState", "PressureSolver", "SolverError", "phi_context"]
+__all__ = [
+    "FluidState",
+    "PressureSolver",
+    "SolverError",
+    "check_step",
+    "from_phi",
+    "phi_context",
+    "to_phi",
+]
 
 
 class SolverError(UserError, RuntimeError):
@@ -159,3 +169,65 @@ class PressureSolver:
                 "pressure solver method 'auto' picks a direct solve that fails on singular "
                 "(closed-box) systems; name the method, e.g. 'CG' or 'scipy-CG'"
             )
+
+
+def check_step(
+    name: str,
+    solver: PressureSolver,
+    state: FluidState,
+    div_in: torch.Tensor,
+    div_out: torch.Tensor,
+    params: dict[str, torch.Tensor],
+) -> None:
+    """Raise :class:`SolverError` for the simulations a step of scene ``name`` broke.
+
+    A simulation fails when its state is not finite or (with ``solver.check``) when the
+    divergence ``div_out`` left after the projection exceeds ``solver.slack`` times the
+    tolerance ``max(rel_tol * div_in, abs_tol)``; the error names each one with its
+    ``params`` (``(B,)`` tensors).
+    """
+    finite = torch.isfinite(state.velocity.detach()).flatten(1).all(1)
+    if state.density is not None:
+        finite &= torch.isfinite(state.density.detach()).flatten(1).all(1)
+    bad = ~finite
+    details = {}
+    for i in torch.nonzero(~finite).flatten().tolist():
+        details[i] = "velocity or density is not finite"
+    if solver.check:
+        d_in, d_out = div_in.detach().double(), div_out.detach().double()
+        tol = torch.clamp(solver.rel_tol * d_in, min=solver.abs_tol)
+        unsolved = ~(d_out <= solver.slack * tol)  # NaN counts as unsolved
+        for i in torch.nonzero(unsolved & finite).flatten().tolist():
+            details[i] = (
+                f"pressure solve missed its tolerance: |div v|_2 = {float(d_out[i]):.3g} after "
+                f"projection > {solver.slack:g} x {float(tol[i]):.3g} "
+                f"({solver.method}, rel_tol={solver.rel_tol:g}, "
+                f"abs_tol={solver.abs_tol:g})"
+            )
+        bad |= unsolved
+    if bool(bad.any()):
+        idx = sorted(details)
+        lines = []
+        for i in idx:
+            values = ", ".join(f"{k}={float(v[i]):g}" for k, v in params.items())
+            lines.append(f"sample {i} ({values}): {details[i]}")
+        raise SolverError(
+            f"{name} step failed for {len(idx)} of {state.batch_size} simulations:\n  "
+            + "\n  ".join(lines),
+            idx,
+            lines,
+        )
+
+
+def to_phi(native: torch.Tensor):
+    """A ``(B, ...)`` torch tensor as a PhiML tensor (batch dimension
+    :data:`~coldflow.physics.grid.BATCH`, then ``c``, ``row``, ``col``), without a copy."""
+    from phiml import math
+
+    names = ("c", "row", "col")[-(native.ndim - 1) :] if native.ndim > 1 else ()
+    return math.wrap(native, math.batch(BATCH), *(math.spatial(n) for n in names))
+
+
+def from_phi(tensor) -> torch.Tensor:
+    """Inverse of :func:`to_phi`."""
+    return tensor.native([n for n in (BATCH, "c", "row", "col") if n in tensor.shape])

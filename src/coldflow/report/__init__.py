@@ -1,7 +1,8 @@
 """Figures (matplotlib, one house style) and static HTML pages of runs and studies.
 
 - :mod:`~coldflow.report.style`: the figure style and :func:`save_figure`.
-- :mod:`~coldflow.report.figures`: pure plotting functions of arrays and tensors.
+- :mod:`~coldflow.report.figures`: image grids, tables and trajectories (pure functions).
+- :mod:`~coldflow.report.curves`: schedule and metric curves (pure functions).
 - :mod:`~coldflow.report.html`: page frame, tables, figure lists.
 - :mod:`~coldflow.report.runs`: ``report.html`` of any run, comparison pages.
 - :mod:`~coldflow.report.datasets`: figures of fluid data sets.

@@ -1,4 +1,5 @@
-"""Figures of the MNIST diffusion study, as pure functions of arrays and tensors.
+"""Figures of images (grids, labelled tables, trajectories), as pure functions of arrays
+and tensors. Curves (schedules, metrics) are in :mod:`coldflow.report.curves`.
 
 Each ``*_figure`` function takes data (NumPy arrays or torch tensors) and returns a
 :class:`~matplotlib.figure.Figure` in the house style; it reads and writes no files.
@@ -13,33 +14,22 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from coldflow.data import from_range
-from coldflow.report.style import (
-    FULL_WIDTH,
-    blank_figure,
-    color,
-    new_figure,
-    show_image,
-    styled,
-)
+from coldflow.report.style import new_figure, show_image, styled
 
 __all__ = [
-    "ScheduleCurve",
     "grids_figure",
     "image_grid_figure",
     "image_table_figure",
-    "metric_figure",
-    "schedule_figure",
+    "label_tiles",
     "tile_images",
     "to_unit",
     "trajectory_figure",
@@ -118,7 +108,7 @@ def _wrap(title: str | None, width_inches: float) -> tuple[str | None, int]:
     return "\n".join(lines), len(lines)
 
 
-def _label_tiles(
+def label_tiles(
     ax: Axes,
     tile_shape: tuple[int, int],
     col_labels: Sequence[str] | None,
@@ -198,7 +188,7 @@ def image_table_figure(
     top = 0.1 + (0.22 if col_labels else 0) + 0.2 * lines
     fig, ax = new_figure(width=width, height=rows * TILE_INCHES + top)
     show_image(ax, tile_images(unit.reshape(rows * cols, *unit.shape[2:]), cols))
-    _label_tiles(ax, (h, w), col_labels, row_labels)
+    label_tiles(ax, (h, w), col_labels, row_labels)
     if title:
         ax.set_title(title)
     return fig
@@ -287,153 +277,4 @@ def grids_figure(
     for ax, (label, _), mosaic in zip(axes, titles, mosaics, strict=False):
         show_image(ax, mosaic)
         ax.set_title(label)
-    return fig
-
-
-# ---------------------------------------------------------------------- schedules
-
-
-@dataclass(frozen=True)
-class ScheduleCurve:
-    """The main schedule curve of one degradation.
-
-    Attributes
-    ----------
-    label
-        Legend label (the run's name).
-    name
-        What the curve is, e.g. ``"alpha_bar"`` or ``"sigma"`` (the y-axis label).
-    t, values
-        Timesteps ``0..n_T`` and the curve's values there.
-    n_T
-        Number of timesteps of the degradation.
-    """
-
-    label: str
-    name: str
-    t: np.ndarray
-    values: np.ndarray
-    n_T: int
-
-
-_SYMBOLS = {"alpha_bar": r"$\bar\alpha_t$", "beta": r"$\beta_t$", "sigma": r"$\sigma_t$"}
-
-
-def _symbol(name: str) -> str:
-    return _SYMBOLS.get(name, name)
-
-
-@styled
-def schedule_figure(
-    curves: Sequence[ScheduleCurve],
-    strip: Any | None = None,
-    strip_t: Sequence[int] | None = None,
-    value_range: Sequence[float] = (0.0, 1.0),
-    title: str | None = None,
-) -> Figure:
-    """Schedule curves, and optionally one image degraded at several timesteps below.
-
-    With one distinct ``n_T`` the x axis is the timestep ``t``. When the curves' ``n_T``
-    differ, a left column shows them against normalised time ``t / n_T`` (the shapes
-    compare) and a right column against absolute ``t``. Curves of different quantities
-    (``alpha_bar`` of noise, ``sigma`` of blur) get one row each.
-
-    Parameters
-    ----------
-    curves
-        One :class:`ScheduleCurve` per run.
-    strip
-        ``[k, C, H, W]`` in ``value_range``: one image at the timesteps ``strip_t``.
-    strip_t
-        The timestep of each strip image (0 is the clean image).
-    value_range
-        Data range of the strip's pixels.
-    title
-        Figure title.
-    """
-    if not curves:
-        raise ValueError("no schedule curves to draw")
-    names = list(dict.fromkeys(c.name for c in curves))
-    normalise = len({c.n_T for c in curves}) > 1
-    ncols = 2 if normalise else 1
-    rows_h = [2.3] * len(names)
-    strip_h = 0.0
-    if strip is not None:
-        strip_h = FULL_WIDTH * 0.9 / len(strip) + 0.3
-        rows_h.append(strip_h)
-    width = FULL_WIDTH if ncols == 2 or strip is not None else 4.6
-    fig = blank_figure(width, sum(rows_h) + (0.3 if title else 0.1))
-    grid = fig.add_gridspec(len(rows_h), ncols, height_ratios=rows_h)
-    for row, name in enumerate(names):
-        for col in range(ncols):
-            ax = fig.add_subplot(grid[row, col])
-            for i, c in enumerate(curves):
-                if c.name != name:
-                    continue
-                x = np.asarray(c.t, dtype=np.float64)
-                if normalise and col == 0:
-                    x = x / c.n_T
-                ax.plot(x, np.asarray(c.values), color=color(i), label=c.label)
-            if normalise and col == 0:
-                ax.set_xlabel("t / n_T")
-            else:
-                ax.set_xlabel("timestep t")
-                ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
-            ax.set_ylabel(_symbol(name))
-            if len(curves) > 1:
-                ax.legend()
-    if strip is not None:
-        ax = fig.add_subplot(grid[len(names), :])
-        unit = to_unit(strip, value_range)
-        show_image(ax, tile_images(unit, len(unit)))
-        _label_tiles(ax, unit.shape[-2:], [f"t={t}" for t in strip_t or []], None)
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
-# ------------------------------------------------------------------------ metrics
-
-
-@styled
-def metric_figure(
-    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
-    ylabel: str,
-    title: str | None = None,
-    log_y: bool | None = None,
-) -> Figure:
-    """Metric curves against epoch, one line per run.
-
-    Parameters
-    ----------
-    series
-        ``label -> (epochs, values)``.
-    ylabel
-        Name of the metric.
-    title
-        Axes title.
-    log_y
-        Log scale on y; ``None`` chooses it when the positive values span more than
-        one decade.
-    """
-    series = {k: v for k, v in series.items() if len(v[0])}
-    if not series:
-        raise ValueError("no metric values to draw")
-    fig, ax = new_figure(width=4.6, height=2.8)
-    for i, (label, (x, y)) in enumerate(series.items()):
-        marker = "o" if len(x) <= 30 else None
-        ax.plot(np.asarray(x), np.asarray(y), color=color(i), marker=marker, label=label)
-    values = np.concatenate([np.asarray(y, dtype=np.float64) for _, y in series.values()])
-    if log_y is None:
-        finite = values[np.isfinite(values)]
-        log_y = bool(len(finite)) and finite.min() > 0 and finite.max() / finite.min() > 10
-    if log_y:
-        ax.set_yscale("log")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    if len(series) > 1:
-        ax.legend()
     return fig

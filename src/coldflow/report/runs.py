@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from coldflow.io import write_text
-from coldflow.report.figures import metric_figure
+from coldflow.report.curves import metric_figure
 from coldflow.report.html import (
     Figure,
     evaluation_html,
@@ -98,7 +98,7 @@ def _metric_figures(runs: Sequence[_Run], figures_dir: Path, notes: list[str]) -
     return out
 
 
-def _training_time(events: Sequence[dict]) -> str:
+def training_time(events: Sequence[dict]) -> str:
     """Sum of the logged epoch durations; first-to-last event time for older runs."""
     per_epoch = dict(zip(*metric_series(events, "train", "epoch_seconds"), strict=True))
     if per_epoch:
@@ -121,7 +121,7 @@ def _final_metrics(run: _Run, planned: int | None) -> list[tuple[str, str]]:
     if logged:
         of = f" of {planned}" if planned else ""
         table.append(("epochs logged", f"{len(logged)}{of} (epochs {logged[0]}-{logged[-1]})"))
-        table.append(("training time (sum of epochs)", _training_time(run.events)))
+        table.append(("training time (sum of epochs)", training_time(run.events)))
     return table
 
 
@@ -232,7 +232,7 @@ def write_comparison(
         for m in metric_names:
             values = metric_series(r.events, "eval", m)[1]
             cells.append(format_value(values[-1]) if values else "")
-        cells.append(_training_time(r.events))
+        cells.append(training_time(r.events))
         tds = "".join(f"<td class=num>{html.escape(c)}</td>" for c in cells)
         text = html.escape(describe(r.dir.path)) if describe else ""
         lines.append(f"<tr><td>{name}</td><td>{text}</td>{tds}</tr>")

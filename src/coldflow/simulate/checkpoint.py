@@ -1,13 +1,11 @@
 """What ``coldflow simulate`` keeps while a batch runs: checkpoints of a running batch
-(segments of frames plus the full solver state, with a checksummed manifest), the
-disk-full guard of part files, and the progress display (a bar on a terminal, a plain
-line every 5 % in cluster logs)."""
+(segments of frames plus the full solver state, with a checksummed manifest), and the
+disk-full guard of part files. Its progress display is
+:class:`coldflow.training.progress.Progress`."""
 
 from __future__ import annotations
 
 import json
-import sys
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,10 +15,10 @@ import numpy as np
 import torch
 
 from coldflow.errors import CheckpointError, DiskFullError
-from coldflow.io import format_duration, is_disk_full, write_json
+from coldflow.io import is_disk_full, write_json
 from coldflow.physics import FluidState
 
-__all__ = ["BatchCheckpoint", "Progress", "console_print", "disk_full_names"]
+__all__ = ["BatchCheckpoint", "disk_full_names"]
 
 
 class disk_full_names:
@@ -169,101 +167,3 @@ class BatchCheckpoint:
         for seg in self.dir.glob(f"{self.stem}.seg_*.safetensors"):
             seg.unlink(missing_ok=True)
         self.segments = []
-
-
-# -------------------------------------------------------------------------- progress
-
-
-def console_print(message: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(message, highlight=False)
-
-
-class Progress:
-    """Frames simulated, with frames/s and ETA.
-
-    A rich progress bar on a terminal; otherwise (cluster logs) a plain line every 5 %.
-    """
-
-    def __init__(
-        self,
-        enabled: bool,
-        total: int,
-        say: Callable[[str], None] | None = None,
-        checkpoint_every: int = 0,
-    ):
-        self.enabled, self.total = enabled and total > 0, total
-        self.checkpoint_every = checkpoint_every  # the run's setting, read by _run_batch
-        self._bar = None
-        self._t0 = time.perf_counter()
-        self._done = 0  # frames, restored ones included
-        self._restored = 0  # frames replayed from a checkpoint (not in the rate)
-        self._said = 0  # last 5 % mark printed
-        self.say = say or (lambda m: print(m, file=sys.stderr, flush=True))
-        self.plain = self.enabled and not _is_terminal()
-
-    def __enter__(self) -> Progress:
-        if self.enabled and not self.plain:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._bar = Progress(
-                TextColumn("[bold]simulate"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("frames"),
-                TextColumn("{task.fields[rate]}"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                transient=False,
-            )
-            self._bar.__enter__()
-            self._task = self._bar.add_task("simulate", total=self.total, rate="")
-        return self
-
-    def _rate(self) -> float:
-        return (self._done - self._restored) / max(time.perf_counter() - self._t0, 1e-9)
-
-    def skip(self, frames: int) -> None:
-        """Count frames restored from a checkpoint (done, but not in the rate)."""
-        self._restored += frames
-        self.advance(frames)
-
-    def advance(self, frames: int) -> None:
-        self._done += frames
-        if self._bar is not None:
-            self._bar.update(self._task, completed=self._done, rate=f"{self._rate():.1f} frames/s")
-        elif self.plain:
-            mark = 20 * self._done // self.total
-            if mark > self._said:
-                self._said = mark
-                self.say(self.line())
-
-    def line(self) -> str:
-        """``simulate: 120/2400 frames (5%), 12.3 frames/s, ETA 3 min 05 s``."""
-        rate = self._rate()
-        left = self.total - self._done
-        eta = format_duration(left / rate) if rate > 0 else "?"
-        return (
-            f"simulate: {self._done}/{self.total} frames ({100 * self._done // self.total}%), "
-            f"{rate:.1f} frames/s, ETA {eta}"
-        )
-
-    def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
-
-
-def _is_terminal() -> bool:
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False

@@ -17,50 +17,40 @@ file an uninterrupted run would, losing at most ``checkpoint_every`` frames of w
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
+import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from coldflow.config.base import ConfigError, dump_yaml, load_config
+from coldflow.config.base import ConfigError, load_config
 from coldflow.config.fluids import FluidDataConfig
-from coldflow.data.store import LAYOUT
 from coldflow.data.store_writer import SimulationWriter, merge_parts, part_attrs
 from coldflow.errors import UserError
 from coldflow.physics import (
-    SCENES,
     FluidState,
-    PressureSolver,
     Scene,
     SolverError,
+    build_scene,
     downsample_centered,
     downsample_velocity,
 )
-from coldflow.simulate.checkpoint import BatchCheckpoint, Progress, console_print, disk_full_names
-from coldflow.simulate.specs import (
-    SimulationSpec,
-    parse_shard,
-    physics_hash,
-    simulation_specs,
-    versions,
+from coldflow.simulate.checkpoint import BatchCheckpoint, disk_full_names
+from coldflow.simulate.files import (
+    dataset_attrs,
+    part_path,
+    parts_dir,
+    remove_stale_temporaries,
+    up_to_date,
 )
+from coldflow.simulate.specs import SimulationSpec, physics_hash, simulation_specs
+from coldflow.training.progress import Progress
 
-__all__ = [
-    "DEFAULT_CHECKPOINT_EVERY",
-    "SimulationError",
-    "SimulationSpec",
-    "build_scene",
-    "generate",
-    "parse_shard",
-    "simulate",
-    "simulation_specs",
-    "versions",
-]
+__all__ = ["DEFAULT_CHECKPOINT_EVERY", "SimulationError", "generate", "simulate"]
 
 
 DEFAULT_CHECKPOINT_EVERY = 50  # frames; $COLDFLOW_CHECKPOINT_FRAMES overrides, 0 disables
@@ -70,53 +60,20 @@ class SimulationError(UserError, RuntimeError):
     """A simulation produced NaN or a failed pressure solve; names simulation, frame, params."""
 
 
-_SCENES_BUILT: dict[str, Scene] = {}
+def console_print(message: str) -> None:
+    """A line on stderr (where ``coldflow simulate`` reports when no log is given)."""
+    from rich.console import Console
+
+    Console(stderr=True).print(message, highlight=False)
 
 
-def build_scene(cfg: FluidDataConfig, resolution: tuple[int, int] | None = None) -> Scene:
-    """The configured scene at ``resolution`` (default: the high resolution).
+@dataclass
+class BatchRun:
+    """What every batch of one :func:`generate` call shares."""
 
-    Scenes are cached per process (by settings and resolution), so a second data set
-    with the same scene reuses the compiled step instead of tracing it again.
-    """
-    resolution = tuple(resolution or cfg.resolution)
-    key = json.dumps([cfg.scene.model_dump(mode="json"), resolution], sort_keys=True)
-    if key not in _SCENES_BUILT:
-        scene_cfg = cfg.scene.model_dump()
-        kind = scene_cfg.pop("kind")
-        solver = PressureSolver(**scene_cfg.pop("solver"))
-        _SCENES_BUILT[key] = SCENES[kind](resolution=resolution, solver=solver, **scene_cfg)
-    return _SCENES_BUILT[key]
-
-
-def _parts_dir(out: Path) -> Path:
-    return out.with_name(out.name + ".parts")
-
-
-def _part_path(out: Path, index: int) -> Path:
-    return _parts_dir(out) / f"sim_{index:04d}.h5"
-
-
-def _up_to_date(cfg: FluidDataConfig, out: Path, specs: Sequence[SimulationSpec]) -> bool:
-    """Whether ``out`` holds exactly the simulations ``cfg`` describes."""
-    from coldflow.data.store import FieldData, FieldDataError
-
-    try:
-        with FieldData(out) as data:
-            stored = [s.attrs.get("physics_hash") for s in data.simulations()]
-    except (FieldDataError, OSError, KeyError):
-        return False
-    return stored == [physics_hash(cfg, s) for s in specs]
-
-
-def _remove_stale_temporaries(out: Path, specs: Sequence[SimulationSpec]) -> None:
-    """Delete temporary files a killed run left behind (only this shard's)."""
-    for spec in specs:
-        part = _part_path(out, spec.index)
-        for stale in part.parent.glob(f".{part.name}.*"):
-            stale.unlink(missing_ok=True)
-        for stale in part.parent.glob(f".batch_{spec.index:04d}.*"):
-            stale.unlink(missing_ok=True)
+    progress: Progress
+    say: Callable[[str], None]
+    checkpoint_every: int
 
 
 def _checkpoint_every(cfg: FluidDataConfig, every: int | None) -> int:
@@ -133,30 +90,6 @@ def _checkpoint_every(cfg: FluidDataConfig, every: int | None) -> int:
     if every < 0:
         raise ConfigError(f"checkpoint_every={every}: expected >= 0 frames (0 disables)")
     return int(every)
-
-
-def _dataset_attrs(cfg: FluidDataConfig, scene: Scene, n: int) -> dict[str, Any]:
-    probe = cfg.probe or scene.default_probe()
-    return {
-        "name": cfg.name,
-        "scene": scene.name,
-        "dt": scene.dt,
-        "frames": cfg.frames,
-        "spin_up": cfg.spin_up,
-        "warmup": cfg.warmup,
-        "source_start": cfg.start,
-        "factor": cfg.factor,
-        "resolution_high": list(cfg.resolution),
-        "resolution_low": list(cfg.low_resolution),
-        "domain_size": list(scene.size),
-        "param_names": list(scene.param_names),
-        "probe": [float(probe[0]), float(probe[1])],
-        "layout": LAYOUT,
-        "scene_json": json.dumps(scene.describe()),
-        "config_yaml": dump_yaml(cfg),
-        "n_simulations": n,
-        **{f"version_{k}": v for k, v in versions().items()},
-    }
 
 
 # ---------------------------------------------------------------------------- driver
@@ -240,23 +173,23 @@ def generate(
     low = build_scene(cfg, cfg.low_resolution)
 
     if out.exists():
-        if _up_to_date(cfg, out, specs):
+        if up_to_date(cfg, out, specs):
             say(f"{cfg.name}: {out} is complete and matches the config; nothing to do")
             return out
         raise ConfigError(
             f"{out} exists but was not made by this config ({source}); delete it or choose "
             "another --out"
         )
-    _remove_stale_temporaries(out, specs[i::n])
+    remove_stale_temporaries(out, specs[i::n])
     todo = []
     for spec in specs[i::n]:
-        attrs = part_attrs(_part_path(out, spec.index))
+        attrs = part_attrs(part_path(out, spec.index))
         if attrs is None:
             todo.append(spec)
         elif attrs.get("physics_hash") != physics_hash(cfg, spec):
             raise ConfigError(
-                f"{_part_path(out, spec.index)}: this part was made with a different config "
-                f"than {source}; delete {_parts_dir(out)} (or use another --out) and rerun"
+                f"{part_path(out, spec.index)}: this part was made with a different config "
+                f"than {source}; delete {parts_dir(out)} (or use another --out) and rerun"
             )
     if todo:
         say(
@@ -267,11 +200,16 @@ def generate(
     batches = [todo[k : k + cfg.batch_size] for k in range(0, len(todo), cfg.batch_size)]
     steps = cfg.spin_up + (cfg.frames - 1) + (cfg.frames - 1 - cfg.start)
     total = sum(len(b) for b in batches) * steps
-    with Progress(progress, total=total, say=say, checkpoint_every=every) as bar:
+    bar = Progress(
+        progress, say, unit="frames", columns=("{task.fields[rate]:.1f} frames/s",),
+        line_marks=20, stream=sys.stderr,
+    )  # fmt: skip
+    with bar:
+        bar.start("simulate", total, rate=0.0)
         for batch in batches:
-            _run_batch(cfg, scene, low, batch, out, bar)
+            _run_batch(cfg, scene, low, batch, out, BatchRun(bar, say, every))
 
-    parts = [_part_path(out, s.index) for s in specs]
+    parts = [part_path(out, s.index) for s in specs]
     if not all(part_attrs(p) is not None for p in parts):
         missing = sum(part_attrs(p) is None for p in parts)
         say(f"{cfg.name}: shard {i}/{n} done; {missing} simulations still missing")
@@ -280,9 +218,9 @@ def generate(
         "obstacle/high": scene.obstacle_mask().numpy(),
         "obstacle/low": low.obstacle_mask().numpy(),
     }
-    merge_parts(parts, out, _dataset_attrs(cfg, scene, len(specs)), shared)
+    merge_parts(parts, out, dataset_attrs(cfg, scene, len(specs)), shared)
     if n == 1:
-        shutil.rmtree(_parts_dir(out), ignore_errors=True)
+        shutil.rmtree(parts_dir(out), ignore_errors=True)
     say(f"{cfg.name}: wrote {out}")
     return out
 
@@ -293,21 +231,15 @@ def _run_batch(
     low: Scene,
     batch: Sequence[SimulationSpec],
     out: Path,
-    bar: Progress,
-    checkpoint_every: int | None = None,
-    say: Callable[[str], None] | None = None,
+    run: BatchRun,
 ) -> None:
     """Simulate one batch into its part files, resuming from its checkpoint if any.
-
-    ``checkpoint_every`` and ``say`` default to those of ``bar`` (the run's progress).
 
     The work is a sequence of positions: ``0 .. S-1`` are the spin-up steps (not stored;
     position 0 is the initial state), ``S .. S+T-1`` the reference frames ``0 .. T-1``,
     ``S+T ..`` the source frames ``start+1 .. T-1``.
     """
-    if checkpoint_every is None:
-        checkpoint_every = bar.checkpoint_every
-    say = say or bar.say
+    bar, say, checkpoint_every = run.progress, run.say, run.checkpoint_every
     S, T, start, f = cfg.spin_up, cfg.frames, cfg.start, cfg.factor
     params = {k: [s.params[k] for s in batch] for k in scene.param_names}
     H, W = cfg.resolution
@@ -320,7 +252,7 @@ def _run_batch(
         "source/velocity": (T, 2, h + 1, w + 1),
         "source/density": (T, h, w),
     }
-    ckpt = BatchCheckpoint(_parts_dir(out), batch, [physics_hash(cfg, s) for s in batch], say)
+    ckpt = BatchCheckpoint(parts_dir(out), batch, [physics_hash(cfg, s) for s in batch], say)
     writers: list[SimulationWriter] = []
     try:
         for s in batch:
@@ -332,7 +264,7 @@ def _run_batch(
                 **scene.derived_params(s.params),
                 "physics_hash": physics_hash(cfg, s),
             }
-            part = _part_path(out, s.index)
+            part = part_path(out, s.index)
             with disk_full_names(part):
                 writers.append(SimulationWriter(part, attrs, shapes, cfg.compression))
 

@@ -2,7 +2,7 @@
 
 :func:`simulation_specs` numbers the simulations of a data-set config (train first);
 :func:`physics_hash` is what decides whether a stored simulation still matches its
-config; :func:`parse_shard` reads ``--shard i/n``.
+config.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from coldflow.config.base import ConfigError
 from coldflow.config.fluids import FluidDataConfig
 
-__all__ = ["SimulationSpec", "parse_shard", "physics_hash", "simulation_specs", "versions"]
+__all__ = ["SimulationSpec", "physics_hash", "simulation_specs", "versions"]
 
 
 @dataclass(frozen=True)
@@ -32,17 +31,6 @@ class SimulationSpec:
     def describe(self) -> str:
         values = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
         return f"simulation {self.index} ({self.split}, seed={self.seed}, {values})"
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``."""
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise ConfigError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
-    if not 0 <= i < n:
-        raise ConfigError(f"--shard {text!r}: need 0 <= I < N")
-    return i, n
 
 
 def versions() -> dict[str, str]:

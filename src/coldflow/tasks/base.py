@@ -45,7 +45,11 @@ class Prepared:
 
 @dataclass
 class LoadedRun:
-    """A trained run: its config, directory, model (EMA weights when kept) and files."""
+    """A trained run: its config, directory, model (EMA weights when kept) and files.
+
+    It offers what its task does: :meth:`sample` (diffusion), :meth:`rollout`
+    (Solver-in-the-Loop) and :meth:`evaluate` (every task).
+    """
 
     cfg: Any
     run: RunDir
@@ -53,6 +57,29 @@ class LoadedRun:
     epoch: int
     device: torch.device
     files: dict[str, Any] = field(default_factory=dict)
+    task: Task | None = None
+
+    def _task(self) -> Task:
+        from coldflow.tasks import task_for
+
+        return self.task or task_for(self.cfg)
+
+    def sample(self, n: int = 16, **options: Any) -> Any:
+        """Draw ``n`` samples (the config's sampler unless ``options`` say otherwise,
+        e.g. ``sampler="ddim", steps=25``); a ``SampleResult`` with ``.images``."""
+        task = self._task()
+        if not task.draws_samples:
+            raise UserError(f"{self.run.path} is a {task.kinds[0]} run, which draws no samples")
+        return task.sample(self, n, **options)
+
+    def rollout(self, *args: Any, **kwargs: Any) -> Any:
+        """Roll the trained model's solver out (Solver-in-the-Loop runs)."""
+        return self._task().rollout(self, *args, **kwargs)
+
+    def evaluate(self, **options: Any) -> dict[str, Any]:
+        """Score the run with its task's evaluation (returned, not written to a file;
+        :func:`coldflow.evaluate` also writes ``evaluation.json``)."""
+        return self._task().evaluate(self, **options)
 
 
 class Task:
@@ -68,7 +95,7 @@ class Task:
         Names of the JSON files :meth:`prepare` stores in the run directory.
     hash_exclude
         Config fields that do not change the training trajectory (a resumed run may
-        change them), in the form of :func:`coldflow.training.parts.trajectory_hash`.
+        change them), in the form of :func:`coldflow.training.hashes.trajectory_hash`.
     """
 
     kinds: ClassVar[tuple[str, ...]] = ()
@@ -150,7 +177,7 @@ class Task:
         UserError
             Naming the run, the directory and what to do.
         """
-        from coldflow.training.parts import hash_matches, trajectory_hash
+        from coldflow.training.hashes import hash_matches, trajectory_hash
 
         stored = run.sidecar(run.checkpoints()[-1]).get("config_hash")
         if not hash_matches(stored, trajectory_hash(cfg, self.hash_exclude)):
@@ -168,6 +195,10 @@ class Task:
     def sample(self, loaded: LoadedRun, n: int, **options: Any) -> Any:
         """Draw ``n`` samples from a trained run (tasks with :attr:`draws_samples`)."""
         raise NotImplementedError
+
+    def rollout(self, loaded: LoadedRun, *args: Any, **kwargs: Any) -> Any:
+        """Roll a trained solver out (tasks whose model is a solver)."""
+        raise UserError(f"{loaded.run.path} is a {self.kinds[0]} run, which has no rollout")
 
     def sample_title(self, cfg: Any, **options: Any) -> str:
         """A title for a grid of samples drawn with ``options`` (``None``: the config's)."""

@@ -18,7 +18,7 @@ from coldflow.config import load_config
 from coldflow.errors import UserError
 from coldflow.runs import RunDir
 from coldflow.tasks.base import LoadedRun, Task
-from coldflow.training.parts import resolve_device
+from coldflow.training.device import resolve_device
 
 __all__ = ["RunHandle", "check_counts", "load_run", "open_run", "read_run_files"]
 
@@ -88,7 +88,7 @@ def load_run(
     prefix = "ema." if any(k.startswith("ema.") for k in tensors) else "model."
     model.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
     dev = resolve_device(device)
-    return LoadedRun(cfg, run, model.to(dev).eval(), sidecar["epoch"], dev, files)
+    return LoadedRun(cfg, run, model.to(dev).eval(), sidecar["epoch"], dev, files, task)
 
 
 def check_counts(**values: int | None) -> None:

@@ -15,9 +15,7 @@ steps instead (no weight or EMA update; counted in the ``nonfinite_steps`` metri
 
 from __future__ import annotations
 
-import contextlib
 import os
-import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -25,8 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 from torch.utils.data import (
     BatchSampler,
@@ -40,18 +36,17 @@ from torch.utils.data import (
 from coldflow.errors import NonFiniteError
 from coldflow.io import format_duration
 from coldflow.runs import RunDir
-from coldflow.training.parts import (
-    EMA,
-    CompiledStep,
-    ConfigMismatchError,
+from coldflow.training.device import (
     batch_size_of,
-    build_optimizer,
-    hash_matches,
     is_distributed,
     resolve_device,
     seed_everything,
     to_device,
 )
+from coldflow.training.hashes import ConfigMismatchError, hash_matches
+from coldflow.training.parts import EMA, CompiledStep, build_optimizer
+from coldflow.training.progress import Progress
+from coldflow.training.state import restore_state, training_state
 
 __all__ = ["Trainer"]
 
@@ -180,35 +175,13 @@ class Trainer:
     # ------------------------------------------------------------- checkpoints
     def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:
         """Everything needed to resume: tensors for safetensors, the rest for the sidecar."""
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        if self.ema is not None:
-            tensors |= {f"ema.{k}": v for k, v in self.ema.module.state_dict().items()}
-        opt = self.optimizer.state_dict()
-        scalars: dict[str, dict[str, Any]] = {}
-        for idx, state in opt["state"].items():
-            for key, value in state.items():
-                if torch.is_tensor(value):
-                    tensors[f"optim.{idx}.{key}"] = value
-                else:
-                    scalars.setdefault(str(idx), {})[key] = value
-        tensors["rng.torch"] = torch.get_rng_state()
-        if self.device.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        py_state = random.getstate()
-        np_state = np.random.get_state()  # noqa: NPY002
-        sidecar = {
+        counters = {
             "epoch": self.epoch,
             "step": self.step,
             "nonfinite_steps": self.nonfinite_steps,
             "config_hash": self.config_hash,
-            "optimizer": {"param_groups": opt["param_groups"], "scalars": scalars},
-            "rng": {
-                "python": [py_state[0], list(py_state[1]), py_state[2]],
-                "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-            },
-            "torch_version": torch.__version__,
         }
-        return tensors, sidecar
+        return training_state(self.model, self.ema, self.optimizer, self.device, counters)
 
     def save_checkpoint(self) -> None:
         """Write the checkpoint of ``self.epoch``; refuse non-finite weights.
@@ -255,27 +228,7 @@ class Trainer:
                 "trained with; resume with the run's own config.yaml (only training.epochs "
                 "may change) or start a new run directory"
             )
-        self.model.load_state_dict(_strip(tensors, "model."))
-        if self.ema is not None:
-            ema_state = _strip(tensors, "ema.") or _strip(tensors, "model.")
-            self.ema.module.load_state_dict(ema_state)
-        opt_state: dict[int, dict[str, Any]] = {}
-        for key, value in tensors.items():
-            if key.startswith("optim."):
-                _, idx, name = key.split(".", 2)
-                opt_state.setdefault(int(idx), {})[name] = value.to(self.device)
-        for idx, scal in sidecar["optimizer"]["scalars"].items():
-            opt_state.setdefault(int(idx), {}).update(scal)
-        self.optimizer.load_state_dict(
-            {"state": opt_state, "param_groups": sidecar["optimizer"]["param_groups"]}
-        )
-        torch.set_rng_state(tensors["rng.torch"])
-        if "rng.cuda" in tensors and self.device.type == "cuda":
-            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
-        py = sidecar["rng"]["python"]
-        random.setstate((py[0], tuple(py[1]), py[2]))
-        npst = sidecar["rng"]["numpy"]
-        np.random.set_state((npst[0], np.array(npst[1], dtype=np.uint32), *npst[2:]))  # noqa: NPY002
+        restore_state(tensors, sidecar, self.model, self.ema, self.optimizer, self.device)
         self.epoch, self.step = sidecar["epoch"], sidecar["step"]
         self.nonfinite_steps = int(sidecar.get("nonfinite_steps", 0))
         latest = self.run.checkpoints()
@@ -296,8 +249,7 @@ class Trainer:
             self.say(f"resumed from epoch {self.epoch} (step {self.step})")
         if self.config_text:
             self.run.save_config(self.config_text)
-        progress = self._progress()
-        with progress or contextlib.nullcontext():
+        with self._progress() as progress:
             while self.epoch < self.cfg.epochs:
                 self._train_epoch(self.epoch + 1, progress)
                 self.epoch += 1
@@ -311,26 +263,16 @@ class Trainer:
                     dist.barrier()
                 self.save_checkpoint()
 
-    def _train_epoch(self, epoch: int, progress: Progress | None) -> None:
+    def _train_epoch(self, epoch: int, progress: Progress) -> None:
         self.model.train()
         autocast = torch.autocast(
             self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp == "bf16"
         )
-        task = (
-            progress.add_task(
-                f"epoch {epoch}/{self.cfg.epochs}", total=self._n_batches(), loss=0.0, rate=0.0
-            )
-            if progress
-            else None
-        )
+        progress.start(f"epoch {epoch}/{self.cfg.epochs}", self._n_batches(), loss=0.0, rate=0.0)
         total = torch.zeros((), device=self.device, dtype=torch.float64)
         first_bad = torch.full((), -1, device=self.device, dtype=torch.int64)
         count = skipped = 0
-        shown = t0 = time.perf_counter()
-        # the live bar at most twice a second; without it (a log file) a line at most once a
-        # minute, on rank 0 when progress output is on. Each reads the loss: a host sync
-        every = 0.5 if progress is not None else LOG_EVERY_S
-        report = progress is not None or (self.cfg.progress and self.rank == 0)
+        t0 = time.perf_counter()
         for batch in self._batches(epoch):
             batch = to_device(batch, self.device, self.channels_last)
             with autocast:
@@ -363,18 +305,9 @@ class Trainer:
                 first_bad = torch.where(bad, self.step, first_bad)
             total += detached.double() * n
             count += n
-            if not report:
-                continue
-            now = time.perf_counter()
-            if progress is not None and (count == n or now - shown > every):
-                shown = now
-                progress.update(
-                    task, completed=self.step - self._step0(epoch), loss=loss.item(),
-                    rate=count / (now - t0),
-                )  # fmt: skip
-            elif progress is None and now - shown > every:
-                shown = now
-                self._say_progress(epoch, total.item() / count, count / (now - t0), now - t0)
+            if progress.step(self.step - self._step0(epoch)):  # reading the loss: a host sync
+                shown = loss.item() if progress.live else total.item() / count
+                progress.show(loss=shown, rate=count / (time.perf_counter() - t0))
         elapsed = time.perf_counter() - t0
         stats = torch.tensor([total.item(), float(count)], dtype=torch.float64)
         if self.world > 1:
@@ -391,8 +324,9 @@ class Trainer:
                 f"checkpoint was written for this epoch. Last good checkpoint: "
                 f"{self.last_checkpoint()}. " + _NONFINITE_FIX
             )
-        if progress is not None:
-            progress.update(task, completed=self._n_batches(), loss=mean_loss, rate=rate)
+        if progress.live:
+            progress.step(self._n_batches())
+            progress.show(loss=mean_loss, rate=rate)
         else:
             self.say(
                 f"epoch {epoch}/{self.cfg.epochs}: loss {mean_loss:.4f}, {rate:.0f} samples/s, "
@@ -404,15 +338,6 @@ class Trainer:
             self.run.log(epoch, self.step, "train", "nonfinite_steps", skipped)
         self.run.log(epoch, self.step, "train", "epoch_seconds", elapsed)
         self.run.log(epoch, self.step, "train", "lr", self.optimizer.param_groups[0]["lr"])
-
-    def _say_progress(self, epoch: int, loss: float, rate: float, elapsed: float) -> None:
-        """A line within a long epoch where there is no live bar (log files, batch jobs)."""
-        done, total = self.step - self._step0(epoch), self._n_batches()
-        left = elapsed * (total - done) / max(done, 1)
-        self.say(
-            f"epoch {epoch}/{self.cfg.epochs}: step {done}/{total}, loss {loss:.4f} "
-            f"(mean so far), {rate:.0f} samples/s, about {format_duration(left)} left in the epoch"
-        )
 
     def _step_is_finite(self, loss: torch.Tensor, norm: torch.Tensor | None) -> bool:
         """Whether loss and gradients are finite, agreed by every process (one host sync)."""
@@ -427,19 +352,16 @@ class Trainer:
     def _step0(self, epoch: int) -> int:
         return (epoch - 1) * self._n_batches()
 
-    def _progress(self) -> Progress | None:
+    def _progress(self) -> Progress:
         """A live progress bar on a terminal; elsewhere one line per epoch (see ``say``) and,
-        in epochs longer than :data:`LOG_EVERY_S`, a line that often."""
-        if not self.cfg.progress or self.rank != 0 or not Console().is_terminal:
-            return None
+        in epochs longer than :data:`LOG_EVERY_S`, a line that often (rank 0, when
+        ``cfg.progress`` is on)."""
         return Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TextColumn("loss {task.fields[loss]:.4f}"),
-            TextColumn("{task.fields[rate]:.0f} samples/s"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
+            bool(self.cfg.progress) and self.rank == 0,
+            self.say,
+            line=_progress_line,
+            columns=("loss {task.fields[loss]:.4f}", "{task.fields[rate]:.0f} samples/s"),
+            line_every=LOG_EVERY_S,
         )
 
     def say(self, msg: str) -> None:
@@ -464,5 +386,10 @@ _NONFINITE_FIX = (
 )
 
 
-def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+def _progress_line(progress: Progress, fields: dict[str, Any]) -> str:
+    """A line within a long epoch where there is no live bar (log files, batch jobs)."""
+    return (
+        f"{progress.description}: step {progress.done}/{progress.total}, loss "
+        f"{fields['loss']:.4f} (mean so far), {fields['rate']:.0f} samples/s, about "
+        f"{format_duration(progress.eta)} left in the epoch"
+    )

@@ -4,5 +4,6 @@
 - :mod:`~coldflow.tasks.diffusion.ddpm`: the DDPM task and what both tasks share.
 - :mod:`~coldflow.tasks.diffusion.cold`: the cold-diffusion (blur) task.
 - :mod:`~coldflow.tasks.diffusion.findings`: sentences a study page states.
-- :mod:`~coldflow.tasks.diffusion.figures`: schedules, sample grids, curves.
+- :mod:`~coldflow.tasks.diffusion.figures`: sample grids, trajectories, samples by epoch.
+- :mod:`~coldflow.tasks.diffusion.schedule_figures`: the schedules of runs and configs.
 """

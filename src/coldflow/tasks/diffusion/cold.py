@@ -15,21 +15,11 @@ import torch
 from torch import nn
 
 from coldflow.data import from_range, mnist_dataset
-from coldflow.methods import fit_prior
+from coldflow.errors import UserError
+from coldflow.methods import ColdDiffusion, fit_prior
 from coldflow.tasks.base import LoadedRun
 from coldflow.tasks.diffusion.config import DiffusionRunConfig
-from coldflow.tasks.diffusion.ddpm import (
-    TABLE1_ROWS,
-    DiffusionTask,
-    check_fid_count,
-    device_of,
-    draw,
-    fid_of_samples,
-    real_baselines,
-    sample_batch_size,
-    save_nearest,
-    with_trajectory,
-)
+from coldflow.tasks.diffusion.ddpm import DiffusionTask
 from coldflow.tasks.diffusion.findings import (
     BASELINE_HEADER,
     baseline_cells,
@@ -37,8 +27,30 @@ from coldflow.tasks.diffusion.findings import (
     cold_findings,
     read_evaluation,
 )
+from coldflow.tasks.diffusion.sampling import (
+    IMAGE_SHAPE,
+    device_of,
+    draw,
+    sample_batch_size,
+    with_trajectory,
+)
+from coldflow.tasks.diffusion.scoring import (
+    check_fid_count,
+    fid_of_samples,
+    real_baselines,
+    save_nearest,
+)
 
-__all__ = ["ColdTask"]
+__all__ = ["TABLE1_ROWS", "ColdTask"]
+
+TABLE1_ROWS = {
+    "degraded": "degraded x_T",
+    "lookup": "nearest training digit (lookup)",
+    "direct": "one-shot R(x_T, T)",
+    "naive": "naive sampler (Alg. 1)",
+    "improved": "improved sampler (Alg. 2)",
+}
+"""Rows of the cold-diffusion Table 1 (``evaluation.json`` keys -> labels)."""
 
 
 def fully_degraded(model: nn.Module, x: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -52,6 +64,32 @@ class ColdTask(DiffusionTask):
     """Cold diffusion with Gaussian blur; scored by the paper's Table 1 and FID."""
 
     kinds = ("cold",)
+
+    def make_method(
+        self, cfg: DiffusionRunConfig, net: nn.Module, degradation: Any
+    ) -> ColdDiffusion:
+        m = cfg.method
+        return ColdDiffusion(
+            net,
+            degradation,
+            loss=m.loss,
+            prior=m.prior,
+            prior_components=m.prior_components,
+            prior_dims=m.prior_dims,
+            prior_noise=m.prior_noise,
+            black=cfg.data.range[0],
+            image_shape=IMAGE_SHAPE,
+            result=m.result,
+        )
+
+    def samples_meta(self, cfg: DiffusionRunConfig) -> dict[str, Any]:
+        """As for DDPM, and the start of the unconditional samples."""
+        return super().samples_meta(cfg) | {"prior": cfg.method.prior}
+
+    def check_sample_options(self, cfg: DiffusionRunConfig, opts: dict[str, Any]) -> None:
+        super().check_sample_options(cfg, opts)
+        if opts.get("prior") not in (None, "gmm", "black"):
+            raise UserError(f"--prior must be gmm or black, not {opts['prior']!r}")
 
     def sample_title(self, cfg: Any, **options: Any) -> str:
         """As for DDPM, and the start the samples were drawn from."""

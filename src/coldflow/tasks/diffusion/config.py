@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from coldflow.config.base import Strict
 from coldflow.config.training import TrainingConfig
+from coldflow.methods.ddpm import DDIM_STEPS
 
 # ----------------------------------------------------------------------------- data
 
@@ -146,12 +147,17 @@ class SamplingConfig(Strict):
     sampler: Sampler | None = Field(
         None, description="ddpm: ancestral|ddim; cold: naive|improved (null: method default)"
     )
-    steps: int | None = Field(None, ge=1, description="DDIM steps (default: 50)")
+    steps: int | None = Field(None, ge=1, description=f"DDIM steps (null: {DDIM_STEPS})")
     eta: float = Field(0.0, ge=0, description="DDIM eta (0: deterministic)")
     snapshot_timesteps: list[int] = Field(
         default_factory=list, description="timesteps at which the sampling trajectory is captured"
     )
     n_grid: int = Field(16, ge=1, description="samples drawn for grids")
+
+    @property
+    def ddim_steps(self) -> int:
+        """The DDIM steps of these samples: ``steps``, or :data:`DDIM_STEPS` when null."""
+        return self.steps or DDIM_STEPS
 
 
 class FIDConfig(Strict):
@@ -159,7 +165,7 @@ class FIDConfig(Strict):
     n_samples: int = Field(10000, ge=2)
     extractor: Literal["mnist_classifier", "inception"] = "mnist_classifier"
     sampler: Sampler | None = Field(None, description="null: ddim for ddpm, improved for cold")
-    steps: int = Field(50, ge=1, description="sampler steps used for FID samples (DDIM)")
+    steps: int = Field(DDIM_STEPS, ge=1, description="sampler steps used for FID samples (DDIM)")
     eta: float = Field(0.0, ge=0, description="DDIM eta of the FID samples")
     batch_size: int | None = Field(
         None,

@@ -8,7 +8,6 @@ scored by ``coldflow evaluate`` with FID (DDPM) or the paper's Table 1 (cold dif
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,11 +18,12 @@ from torch import nn
 
 from coldflow.data import mnist_dataset
 from coldflow.degradations import build_degradation
-from coldflow.methods import SampleResult, build_method
+from coldflow.errors import UserError
+from coldflow.methods import DDPM, SampleResult
 from coldflow.nets import build_net
-from coldflow.runs import RunDir, save_tensors
+from coldflow.runs import RunDir
 from coldflow.tasks.base import Comparison, LoadedRun, Prepared, Task
-from coldflow.tasks.diffusion.config import DiffusionRunConfig
+from coldflow.tasks.diffusion.config import SAMPLERS, DiffusionRunConfig
 from coldflow.tasks.diffusion.findings import (
     BASELINE_HEADER,
     alpha_bar_T,
@@ -33,174 +33,15 @@ from coldflow.tasks.diffusion.findings import (
     read_config,
     read_evaluation,
 )
+from coldflow.tasks.diffusion.sampling import IMAGE_SHAPE, device_of, draw, with_trajectory
+from coldflow.tasks.diffusion.scoring import (
+    check_fid_count,
+    fid_of_samples,
+    real_baselines,
+    save_nearest,
+)
 
-__all__ = [
-    "IMAGE_SHAPE",
-    "check_fid_count",
-    "device_of",
-    "with_trajectory",
-    "TABLE1_ROWS",
-    "DDPMTask",
-    "DiffusionTask",
-    "draw",
-    "fid_of_samples",
-    "real_baselines",
-    "save_nearest",
-]
-
-IMAGE_SHAPE = (1, 28, 28)  # MNIST (C, H, W)
-
-TABLE1_ROWS = {
-    "degraded": "degraded x_T",
-    "lookup": "nearest training digit (lookup)",
-    "direct": "one-shot R(x_T, T)",
-    "naive": "naive sampler (Alg. 1)",
-    "improved": "improved sampler (Alg. 2)",
-}
-"""Rows of the cold-diffusion Table 1 (``evaluation.json`` keys -> labels)."""
-
-
-def device_of(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-# images per sampling call when none is configured: on a CPU a batch whose activations fit
-# the cache is much faster per image (2 cores, 28 x 28: batch 64 against 500 is 1.8x for
-# the seed CNN and the blur model's U-Net, 3x for the demo U-Net); a GPU wants large ones
-CPU_SAMPLE_BATCH = 64
-GPU_SAMPLE_BATCH = 500
-
-
-def sample_batch_size(batch_size: int | None, device: torch.device) -> int:
-    """``batch_size``, or the default for ``device`` when it is ``None``."""
-    if batch_size is not None:
-        return batch_size
-    return CPU_SAMPLE_BATCH if device.type == "cpu" else GPU_SAMPLE_BATCH
-
-
-def draw(
-    model: nn.Module,
-    n: int,
-    *,
-    seed: int = 0,
-    batch_size: int | None = None,
-    start: torch.Tensor | None = None,
-    snapshots: Sequence[int] = (),
-    progress: bool = False,
-    **options: Any,
-) -> SampleResult:
-    """Sample ``n`` images in batches (the trajectory comes from the first batch).
-
-    ``start`` (cold diffusion) gives the x_T of each sample; ``options`` go to
-    ``model.sample`` (``sampler``, ``steps``, ``eta``, ``prior``). ``progress`` prints a
-    line per batch with the rate and the time left. ``batch_size`` ``None`` takes the
-    device's default (:func:`sample_batch_size`); the samples depend on it (each batch
-    draws its noise in turn from the seeded generator).
-    """
-    if n < 1:
-        raise ValueError(f"the number of samples must be at least 1, got {n}")
-    device = device_of(model)
-    batch_size = sample_batch_size(batch_size, device)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    model.eval()
-    images, first = [], None
-    t0 = time.perf_counter()
-    for i in range(0, n, batch_size):
-        m = min(batch_size, n - i)
-        extra = {} if start is None else {"start": start[i : i + m]}
-        snaps = snapshots if i == 0 else ()
-        res = model.sample(m, IMAGE_SHAPE, snapshots=snaps, generator=gen, **extra, **options)
-        first = first or res
-        images.append(res.images.cpu())
-        if progress and n > m:
-            done, spent = i + m, time.perf_counter() - t0
-            left = spent / done * (n - done)
-            print(f"  sampled {done}/{n} ({done / spent:.1f} images/s, {left:.0f} s left)")
-    return SampleResult(torch.cat(images), first.trajectory, first.timesteps)
-
-
-@functools.lru_cache(maxsize=2)
-def feature_extractor(name: str, device: torch.device) -> nn.Module:
-    """The FID feature network ``name`` on ``device``, built (weights read and verified)
-    once per process: an evaluation scores several image sets with it."""
-    from coldflow.metrics.features import build_feature_extractor
-
-    return build_feature_extractor(name).to(device)
-
-
-def fid_of_samples(
-    images: torch.Tensor, cfg: DiffusionRunConfig, device: torch.device, progress: bool = False
-) -> float:
-    """FID of ``images`` against the MNIST test set with the configured feature extractor.
-
-    ``progress`` prints a line before the feature extraction and one with its duration.
-    """
-    from coldflow.metrics.fid import fid_from_images, mnist_real_statistics
-
-    name = cfg.evaluation.fid.extractor
-    t0 = time.perf_counter()
-    if progress:
-        print(f"  FID: {name} features of {len(images)} samples and the test set", flush=True)
-    extractor = feature_extractor(name, device)
-    real = mnist_real_statistics(extractor, "test", n=10000, device=device)
-    fid = fid_from_images(images, real, extractor, tuple(cfg.data.range), device=device)
-    if progress:
-        print(f"  FID {fid:.4g} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    return fid
-
-
-def check_fid_count(n: int) -> None:
-    """Refuse an evaluation of fewer than two samples: an FID needs their covariance."""
-    from coldflow.errors import UserError
-
-    if n < 2:
-        raise UserError(
-            f"--n must be at least 2 for an FID (it needs the covariance of the samples' "
-            f"features), got {n}"
-        )
-
-
-def real_baselines(
-    images: torch.Tensor, cfg: DiffusionRunConfig, device: torch.device, progress: bool = False
-) -> tuple[dict[str, Any], torch.Tensor]:
-    """What real digits score beside ``images``: the FID floor at this sample count and
-    the nearest-training-digit check (:mod:`coldflow.metrics.baselines`).
-
-    Returns the ``evaluation.json`` entries (``fid_real_train``, ``nearest_train``) and the
-    nearest training digit of every image.
-    """
-    from coldflow.metrics.baselines import memorisation, real_fid_floor
-
-    t0 = time.perf_counter()
-    extractor = feature_extractor(cfg.evaluation.fid.extractor, device)
-    floor = real_fid_floor(extractor, len(images), device)
-    near, neighbours = memorisation(images, tuple(cfg.data.range), cfg.data.train_subset)
-    if progress:
-        print(
-            f"  {len(images)} real training digits: FID {floor:.4g}; nearest training digit "
-            f"(RMS on [0, 1]): samples {near['median_sample_to_train']:.3f}, held-out test "
-            f"digits {near['median_test_to_train']:.3f} (median; "
-            f"{time.perf_counter() - t0:.0f} s)",
-            flush=True,
-        )
-    return {"fid_real_train": floor, "nearest_train": near}, neighbours
-
-
-def save_nearest(run: RunDir, images: torch.Tensor, neighbours: torch.Tensor) -> None:
-    """Keep 16 samples and their nearest training digits for the run's report."""
-    from coldflow.metrics.baselines import NEAREST_FILE
-
-    if run.write:
-        save_tensors(
-            run.samples_dir / NEAREST_FILE, {"samples": images[:16], "neighbours": neighbours[:16]}
-        )
-
-
-def with_trajectory(out: dict, res: SampleResult, suffix: str) -> dict[str, torch.Tensor]:
-    if res.trajectory is not None:
-        out[f"trajectory{suffix}"] = res.trajectory
-        out[f"timesteps{suffix}"] = torch.tensor(res.timesteps, dtype=torch.long)
-    return out
+__all__ = ["DDPMTask", "DiffusionTask"]
 
 
 class EvalHook:
@@ -242,9 +83,32 @@ class DiffusionTask(Task):
     def build(self, cfg: DiffusionRunConfig, files: dict[str, Any]) -> nn.Module:
         degradation = build_degradation(cfg.degradation)
         net = build_net(cfg.model, in_channels=IMAGE_SHAPE[0], image_shape=IMAGE_SHAPE[1:])
-        return build_method(
-            cfg.method, net, degradation, black=cfg.data.range[0], image_shape=IMAGE_SHAPE
-        )
+        return self.make_method(cfg, net, degradation)
+
+    def make_method(self, cfg: DiffusionRunConfig, net: nn.Module, degradation: Any) -> nn.Module:
+        """The method module (network + degradation) that ``cfg.method`` describes."""
+        raise NotImplementedError
+
+    def samples_meta(self, cfg: DiffusionRunConfig) -> dict[str, Any]:
+        """What the final samples were drawn with (stored beside them)."""
+        s = cfg.sampling
+        meta = {"sampler": s.sampler, "result": cfg.method.result}
+        if s.sampler == "ddim":
+            meta |= {"steps": s.ddim_steps, "eta": s.eta}
+        return meta
+
+    def check_sample_options(self, cfg: DiffusionRunConfig, opts: dict[str, Any]) -> None:
+        """Refuse sampler options that do not apply to this task's runs (may drop some).
+
+        Raises
+        ------
+        UserError
+            For a sampler of another method.
+        """
+        kind = cfg.method.kind
+        if opts["sampler"] not in SAMPLERS[kind]:
+            allowed = " or ".join(SAMPLERS[kind])
+            raise UserError(f"--sampler for {kind} runs must be {allowed}, not {opts['sampler']!r}")
 
     def prepare(self, cfg: DiffusionRunConfig, stored: dict[str, Any]) -> Prepared:
         dataset = mnist_dataset("train", tuple(cfg.data.range), cfg.data.train_subset)
@@ -265,13 +129,7 @@ class DiffusionTask(Task):
 
     def finish(self, loaded: LoadedRun) -> None:
         tensors = self.final(loaded.model, loaded.cfg)
-        s, method = loaded.cfg.sampling, loaded.cfg.method
-        meta = {"sampler": s.sampler, "result": method.result}
-        if s.sampler == "ddim":
-            meta |= {"steps": s.steps or 50, "eta": s.eta}
-        if method.kind == "cold":
-            meta["prior"] = method.prior
-        loaded.run.save_samples(tensors, meta=meta)
+        loaded.run.save_samples(tensors, meta=self.samples_meta(loaded.cfg))
 
     def finished(self, run: RunDir) -> bool:
         return run.samples_path().is_file()
@@ -288,19 +146,10 @@ class DiffusionTask(Task):
     ) -> SampleResult:
         """``n`` samples with the config's sampler settings unless overridden."""
         options = {"sampler": sampler, "steps": steps, "eta": eta, "prior": prior}
-        from coldflow.errors import UserError
-        from coldflow.tasks.diffusion.config import SAMPLERS
-
-        s, kind = loaded.cfg.sampling, loaded.cfg.method.kind
+        s = loaded.cfg.sampling
         opts = {"sampler": s.sampler, "steps": s.steps, "eta": s.eta}
         opts |= {k: v for k, v in options.items() if v is not None}
-        if opts["sampler"] not in SAMPLERS[kind]:
-            allowed = " or ".join(SAMPLERS[kind])
-            raise UserError(f"--sampler for {kind} runs must be {allowed}, not {opts['sampler']!r}")
-        if kind == "ddpm" and opts.pop("prior", None) is not None:
-            raise UserError("--prior applies to cold diffusion runs only")
-        if opts.get("prior") not in (None, "gmm", "black"):
-            raise UserError(f"--prior must be gmm or black, not {opts['prior']!r}")
+        self.check_sample_options(loaded.cfg, opts)
         return draw(loaded.model, n, seed=seed, snapshots=s.snapshot_timesteps, **opts)
 
     def describe(self, cfg: DiffusionRunConfig) -> str:
@@ -317,14 +166,14 @@ class DiffusionTask(Task):
         used = options.get("sampler") or cfg.sampling.sampler
         title = f"{cfg.name}: {used}"
         if used == "ddim":
-            steps = options.get("steps") or cfg.sampling.steps or 50
+            steps = options.get("steps") or cfg.sampling.ddim_steps
             eta = cfg.sampling.eta if options.get("eta") is None else options["eta"]
             title += f", {steps} steps, eta {eta}"
         return title
 
     def draw_configs(self, labelled: list[tuple[str, Any]], out: Path) -> Path:
         """The schedules of several diffusion configs on one figure, ``out/schedules.png``."""
-        from coldflow.tasks.diffusion.figures import plot_schedules
+        from coldflow.tasks.diffusion.schedule_figures import plot_schedules
 
         return plot_schedules(labelled, out / "schedules.png")
 
@@ -356,6 +205,14 @@ class DDPMTask(DiffusionTask):
     kinds = ("ddpm",)
 
     loss_name: ClassVar[str] = "noise-prediction MSE ||eps - eps_hat||^2 (DDPM)"
+
+    def make_method(self, cfg: DiffusionRunConfig, net: nn.Module, degradation: Any) -> DDPM:
+        return DDPM(net, degradation, result=cfg.method.result)
+
+    def check_sample_options(self, cfg: DiffusionRunConfig, opts: dict[str, Any]) -> None:
+        super().check_sample_options(cfg, opts)
+        if opts.pop("prior", None) is not None:
+            raise UserError("--prior applies to cold diffusion runs only")
 
     def tables(self, runs: Sequence[Path], labels: Sequence[str]) -> list[tuple[str, str]]:
         from coldflow.report.html import markdown_table

@@ -1,4 +1,5 @@
-"""Figures of the diffusion runs: schedules, sample grids, trajectories, samples by epoch.
+"""Figures of the diffusion runs: sample grids, trajectories, samples by epoch (the
+schedules are drawn by :mod:`coldflow.tasks.diffusion.schedule_figures`).
 
 :func:`run_figures` draws what one run directory's files allow (each figure only when
 its inputs exist); :func:`comparison_figures` draws several runs together.
@@ -6,53 +7,38 @@ its inputs exist); :func:`comparison_figures` draws several runs together.
 
 from __future__ import annotations
 
-import inspect
-import os
 import re
-import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from coldflow import hub
-from coldflow.data import mnist_dataset
-from coldflow.degradations import build_degradation
+from coldflow.report.curves import schedule_figure
 from coldflow.report.figures import (
-    ScheduleCurve,
     grids_figure,
     image_grid_figure,
     image_table_figure,
-    schedule_figure,
     trajectory_figure,
 )
 from coldflow.report.html import Figure, save
-from coldflow.report.style import save_figure
 from coldflow.runs import RunDir, load_tensors
 from coldflow.tasks.diffusion.config import DiffusionRunConfig
+from coldflow.tasks.diffusion.schedule_figures import (
+    schedule_curve,
+    schedule_figures,
+    schedules_caption,
+)
 
-__all__ = [
-    "STRIP_FRACTIONS",
-    "comparison_figures",
-    "plot_schedules",
-    "run_figures",
-    "strip_timesteps",
-]
-
-STRIP_FRACTIONS = (0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
-"""Fractions of ``n_T`` at which the schedule figure shows a degraded test digit."""
+__all__ = ["comparison_figures", "fid_text", "run_figures"]
 
 GRID_SIZE = 16
 """Samples shown in a grid (4 x 4)."""
 
 ROWS_SHOWN = 4
 """Samples shown as rows of the trajectory and samples-by-epoch figures."""
-
-_DIGIT_INDEX = 0  # the MNIST test image shown degraded (a 7)
 
 
 @dataclass
@@ -89,137 +75,14 @@ def _timesteps(tensors: Mapping[str, torch.Tensor], suffix: str) -> list[int] | 
     return None
 
 
-def strip_timesteps(n_T: int, fractions: Sequence[float] = STRIP_FRACTIONS) -> list[int]:
-    """Timesteps at ``fractions`` of ``n_T``: 0 stays 0 (clean), others lie in 1..n_T.
-
-    >>> strip_timesteps(1000)
-    [0, 100, 200, 400, 600, 800, 1000]
-    >>> strip_timesteps(3)
-    [0, 1, 2, 3]
-    """
-    ts = [0 if f == 0 else min(n_T, max(1, round(f * n_T))) for f in fractions]
-    return list(dict.fromkeys(ts))
-
-
-def _degraded_strip(degradation: Any, x0: torch.Tensor, seed: int) -> tuple[torch.Tensor, list]:
-    """``x0`` [C, H, W] at the strip timesteps; a noise argument is drawn from ``seed``."""
-    ts = strip_timesteps(degradation.n_T)
-    steps = [t for t in ts if t > 0]
-    x = x0.unsqueeze(0).expand(len(steps), *x0.shape).contiguous()
-    t = torch.tensor(steps, dtype=torch.long)
-    generator = torch.Generator().manual_seed(seed)
-    if "noise" in inspect.signature(degradation.degrade).parameters:
-        noise = torch.randn(x0.shape, generator=generator).expand_as(x).contiguous()
-        degraded = degradation.degrade(x, t, noise=noise)
-    else:  # a stochastic degradation still draws the same numbers every time
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            degraded = degradation.degrade(x, t)
-    images = torch.cat([x0.unsqueeze(0), degraded.detach().cpu().float()]) if 0 in ts else degraded
-    return images, ts
-
-
-def _example_digit(value_range: Sequence[float]) -> torch.Tensor | None:
-    """MNIST test image ``_DIGIT_INDEX`` [1, 28, 28], or None when the files are not local.
-
-    The report never downloads: it uses the files only if :func:`hub.locate` finds them.
-    """
-    if hub.locate("mnist-test-images") is None or hub.locate("mnist-test-labels") is None:
-        return None
-    try:
-        dataset = mnist_dataset("test", tuple(value_range), subset=_DIGIT_INDEX + 1)
-    except (hub.HubError, ValueError, OSError) as e:
-        warnings.warn(f"schedule figure without the digit strip: {e}", stacklevel=3)
-        return None
-    return dataset[_DIGIT_INDEX][0]
-
-
-def _schedule_curve(label: str, config: Any) -> tuple[ScheduleCurve, Any]:
-    """The main (first) schedule curve of a run config or degradation config."""
-    degradation = build_degradation(getattr(config, "degradation", config))
-    name, (t, values) = next(iter(degradation.schedule_curves().items()))
-    curve = ScheduleCurve(
-        label=label,
-        name=name,
-        t=np.asarray(t, dtype=np.float64),
-        values=np.asarray(values, dtype=np.float64),
-        n_T=int(degradation.n_T),
-    )
-    return curve, degradation
-
-
-def _pairs(labelled: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> list[tuple[str, Any]]:
-    return list(labelled.items()) if isinstance(labelled, Mapping) else list(labelled)
-
-
-def plot_schedules(
-    labelled_configs: Mapping[str, Any] | Iterable[tuple[str, Any]], path: str | os.PathLike
-) -> Path:
-    """Draw the main schedule curve of several configs together and save the PNG.
-
-    When all configs have the same ``n_T`` the curves share one axis of timestep ``t``.
-    When ``n_T`` differ, the left panel shows them against ``t / n_T`` (so the shapes
-    compare) and the right panel against absolute ``t``. Degradations whose main
-    curves are different quantities (``alpha_bar``, ``sigma``) get one row each.
-
-    Parameters
-    ----------
-    labelled_configs
-        ``{label: config}`` or ``[(label, config), ...]``; a config is a
-        :class:`~coldflow.config.DiffusionRunConfig` or a degradation config section.
-    path
-        Destination PNG.
-
-    Returns
-    -------
-    Path
-        ``path``.
-    """
-    curves = [_schedule_curve(label, cfg)[0] for label, cfg in _pairs(labelled_configs)]
-    return save_figure(schedule_figure(curves), path)
-
-
-def _schedules_caption(curves: Sequence[ScheduleCurve]) -> str:
-    names = ", ".join(dict.fromkeys(c.name for c in curves))
-    n_Ts = sorted({c.n_T for c in curves})
-    if len(n_Ts) > 1:
-        return (
-            f"Main schedule curves ({names}) of every run: against normalised time t/n_T "
-            f"(left, the shapes compare) and absolute timestep t (right), since n_T differ "
-            f"({', '.join(map(str, n_Ts))})."
-        )
-    return f"Main schedule curves ({names}) of every run against timestep t (n_T = {n_Ts[0]})."
-
-
-def _schedule_figures(run: _Run, out: list[Figure]) -> None:
-    if run.config is None:
-        return
-    curve, degradation = _schedule_curve(run.label, run.config)
-    digit = _example_digit(run.value_range)
-    caption = f"Schedule {curve.name} against timestep t: {degradation.describe()}."
-    if digit is None:
-        make = lambda: schedule_figure([curve], title=run.label)  # noqa: E731
-    else:
-        strip, ts = _degraded_strip(degradation, digit, run.config.seed)
-        caption += (
-            f" Below: MNIST test digit #{_DIGIT_INDEX} degraded at t = "
-            f"{', '.join(map(str, ts))} (t=0 is the clean image; fixed seed; "
-            "pixels clipped to the data range)."
-        )
-
-        def make() -> Any:
-            return schedule_figure([curve], strip, ts, run.value_range, title=run.label)
-
-    save(out, run.notes, run.dir.figures_dir / "schedule.png", caption, make)
-
-
 def _sampler_text(cfg: DiffusionRunConfig | None, fid: bool = False) -> str:
     """The sampler of the final grids (or of the FID samples), with its settings."""
     if cfg is None:
         return "sampler unknown (no config.yaml)"
     s = cfg.evaluation.fid if fid else cfg.sampling
     if s.sampler == "ddim":
-        return f"DDIM sampler, {s.steps or 50} steps, eta {s.eta:g}"
+        steps = s.steps if fid else s.ddim_steps
+        return f"DDIM sampler, {steps} steps, eta {s.eta:g}"
     if s.sampler == "ancestral":
         return f"ancestral sampler, {cfg.degradation.n_T} steps, result {cfg.method.result}"
     return f"{s.sampler} cold sampler, {cfg.degradation.n_T} steps, result {cfg.method.result}"
@@ -353,7 +216,7 @@ def run_figures(run: RunDir, cfg: DiffusionRunConfig, notes: list[str]) -> list[
     if cfg.evaluation.fid.enabled:
         notes.append(fid_text(cfg) + ".")
     figures: list[Figure] = []
-    _schedule_figures(view, figures)
+    schedule_figures(view.dir, view.config, view.label, view.notes, figures)
     _final_sample_figures(view, figures)
     _nearest_figure(view, figures)
     _epoch_sample_figures(view, figures)
@@ -395,12 +258,12 @@ def comparison_figures(
 
     configs = [load_config(Path(r) / "config.yaml", DiffusionRunConfig) for r in runs]
     figures: list[Figure] = []
-    curves = [_schedule_curve(lb, c)[0] for lb, c in zip(labels, configs, strict=True)]
+    curves = [schedule_curve(lb, c)[0] for lb, c in zip(labels, configs, strict=True)]
     save(
         figures,
         notes,
         figures_dir / "schedules.png",
-        _schedules_caption(curves),
+        schedules_caption(curves),
         lambda: schedule_figure(curves),
     )
     panels: dict[str, list] = defaultdict(list)

@@ -28,9 +28,8 @@ from coldflow.errors import UserError
 from coldflow.io import write_json, write_text
 from coldflow.methods.superres import upsample
 from coldflow.metrics import DEFAULT_FIELD_METRICS, metric_functions, score_fields
-from coldflow.physics import FluidState, faces_to_centered
+from coldflow.physics import FluidState, build_scene, faces_to_centered
 from coldflow.report.html import markdown_table
-from coldflow.simulate.run import build_scene
 from coldflow.tasks.fluid import check_same_data_kind, data_config, read_stacked
 from coldflow.tasks.handle import check_counts, load_run, open_run
 from coldflow.tasks.sol.task import STATS_FILE, stored_data_config

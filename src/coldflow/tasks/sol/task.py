@@ -25,9 +25,8 @@ from coldflow.losses import build_field_loss
 from coldflow.methods.sol import SolverInTheLoop
 from coldflow.metrics import METRIC_COLUMNS, metric_functions
 from coldflow.nets import NETS
-from coldflow.physics import FluidState, Scene
+from coldflow.physics import FluidState, Scene, build_scene
 from coldflow.runs import read_evaluation, save_tensors
-from coldflow.simulate.run import build_scene
 from coldflow.tasks.base import Comparison, LoadedRun, Prepared
 from coldflow.tasks.fluid import (
     FluidTask,
@@ -200,6 +199,25 @@ class SolTask(FluidTask):
         if not (ev and ev.get("per_simulation") and ev.get("simulations")):
             return []
         return [("Per test simulation", per_simulation_table([ev], [cfg.name]))]
+
+    def rollout(
+        self,
+        loaded: LoadedRun,
+        velocity: torch.Tensor,
+        params: torch.Tensor,
+        steps: int,
+        *,
+        density: torch.Tensor | None = None,
+        correct: bool = True,
+    ) -> Any:
+        """``steps`` steps of the corrected (or, ``correct=False``, the source) solver from
+        a staggered ``velocity`` ``[B, 2, H + 1, W + 1]`` with scene parameters ``[B, P]``
+        (:meth:`coldflow.methods.sol.SolverInTheLoop.rollout`)."""
+        device = loaded.device
+        return loaded.model.rollout(
+            velocity.to(device), params.to(device), steps, correct=correct,
+            density=None if density is None else density.to(device),
+        )  # fmt: skip
 
     def evaluate(
         self,

@@ -161,3 +161,24 @@ def test_the_same_study_shard_twice_is_refused_and_collect_names_the_running_run
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_second_simulate_of_the_same_file_is_refused(tmp_path, monkeypatch, capsys):
+    karman = ROOT / "configs" / "fluids" / "karman_tiny.yaml"
+    out = tmp_path / "karman.h5"
+    lock = out.with_name(out.name + ".lock")
+    first = subprocess.Popen(
+        _cli("simulate", karman, "--out", out, "--set", "frames=80", "--no-progress"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+    )  # fmt: skip
+    _wait_for(lambda: lock_holder(lock) is not None, first)
+    code = run_cli(monkeypatch, "simulate", str(karman), "--out", str(out), "--set", "frames=80")
+    err = capsys.readouterr().err
+    assert code == 2 and f"data set {out} (shard 0/1) is in use by process {first.pid}" in err
+    _, first_err = first.communicate(timeout=600)
+    assert first.returncode == 0, first_err
+    assert out.is_file() and not lock.exists()  # complete: no lock file left beside it
+    # the finished file is read by anyone, and a rerun finds it complete
+    assert (
+        run_cli(monkeypatch, "simulate", str(karman), "--out", str(out), "--set", "frames=80") == 0
+    )

@@ -31,6 +31,7 @@ from coldflow.config.base import ConfigError, load_config
 from coldflow.config.fluids import FluidDataConfig
 from coldflow.data.store_writer import SimulationWriter, merge_parts, part_attrs
 from coldflow.errors import UserError
+from coldflow.io import exclusive_lock, lock_holder
 from coldflow.physics import (
     FluidState,
     Scene,
@@ -180,49 +181,59 @@ def generate(
             f"{out} exists but was not made by this config ({source}); delete it or choose "
             "another --out"
         )
-    remove_stale_temporaries(out, specs[i::n])
-    todo = []
-    for spec in specs[i::n]:
-        attrs = part_attrs(part_path(out, spec.index))
-        if attrs is None:
-            todo.append(spec)
-        elif attrs.get("physics_hash") != physics_hash(cfg, spec):
-            raise ConfigError(
-                f"{part_path(out, spec.index)}: this part was made with a different config "
-                f"than {source}; delete {parts_dir(out)} (or use another --out) and rerun"
+    with exclusive_lock(lock_path(out, i, n), f"data set {out} (shard {i}/{n})"):
+        remove_stale_temporaries(out, specs[i::n])
+        todo = []
+        for spec in specs[i::n]:
+            attrs = part_attrs(part_path(out, spec.index))
+            if attrs is None:
+                todo.append(spec)
+            elif attrs.get("physics_hash") != physics_hash(cfg, spec):
+                raise ConfigError(
+                    f"{part_path(out, spec.index)}: this part was made with a different config "
+                    f"than {source}; delete {parts_dir(out)} (or use another --out) and rerun"
+                )
+        if todo:
+            say(
+                f"{cfg.name}: {len(todo)} of {len(specs)} simulations to run "
+                f"(shard {i}/{n}), {scene.name} {cfg.resolution[0]}x{cfg.resolution[1]} -> "
+                f"{cfg.low_resolution[0]}x{cfg.low_resolution[1]}, {cfg.frames} frames"
             )
-    if todo:
-        say(
-            f"{cfg.name}: {len(todo)} of {len(specs)} simulations to run "
-            f"(shard {i}/{n}), {scene.name} {cfg.resolution[0]}x{cfg.resolution[1]} -> "
-            f"{cfg.low_resolution[0]}x{cfg.low_resolution[1]}, {cfg.frames} frames"
-        )
-    batches = [todo[k : k + cfg.batch_size] for k in range(0, len(todo), cfg.batch_size)]
-    steps = cfg.spin_up + (cfg.frames - 1) + (cfg.frames - 1 - cfg.start)
-    total = sum(len(b) for b in batches) * steps
-    bar = Progress(
-        progress, say, unit="frames", columns=("{task.fields[rate]:.1f} frames/s",),
-        line_marks=20, stream=sys.stderr,
-    )  # fmt: skip
-    with bar:
-        bar.start("simulate", total, rate=0.0)
-        for batch in batches:
-            _run_batch(cfg, scene, low, batch, out, BatchRun(bar, say, every))
+        batches = [todo[k : k + cfg.batch_size] for k in range(0, len(todo), cfg.batch_size)]
+        steps = cfg.spin_up + (cfg.frames - 1) + (cfg.frames - 1 - cfg.start)
+        total = sum(len(b) for b in batches) * steps
+        bar = Progress(
+            progress, say, unit="frames", columns=("{task.fields[rate]:.1f} frames/s",),
+            line_marks=20, stream=sys.stderr,
+        )  # fmt: skip
+        with bar:
+            bar.start("simulate", total, rate=0.0)
+            for batch in batches:
+                _run_batch(cfg, scene, low, batch, out, BatchRun(bar, say, every))
 
-    parts = [part_path(out, s.index) for s in specs]
-    if not all(part_attrs(p) is not None for p in parts):
-        missing = sum(part_attrs(p) is None for p in parts)
-        say(f"{cfg.name}: shard {i}/{n} done; {missing} simulations still missing")
-        return None
-    shared = {
-        "obstacle/high": scene.obstacle_mask().numpy(),
-        "obstacle/low": low.obstacle_mask().numpy(),
-    }
-    merge_parts(parts, out, dataset_attrs(cfg, scene, len(specs)), shared)
-    if n == 1:
-        shutil.rmtree(parts_dir(out), ignore_errors=True)
-    say(f"{cfg.name}: wrote {out}")
-    return out
+        parts = [part_path(out, s.index) for s in specs]
+        if not all(part_attrs(p) is not None for p in parts):
+            missing = sum(part_attrs(p) is None for p in parts)
+            say(f"{cfg.name}: shard {i}/{n} done; {missing} simulations still missing")
+            return None
+        shared = {
+            "obstacle/high": scene.obstacle_mask().numpy(),
+            "obstacle/low": low.obstacle_mask().numpy(),
+        }
+        merge_parts(parts, out, dataset_attrs(cfg, scene, len(specs)), shared)
+        if n == 1:
+            shutil.rmtree(parts_dir(out), ignore_errors=True)
+        for k in range(n):  # the data set is complete: no shard has anything left to hold
+            if k == i or lock_holder(lock_path(out, k, n)) is None:
+                lock_path(out, k, n).unlink(missing_ok=True)
+        say(f"{cfg.name}: wrote {out}")
+        return out
+
+
+def lock_path(out: Path, index: int, count: int) -> Path:
+    """The lock of one writer of ``out`` (one per shard: shards run side by side)."""
+    suffix = ".lock" if count == 1 else f".shard-{index}-of-{count}.lock"
+    return out.with_name(out.name + suffix)
 
 
 def _run_batch(

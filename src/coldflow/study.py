@@ -24,7 +24,7 @@ from coldflow.experiment import evaluate, load_config_file, report_run, train
 from coldflow.io import exclusive_lock, write_text
 from coldflow.report import write_comparison
 from coldflow.report.html import markdown_table, markdown_to_html, page
-from coldflow.runs import RunDir, parse_shard
+from coldflow.runs import RunDir
 from coldflow.tasks import Task, task_for
 
 __all__ = ["run_study"]

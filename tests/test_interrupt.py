@@ -83,13 +83,16 @@ def test_ctrl_c_before_the_first_checkpoint_says_so(tmp_path, tiny_overrides):
     assert f"interrupted: no checkpoint yet in {run}" in res.stderr, res.stderr
 
 
-def test_ctrl_c_in_simulate_inside_the_compiled_solver_step(tmp_path):
+@pytest.mark.parametrize(("method", "frames"), [("CG", 400), ("direct", 1500)])
+def test_ctrl_c_in_simulate_inside_the_compiled_solver_step(tmp_path, method, frames):
     # PhiFlow runs the step as TorchScript, which turns the KeyboardInterrupt into a
-    # RuntimeError: it must read the same as anywhere else
+    # RuntimeError: it must read the same as anywhere else, also when it lands in the
+    # direct solve's Python callback (more frames: its steps are much shorter)
     out = tmp_path / "k.h5"
     parts = tmp_path / "k.h5.parts"
     args = ["simulate", str(KARMAN), "--out", str(out), "--no-progress",
-            "--set", "frames=400", "--checkpoint-every", "10"]  # fmt: skip
+            "--set", f"frames={frames}", "--set", f"scene.solver.method={method}",
+            "--checkpoint-every", "10"]  # fmt: skip
     res = _interrupt_after(_cli(*args), lambda: len(list(parts.glob("*.seg_*"))) >= 2)
     assert res.returncode == 130, res.stdout + res.stderr
     assert "interrupted: finished simulations are kept" in res.stderr, res.stderr

@@ -18,16 +18,40 @@ Range = tuple[float, float]
 Box2 = tuple[Range, Range]
 
 
-class PressureSolverConfig(Strict):
+class PressureSolverConfig(OmitWhenDefault):
     """Pressure solve of the projection step."""
 
-    method: Literal["CG", "CG-adaptive", "biCG-stab", "scipy-CG", "scipy-GMres"] = Field(
+    omit_at_default: ClassVar[tuple[str, ...]] = ("adjoint_abs_tol",)
+
+    method: Literal[
+        "direct",
+        "sparse-LU",
+        "dense-inverse",
         "CG",
-        description="PhiML linear-solve method; 'auto' is not offered: on the singular "
-        "closed-box system it picks a direct solve that fails with 'Diverged'",
+        "CG-adaptive",
+        "biCG-stab",
+        "scipy-CG",
+        "scipy-GMres",
+    ] = Field(
+        "direct",
+        description="direct: the scene's fixed pressure matrix factorised once (sparse LU "
+        "on a CPU, dense inverse on a GPU; sparse-LU / dense-inverse force one), exact "
+        "forward and adjoint; otherwise a PhiML iterative method ('auto' is not offered: "
+        "on the singular closed-box system it picks a solve that fails with 'Diverged')",
     )
-    rel_tol: float = Field(1e-5, gt=0, description="relative tolerance on |div v|_2")
-    abs_tol: float = Field(1e-5, gt=0, description="absolute tolerance on |div v|_2")
+    rel_tol: float = Field(
+        1e-5, gt=0, description="relative tolerance on |div v|_2 (iterative methods, check)"
+    )
+    abs_tol: float = Field(
+        1e-5, gt=0, description="absolute tolerance on |div v|_2 (iterative methods, check)"
+    )
+    adjoint_abs_tol: float = Field(
+        0.0,
+        ge=0,
+        description="absolute tolerance of an iterative method's adjoint (gradient) solve; "
+        "0: converged to rel_tol of its own right-hand side at any loss scale "
+        "(1e-5 reproduces the truncated adjoint coldflow first had)",
+    )
     max_iterations: int = Field(2000, ge=1)
     check: bool = Field(
         True, description="measure |div v| after every projection (PhiFlow skips it under JIT)"

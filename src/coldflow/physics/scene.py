@@ -32,6 +32,7 @@ from coldflow.physics.grid import (
     tensor_to_centered,
     tensor_to_staggered,
 )
+from coldflow.physics.projection import PressureSystem, project
 from coldflow.physics.solver import (
     FluidState,
     PressureSolver,
@@ -339,6 +340,7 @@ class Scene:
         obstacles = [fluid.Obstacle(g) for g in self._obstacle_geometries()]
         fluid_cells = self._fluid_mask()
         s = self.solver
+        system = self.pressure_system() if s.direct else None
 
         domain, p_ext = self.domain, self._p_ext()
 
@@ -349,15 +351,10 @@ class Scene:
             if advance:
                 v, rho = self._advance(v, rho, coeffs)
             div_in = phifield.divergence(fluid.apply_boundary_conditions(v, obstacles))
-            solve = math.Solve(
-                s.method,
-                s.rel_tol,
-                s.abs_tol,
-                max_iterations=s.max_iterations,
-                x0=p,
-                rank_deficiency=0,  # closed box: the divergence is balanced, CG stays in range
-            )
-            v, p = fluid.make_incompressible(v, obstacles, solve)
+            if system is not None:
+                v, p = project(system, v)
+            else:
+                v, p = fluid.make_incompressible(v, obstacles, self._solve(p))
             norms = [
                 math.sqrt(math.sum((d.values * fluid_cells) ** 2, math.spatial))
                 for d in (self._balanced(div_in, fluid_cells), phifield.divergence(v))
@@ -371,6 +368,29 @@ class Scene:
             )
 
         return step
+
+    def _solve(self, x0):
+        """PhiML's iterative solve of the pressure, its adjoint converged to a relative
+        tolerance (the adjoint's right-hand side is a loss gradient, of any scale)."""
+        from phiml import math
+
+        s = self.solver
+        settings = dict(max_iterations=s.max_iterations, rank_deficiency=0)
+        # rank_deficiency=0: in the closed box the divergence is balanced, CG stays in range
+        adjoint = math.Solve(s.method, s.rel_tol, s.adjoint_abs_tol, **settings)
+        return math.Solve(s.method, s.rel_tol, s.abs_tol, x0=x0, gradient_solve=adjoint, **settings)
+
+    def pressure_system(self) -> PressureSystem:
+        """The scene's pressure matrix and its factorisations (direct methods only)."""
+        if getattr(self, "_pressure_system", None) is None:
+            from phi.physics import fluid
+
+            with phi_context(self.precision):
+                obstacles = [fluid.Obstacle(g) for g in self._obstacle_geometries()]
+                self._pressure_system = PressureSystem(
+                    self.domain, obstacles, self.solver.method, self.dtype
+                )
+        return self._pressure_system
 
     def _balanced(self, div, fluid_cells):
         """Closed domains solve for the divergence minus its mean (the solvable part)."""

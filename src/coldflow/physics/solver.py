@@ -140,11 +140,22 @@ class PressureSolver:
     Attributes
     ----------
     method
-        A PhiML linear-solve method (``"CG"``, ``"biCG-stab"``, ``"scipy-CG"``, ...).
-        Never ``"auto"``: for singular (closed-box) systems it picks a direct solve that
-        can fail with "Diverged: Direct solution does not satisfy tolerance".
+        ``"direct"``, ``"sparse-LU"`` or ``"dense-inverse"``: the scene's fixed pressure
+        matrix factorised once and reused for every forward and adjoint solve
+        (:mod:`coldflow.physics.projection`; exact to rounding, tolerances unused except
+        by the check). Otherwise a PhiML iterative method (``"CG"``, ``"biCG-stab"``,
+        ``"scipy-CG"``, ...). Never ``"auto"``: for singular (closed-box) systems it picks
+        a direct solve that can fail with "Diverged: Direct solution does not satisfy
+        tolerance".
     rel_tol, abs_tol
-        The solve stops when ``|r|_2 <= max(rel_tol * |div v|_2, abs_tol)``.
+        An iterative solve stops when ``|r|_2 <= max(rel_tol * |r_0|_2, abs_tol)``
+        (``r_0``: the residual of the warm start).
+    adjoint_abs_tol
+        Absolute tolerance of the adjoint (gradient) solve of an iterative method, whose
+        right-hand side is the loss gradient. Default 0: the adjoint converges to
+        ``rel_tol`` of its own right-hand side, whatever the scale of the loss. Setting
+        it to ``abs_tol`` reproduces the truncated adjoint that coldflow used first (1-7
+        CG iterations for a mean-squared loss, relative residual 0.3-0.6).
     max_iterations
         Iteration limit of the iterative solvers.
     check
@@ -156,19 +167,25 @@ class PressureSolver:
         divergence recomputed from the projected velocity in single precision.
     """
 
-    method: str = "CG"
+    method: str = "direct"
     rel_tol: float = 1e-5
     abs_tol: float = 1e-5
     max_iterations: int = 2000
     check: bool = True
     slack: float = 10.0
+    adjoint_abs_tol: float = 0.0
 
     def __post_init__(self) -> None:
         if self.method == "auto":
             raise ValueError(
                 "pressure solver method 'auto' picks a direct solve that fails on singular "
-                "(closed-box) systems; name the method, e.g. 'CG' or 'scipy-CG'"
+                "(closed-box) systems; name the method, e.g. 'direct' or 'CG'"
             )
+
+    @property
+    def direct(self) -> bool:
+        """Whether the method factorises the pressure matrix instead of iterating."""
+        return self.method in ("direct", "sparse-LU", "dense-inverse")
 
 
 def check_step(

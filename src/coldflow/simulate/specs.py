@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from coldflow.config.fluids import FluidDataConfig
+from coldflow.physics.projection import DIRECT_METHODS
 
 __all__ = ["SimulationSpec", "physics_hash", "simulation_specs", "versions"]
 
@@ -65,7 +66,8 @@ def physics_hash(cfg: FluidDataConfig, spec: SimulationSpec) -> str:
     """Hash of the settings that decide one simulation's data.
 
     Left out: the name, compression, probe and the other simulations, and the batch size
-    and threads. Those last two do not change the physics but do change the bits: the
+    and threads; a direct pressure solve counts as CG (see below). Batch size and threads
+    do not change the physics but do change the bits: the
     pressure solve of a batch iterates until every simulation in it has converged, and
     reductions run in another order, so one simulation's frames differ with its batch
     at the level of the solver tolerance (about 3e-5 relative in float32). A part made
@@ -79,5 +81,11 @@ def physics_hash(cfg: FluidDataConfig, spec: SimulationSpec) -> str:
     )
     if not keep.get("spin_up"):  # data sets made before spin_up existed keep their hash
         keep.pop("spin_up", None)
+    solver = keep["scene"]["solver"]
+    solver.pop("adjoint_abs_tol", None)  # only gradients use it, never a data set
+    if solver["method"] in DIRECT_METHODS:
+        # the exact solve of the system that CG solves to rel_tol: the same simulation to
+        # that tolerance (like batch_size), so data sets made with CG stay complete
+        solver["method"] = "CG"
     keep["simulation"] = {"split": spec.split, "seed": spec.seed, "params": spec.params}
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]

@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from coldflow.config.base import OmitWhenDefault
-from coldflow.config.fluids import FluidFileConfig, Strict
+from coldflow.config.fluids import FluidFileConfig, PressureSolverConfig, Strict
 from coldflow.config.metric_defaults import DEFAULT_FIELD_METRICS
 from coldflow.config.training import FieldLossConfig, OptimizerConfig, TrainingConfig
 
@@ -62,7 +62,7 @@ class SolMethodConfig(OmitWhenDefault):
     """Solver-in-the-Loop training: ``m`` unrolled (solver step -> correction) steps."""
 
     # options added after runs existed: left out of the dump (and the run's hash) at default
-    omit_at_default: ClassVar[tuple[str, ...]] = ("per_component_std", "net_faces")
+    omit_at_default: ClassVar[tuple[str, ...]] = ("per_component_std", "net_faces", "solver")
 
     kind: Literal["sol"] = "sol"
     m: int = Field(4, ge=1, description="unrolled steps per window (1: the NON baseline)")
@@ -86,6 +86,15 @@ class SolMethodConfig(OmitWhenDefault):
         "average",
         description="average: face averages at cell centres; lower: each cell's lower "
         "faces, the last face dropped (Um et al.'s code)",
+    )
+    # Default: the source solver's pressure solve is the data set's (scene.solver of its
+    # stored config). Keys given here replace those of the data set, for training and for
+    # the evaluation rollouts, e.g. method.solver.method=CG to train through the iterative
+    # solve of a data set made with the direct one.
+    solver: PressureSolverConfig | None = Field(
+        None,
+        description="pressure-solver settings replacing the data set's for the source "
+        "solver (only the keys given); default: the data set's",
     )
 
 

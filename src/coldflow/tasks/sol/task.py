@@ -180,6 +180,13 @@ class SolTask(FluidTask):
     @staticmethod
     def _scene_args(cfg: SolRunConfig, stats: dict[str, Any]) -> tuple:
         dcfg = stored_data_config(cfg, stats)
+        override = cfg.method.solver
+        if override is not None:
+            given = {k: getattr(override, k) for k in override.model_fields_set}
+            solver = dcfg.scene.solver.model_copy(update=given)
+            dcfg = dcfg.model_copy(
+                update={"scene": dcfg.scene.model_copy(update={"solver": solver})}
+            )
         return dcfg, dcfg.low_resolution
 
     def build(self, cfg: SolRunConfig, files: dict[str, Any]) -> nn.Module:

@@ -1,34 +1,51 @@
-"""Speed of Solver-in-the-Loop: training iterations/s (with their split), rollout steps/s,
-and the PhiFlow step compiled against eager.
+"""Speed of Solver-in-the-Loop at the study's sizes: what an update costs and where its
+time goes, for each pressure solve; rollouts and simulation with each.
 
-On a fluid data set (``--data``; without it, a small Kármán set of the study's resolutions,
-128x64 -> 64x32, 2 simulations, is generated into a temporary directory first, ~10 s):
+Scenes (``--scenes``): the Kármán wake (128x64 reference -> 64x32 source, batch 4) and
+the buoyant plume (128x128 -> 64x64, batch 4, float64 as the plume data sets), on small
+data sets generated first into a temporary directory (the study's resolutions, a few
+frames: about 10 s each here with the default direct solve; the time is printed).
+Pressure solves (``--solvers``): ``direct`` (the matrix factorised once, sparse LU on a
+CPU), ``CG`` (PhiML's CG, adjoint converged to its relative tolerance) and ``CG
+truncated`` (the adjoint stopped by the absolute tolerance 1e-5, as coldflow first did).
 
-- training: one optimiser step (unrolled loss over ``m`` corrected steps, backward
-  through solver and network, Adam) for each ``m`` of ``--m`` (default 1, 4, 16), with a
-  batch of ``--batch`` windows and the loss of ``--loss``; each split into solver forward,
-  network forward, loss and backward (through network and solver), timed with hooks around
-  the solver step, the network and the loss of one step (synchronised on CUDA);
-- rollout: solver steps/s of the low-resolution source solver alone, of the corrected
-  solver (step + network) and of the high-resolution reference solver, for a batch of
-  ``--batch`` simulations;
-- simulate: frames/s of the same low-resolution scene stepped with PhiML's ``jit_compile``
-  (what coldflow does) and eagerly (plain PhiFlow), same batch.
+For each scene, solver and ``m`` (``--m``, default 4 and 16), in a fresh process (so that
+its peak memory is its own):
 
-    python benchmarks/bench_sol.py [--data FILE.h5] [--net sol_resnet_small] [--loss mse]
-        [--m 1 4 16] [--batch 4] [--iters 5] [--steps 20] [--threads N] [--device auto]
-        [--quick] [--out benchmarks/results/sol.json]
+- updates/s of one optimiser step (unrolled loss over ``m`` corrected steps, backward
+  through network and solver, Adam), median of ``--rounds`` rounds of ``--iters``;
+- the split of an update: advection (everything of a solver step but the pressure solve),
+  forward solve, network, loss, adjoint solve, the rest of the backward pass (network and
+  advection), optimizer. The sparse-LU solves are timed where they run; a CG solve runs
+  inside the compiled step, out of reach of any hook, so its time is the difference to
+  the direct run of the same scene and ``m`` (same advection, network and loss);
+- pressure-solve iterations per forward and per adjoint solve (the batch's maximum,
+  counted on an eager copy of the step with PhiML's ``SolveTape``), or "direct";
+- arithmetic against overhead: the FLOPs of one CG iteration (its sparse matrix-vector
+  product and vector updates) or one LU solve (the triangular solves) against the time
+  it takes, with the rate of the same product on 256 right-hand sides (where overhead is
+  amortised) as what the arithmetic alone costs;
+- peak resident memory of the process, and the bytes autograd keeps for the backward pass;
+- rollouts: source, corrected and high-resolution reference steps/s, and how far the
+  source rollout of each solver ends from the direct one after ``--steps`` steps.
 
-Prints a table and writes JSON; never asserts on time.
+    python benchmarks/bench_sol.py [--scenes karman plume] [--solvers direct CG ...]
+        [--m 4 16] [--batch 4] [--iters 5] [--rounds 3] [--steps 20] [--threads 1]
+        [--net sol_resnet_small] [--device auto] [--quick] [--out benchmarks/results/sol.json]
+
+Prints tables and writes JSON; never asserts on time.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import multiprocessing
 import platform
+import resource
+import statistics
 import tempfile
 import time
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -43,30 +60,48 @@ from coldflow.physics import FluidState, build_scene
 from coldflow.simulate.run import generate
 from coldflow.tasks.fluid import data_config
 from coldflow.tasks.sol.config import SolRunConfig
-from coldflow.tasks.sol.task import build_sol_model, data_statistics, low_scene
+from coldflow.tasks.sol.task import build_sol_model, data_statistics, source_scene
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "sol.json"
-SMALL_SET = ROOT / "configs" / "fluids" / "karman_cpu.yaml"
+SCENES = {  # data set config, overrides of its simulations, the scene parameter
+    "karman": (ROOT / "configs" / "fluids" / "karman_cpu.yaml", "re", 1e5, 8e5),
+    "plume": (ROOT / "configs" / "fluids" / "plume_cpu.yaml", "buoyancy", 3.0, 9.0),
+}
+SOLVERS = {
+    "direct": {"method": "direct"},
+    "CG": {"method": "CG"},
+    "CG truncated": {"method": "CG", "adjoint_abs_tol": 1e-5},
+}
+PARTS = (
+    "advection",
+    "forward solve",
+    "network",
+    "loss",
+    "adjoint solve",
+    "backward, rest",
+    "optimizer",
+)
 
 
-def make_small_data(out: Path, frames_after_warmup: int, sims: int) -> Path:
-    """A small Kármán data set (the study's resolutions, ``sims`` training simulations)."""
-    re = [round(1e5 + 7e5 * i / max(sims - 1, 1), -3) for i in range(sims)]
+def make_small_data(scene: str, out: Path, frames: int, sims: int) -> tuple[Path, float]:
+    """A small data set of ``scene`` at the study's resolutions; (path, seconds)."""
+    config, name, lo, hi = SCENES[scene]
+    values = [lo + (hi - lo) * i / max(sims - 1, 1) for i in range(sims)]
     overrides = [
-        "warmup=20",
-        f"frames={20 + frames_after_warmup + 1}",
-        f"simulations.train.params={{re: {re}}}",
+        "spin_up=0",
+        "warmup=5",
+        f"frames={5 + frames}",
+        f"simulations.train.params={{{name}: {values}}}",
         f"simulations.train.seeds={list(range(sims))}",
         "simulations.test.params={}",
         "simulations.test.seeds=[]",
-        "batch_size=2",
+        f"batch_size={sims}",
     ]
-    cfg = load_config(SMALL_SET, FluidDataConfig, overrides)
+    cfg = load_config(config, FluidDataConfig, overrides)
     t0 = time.perf_counter()
     generate(cfg, out, progress=False, log=lambda msg: None)
-    print(f"generated {out} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    return out
+    return out, time.perf_counter() - t0
 
 
 class StepTimer:
@@ -86,12 +121,12 @@ class StepTimer:
             t0 = time.perf_counter()
             out = original(*a, **k)
             _machine.sync(device)
-            self.seconds["solver forward"] += time.perf_counter() - t0
+            self.seconds["solver step"] += time.perf_counter() - t0
             return out
 
-        scene.step = step  # instance attribute: only this benchmark's scene object
+        scene.step = step  # instance attribute: only this process's scene object
         self._restore = lambda: delattr(scene, "step")
-        for name, module in (("network forward", model.net), ("loss", model.shared.loss)):
+        for name, module in (("network", model.net), ("loss", model.shared.loss)):
             module.register_forward_pre_hook(self._start(name))
             module.register_forward_hook(self._stop(name))
         self._t0: dict[str, float] = {}
@@ -116,192 +151,383 @@ class StepTimer:
         self._restore()
 
 
-def training_rate(args, stats, m: int, device: torch.device) -> dict:
-    """Optimiser steps/s (one untimed step first: tracing) and the split of one step."""
+def _model_and_batch(job: dict, device: torch.device, jit: bool = True):
     cfg = SolRunConfig.model_validate(
         {
-            "data": {"path": str(args.data)},
-            "model": {"kind": args.net},
-            "method": {"m": m, "loss": {"name": args.loss}},
+            "data": {"path": job["data"]},
+            "model": {"kind": job["net"]},
+            "method": {"m": job["m"], "loss": {"name": "mse"}, "solver": job["solver"]},
         }
     )
-    model = build_sol_model(cfg, low_scene(args.data), stats).to(device)
+    stats = data_statistics(job["data"])
+    scene = source_scene(cfg, stats)
+    if not jit:  # an eager copy: PhiML reports each solve's iterations only outside a trace
+        import dataclasses
+
+        scene = dataclasses.replace(scene, jit=False)
+    model = build_sol_model(cfg, scene, stats).to(device)
+    fields = ("velocity", "density") if "buoyancy" in scene.param_names else ("velocity",)
+    windows = FieldWindows(job["data"], job["m"], stride=1, fields=fields)
+    batch = torch.utils.data.default_collate([windows[i] for i in range(job["batch"])])
+    return model, {k: v.to(device) for k, v in batch.items()}
+
+
+def _iterations(job: dict, device: torch.device) -> dict:
+    """Iterations of each forward and adjoint pressure solve of one update (eager)."""
+    from phiml import math
+
+    model, batch = _model_and_batch(job, device, jit=False)
+    with warnings.catch_warnings(), math.SolveTape() as tape:
+        warnings.simplefilter("ignore")  # "two results for the same solve settings"
+        model(batch).backward()
+    counts = [int(info.iterations.numpy().max()) for info in tape]
+    m = job["m"]  # the m forward solves come first, then the m adjoint solves
+    return {"forward": counts[:m], "adjoint": counts[m:]}
+
+
+def _rates(system, batch: int, dtype: torch.dtype) -> dict:
+    """FLOPs of one CG iteration and one LU solve of ``system``, and the rate of the same
+    sparse product on 256 right-hand sides (the arithmetic with overhead amortised)."""
+    n, nnz = system.size, system.matrix.nnz
+    out = {"cells": n, "matrix_nonzeros": int(nnz)}
+    out["cg_iteration_flop"] = int(batch * (2 * nnz + 10 * n))
+    a = system.matrix.tocsr()
+    warnings.filterwarnings("ignore", message="Sparse CSR tensor support")
+    csr = torch.sparse_csr_tensor(
+        torch.as_tensor(a.indptr), torch.as_tensor(a.indices), torch.as_tensor(a.data, dtype=dtype)
+    )
+    wide = torch.randn(n, 256, dtype=dtype)
+    seconds = _machine.timed(lambda: csr @ wide, torch.device("cpu"))
+    out["sparse_product_gflops_256"] = 2 * nnz * 256 / seconds / 1e9
+    kind, factor = system.factor(torch.device("cpu"))
+    if kind == "sparse-LU":
+        out["lu_factor_nonzeros"] = int(factor.L.nnz + factor.U.nnz)
+        out["lu_solve_flop"] = int(batch * 2 * (factor.L.nnz + factor.U.nnz))
+        import numpy as np
+
+        rates = []
+        for k in (batch, 256):  # SuperLU's many-column solve is not always the faster one
+            rhs = np.random.default_rng(0).standard_normal((factor.shape[0], k))
+            seconds = _machine.timed(lambda rhs=rhs: factor.solve(rhs), torch.device("cpu"))
+            rates.append(2 * (factor.L.nnz + factor.U.nnz) * k / seconds / 1e9)
+        out["lu_solve_gflops_batch"], out["lu_solve_gflops_256"] = rates
+        out["lu_solve_gflops_best"] = max(rates)
+    return out
+
+
+def measure(job: dict) -> dict:
+    """One scene, solver and m: updates/s, split, iterations, memory, rollouts (runs in a
+    fresh process)."""
+    from coldflow.physics.projection import PressureSystem, solve_timings
+
+    torch.set_num_threads(job["threads"])
+    device = torch.device(job["device"])
+    model, batch = _model_and_batch(job, device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    windows = FieldWindows(args.data, m, stride=7)
-    batch = torch.utils.data.default_collate([windows[i] for i in range(args.batch)])
-    batch = {k: v.to(device) for k, v in batch.items()}
 
     def one() -> None:
         opt.zero_grad(set_to_none=True)
         model(batch).backward()
         opt.step()
 
-    one()
-    _machine.sync(device)
-    t0 = time.perf_counter()
-    for _ in range(args.iters):
-        one()
-    _machine.sync(device)
-    rate = args.iters / (time.perf_counter() - t0)
-    # the split, on separate steps (the hooks' synchronisation costs a little)
-    timer = StepTimer(model, device)
-    timer.active = True
-    split: dict[str, float] = defaultdict(float)
-    reps = max(1, min(args.iters, 3))
-    for _ in range(reps):
-        timer.seconds.clear()
-        opt.zero_grad(set_to_none=True)
+    one()  # tracing, factorisation
+    rounds = []
+    for _ in range(job["rounds"]):
         _machine.sync(device)
         t0 = time.perf_counter()
-        loss = model(batch)
+        for _ in range(job["iters"]):
+            one()
         _machine.sync(device)
-        t1 = time.perf_counter()
-        loss.backward()
-        _machine.sync(device)
-        t2 = time.perf_counter()
+        rounds.append((time.perf_counter() - t0) / job["iters"])
+    timer = StepTimer(model, device)
+    split: dict[str, float] = defaultdict(float)
+    reps = 3
+    for _ in range(reps):
+        timer.seconds.clear()
+        timer.active = True
+        opt.zero_grad(set_to_none=True)
+        with solve_timings() as solves:
+            _machine.sync(device)
+            t0 = time.perf_counter()
+            loss = model(batch)
+            _machine.sync(device)
+            t1 = time.perf_counter()
+            timer.active = False
+            loss.backward()
+            _machine.sync(device)
+            t2 = time.perf_counter()
         opt.step()
         _machine.sync(device)
         t3 = time.perf_counter()
-        forward_rest = (t1 - t0) - sum(timer.seconds.values())
-        for name, s in timer.seconds.items():
-            split[name] += s / reps
-        split["other forward"] += forward_rest / reps
-        split["backward (network + solver)"] += (t2 - t1) / reps
-        split["optimizer"] += (t3 - t2) / reps
+        parts = {
+            "solver step": timer.seconds["solver step"],
+            "network": timer.seconds["network"],
+            "loss": timer.seconds["loss"],
+            "forward, rest": (t1 - t0) - sum(timer.seconds.values()),
+            "backward": t2 - t1,
+            "optimizer": t3 - t2,
+            "lu forward": solves.get("forward", 0.0),
+            "lu adjoint": solves.get("adjoint", 0.0),
+        }
+        for k, v in parts.items():
+            split[k] += v / reps
     timer.close()
-    total = sum(split.values())
-    return {
-        "iterations_per_s": rate,
-        "windows_per_s": rate * args.batch,
-        "split_seconds": dict(split),
-        "split_fraction": {k: v / total for k, v in split.items()},
+    saved = [0]
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved[0] += t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(batch)
+    scene = model.scene
+    out = {
+        "seconds_per_update": statistics.median(rounds),
+        "seconds_per_update_rounds": rounds,
+        "raw_split_seconds": dict(split),
+        "saved_for_backward_mb": saved[0] / 2**20,
+        "solver": scene.solver.method,
+        "factorisation": None,
     }
+    if scene.solver.direct:
+        system = scene.pressure_system()
+        out["factorisation"] = system.factor(device)[0]
+        out["iterations"] = "direct"
+    else:
+        out["iterations"] = _iterations(job, device)
+        from phi.physics import fluid
+
+        system = PressureSystem(
+            scene.domain,
+            [fluid.Obstacle(g) for g in scene._obstacle_geometries()],
+            "sparse-LU",
+            scene.dtype,
+        )
+    out["arithmetic"] = _rates(system, job["batch"], scene.dtype)
+    out["rollout"] = _rollouts(job, model, device) if job["rollouts"] else None
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if device.type == "cuda":
+        out["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return out
 
 
-def rollout_rates(args, stats, device: torch.device) -> dict[str, float]:
-    """Steps per second of source, corrected and high-resolution solver."""
-    cfg = SolRunConfig.model_validate(
-        {"data": {"path": str(args.data)}, "model": {"kind": args.net}}
-    )
-    model = build_sol_model(cfg, low_scene(args.data), stats, with_loss=False).to(device)
-    with FieldData(args.data) as data:
-        sims = data.simulations()[: args.batch]
+def _rollouts(job: dict, model, device: torch.device) -> dict:
+    """Steps/s of source, corrected and high-resolution solver, and the source's end state."""
+    with FieldData(job["data"]) as data:
+        sims = data.simulations()[: job["batch"]]
         t = data.warmup
         v = torch.stack(
             [torch.from_numpy(data.read(s, "downsampled", "velocity", t)) for s in sims]
         )
         vh = torch.stack([torch.from_numpy(data.read(s, "reference", "velocity", t)) for s in sims])
+        rho = rho_h = None
+        if "buoyancy" in data.param_names:
+            rho = torch.stack(
+                [torch.from_numpy(data.read(s, "downsampled", "density", t)) for s in sims]
+            )
+            rho_h = torch.stack(
+                [torch.from_numpy(data.read(s, "reference", "density", t)) for s in sims]
+            )
         params = torch.tensor([[s.params[k] for k in data.param_names] for s in sims])
     v, params = v.to(device), params.to(device)
+    rho = None if rho is None else rho.to(device)
     out = {}
     for name, correct in (("source", False), ("corrected", True)):
-        model.rollout(v, params, 1, correct=correct)  # trace
-        seconds = model.rollout(v, params, args.steps, correct=correct).step_seconds
-        out[name] = len(seconds) / sum(seconds)
-    high = build_scene(data_config(args.data))
-    out["reference_high"] = 1.0 / _seconds_per_step(high, vh, params, args.steps, device)
-    out["simulations"] = len(sims)
-    return out
-
-
-def _seconds_per_step(scene, velocity, params, steps: int, device: torch.device) -> float:
-    state = FluidState(velocity.to(scene.dtype).to(device))
-    p = {k: params[:, i].to(device) for i, k in enumerate(scene.param_names)}
+        model.rollout(v, params, 1, correct=correct, density=rho)  # trace
+        result = model.rollout(v, params, job["steps"], correct=correct, density=rho)
+        out[name] = len(result.step_seconds) / sum(result.step_seconds)
+        if name == "source":
+            out["source_end"] = result.velocity[-1].cpu()
+    dcfg = data_config(job["data"])
+    solver = dcfg.scene.solver.model_copy(update=job["solver"])
+    high = build_scene(
+        dcfg.model_copy(update={"scene": dcfg.scene.model_copy(update={"solver": solver})})
+    )
+    state = FluidState(vh.to(high.dtype).to(device), None if rho_h is None else rho_h.to(device))
+    p = {k: params[:, i].to(device) for i, k in enumerate(high.param_names)}
     with torch.no_grad():
-        state = scene.step(state, p)  # trace
+        state = high.step(state, p)  # trace
         _machine.sync(device)
         t0 = time.perf_counter()
-        for _ in range(steps):
-            state = scene.step(state, p)
+        for _ in range(job["steps"]):
+            state = high.step(state, p)
         _machine.sync(device)
-    return (time.perf_counter() - t0) / steps
-
-
-def simulate_rates(args, device: torch.device) -> dict[str, float]:
-    """Frames/s (simulation steps x batch) of the low scene, jit-compiled and eager PhiFlow."""
-    scene = low_scene(args.data)
-    eager = dataclasses.replace(scene, jit=False)
-    with FieldData(args.data) as data:
-        sims = data.simulations()[: args.batch]
-        v = torch.stack(
-            [torch.from_numpy(data.read(s, "downsampled", "velocity", data.warmup)) for s in sims]
-        )
-        params = torch.tensor([[s.params[k] for k in data.param_names] for s in sims])
-    out = {}
-    for name, sc, steps in (("jit_compile", scene, args.steps), ("eager", eager, 3)):
-        out[name] = len(sims) / _seconds_per_step(sc, v, params, steps, device)
-    out["jit_over_eager"] = out["jit_compile"] / out["eager"]
+    out["reference_high"] = job["steps"] / (time.perf_counter() - t0)
+    out["reference_end"] = state.velocity.cpu()
     return out
+
+
+def _split(results: dict, scene: str, m: int) -> None:
+    """Fill in each result's split (CG solve times by difference to the direct run)."""
+    base = results.get(("direct", scene, m))
+    for (_, sc, mm), r in results.items():
+        if sc != scene or mm != m:
+            continue
+        raw = r["raw_split_seconds"]
+        if r["iterations"] == "direct":
+            fwd, adj = raw["lu forward"], raw["lu adjoint"]
+        elif base is not None and base["factorisation"] == "sparse-LU":
+            b = base["raw_split_seconds"]
+            fwd = raw["solver step"] - (b["solver step"] - b["lu forward"])
+            adj = raw["backward"] - (b["backward"] - b["lu adjoint"])
+        else:
+            fwd = adj = float("nan")
+        split = {
+            "advection": raw["solver step"] - fwd + raw["forward, rest"],
+            "forward solve": fwd,
+            "network": raw["network"],
+            "loss": raw["loss"],
+            "adjoint solve": adj,
+            "backward, rest": raw["backward"] - adj,
+            "optimizer": raw["optimizer"],
+        }
+        total = sum(split.values())
+        r["split_seconds"] = split
+        r["split_fraction"] = {k: v / total for k, v in split.items()}
+        its = r["iterations"]
+        a = r["arithmetic"]
+        if its != "direct" and its["forward"]:
+            per_iter = fwd / sum(its["forward"])
+            a["cg_seconds_per_iteration"] = per_iter
+            a["cg_arithmetic_share"] = (
+                a["cg_iteration_flop"] / (a["sparse_product_gflops_256"] * 1e9) / per_iter
+            )
+        elif its == "direct" and "lu_solve_flop" in a and r["raw_split_seconds"]["lu forward"]:
+            per_solve = fwd / m
+            a["lu_seconds_per_solve"] = per_solve
+            a["lu_arithmetic_share"] = (
+                a["lu_solve_flop"] / (a["lu_solve_gflops_best"] * 1e9) / per_solve
+            )
+
+
+def _fmt_its(its) -> str:
+    if its == "direct":
+        return "direct"
+    f, a = its["forward"], its["adjoint"]
+    return f"{min(f)}-{max(f)} / {min(a)}-{max(a)}" if f and a else "?"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=None, help="default: generate a small set")
+    parser.add_argument("--scenes", nargs="+", default=list(SCENES), choices=list(SCENES))
+    parser.add_argument("--solvers", nargs="+", default=list(SOLVERS), choices=list(SOLVERS))
     parser.add_argument(
         "--net", default="sol_resnet_small", choices=["sol_resnet", "sol_resnet_small"]
     )
-    parser.add_argument("--loss", default="mse")
-    parser.add_argument("--m", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--m", type=int, nargs="+", default=[4, 16])
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
-    parser.add_argument("--quick", action="store_true", help="m = 1, 4; 2 iterations; 5 steps")
+    parser.add_argument("--quick", action="store_true", help="Kármán, m = 4, 2 x 2 updates")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     if args.quick:
-        args.m, args.iters, args.steps = [1, 4], 2, 5
-    if args.threads:
-        torch.set_num_threads(args.threads)
+        args.scenes, args.m, args.iters, args.rounds, args.steps = ["karman"], [4], 2, 2, 5
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(args.device)
-    threads = torch.get_num_threads()
+    ctx = multiprocessing.get_context("spawn")
+    results: dict[tuple[str, str, int], dict] = {}
+    generated = {}
     with tempfile.TemporaryDirectory(prefix="coldflow-bench-sol-") as tmp:
-        if args.data is None:
-            sims = max(2, args.batch)  # windows: 2 per simulation at stride 7
-            args.data = make_small_data(Path(tmp) / "karman_small.h5", max(args.m) + 8, sims)
-            torch.set_num_threads(threads)  # generating sets the data config's thread count
-        stats = data_statistics(args.data)
-        training = {str(m): training_rate(args, stats, m, device) for m in args.m}
-        rollout = rollout_rates(args, stats, device)
-        simulate = simulate_rates(args, device)
-        resolution_low = list(low_scene(args.data).resolution)
-        resolution_high = list(data_config(args.data).resolution)
+        for scene in args.scenes:
+            path, seconds = make_small_data(
+                scene, Path(tmp) / f"{scene}.h5", max(args.m) + 2, args.batch
+            )
+            generated[scene] = {"seconds": seconds, "resolution": None}
+            print(f"generated a small {scene} set ({args.batch} simulations) in {seconds:.1f} s")
+            for m in args.m:
+                for solver in args.solvers:
+                    job = {
+                        "data": str(path),
+                        "net": args.net,
+                        "m": m,
+                        "batch": args.batch,
+                        "solver": SOLVERS[solver],
+                        "iters": args.iters,
+                        "rounds": args.rounds,
+                        "steps": args.steps,
+                        "threads": args.threads,
+                        "device": args.device,
+                        "rollouts": m == args.m[0],
+                    }
+                    with ctx.Pool(1) as pool:
+                        results[(solver, scene, m)] = pool.apply(measure, (job,))
+                    r = results[(solver, scene, m)]
+                    print(f"  {scene} m={m} {solver}: {r['seconds_per_update']:.3f} s/update")
+                _split(results, scene, m)
+            cfg = data_config(path)
+            generated[scene]["resolution"] = [list(cfg.resolution), list(cfg.low_resolution)]
     print(
-        f"Solver-in-the-Loop on {args.data.name} ({args.net}, loss {args.loss}, batch "
-        f"{args.batch}, {device}, {torch.get_num_threads()} threads)"
+        f"\nSolver-in-the-Loop update ({args.net}, MSE, batch {args.batch}, {device}, "
+        f"{args.threads} threads): s/update, split, iterations per forward / adjoint solve"
     )
-    parts = list(next(iter(training.values()))["split_fraction"])
-    print(f"{'training, m':>12} {'iter/s':>8} {'windows/s':>10}  " + "  ".join(parts))
-    for m, row in training.items():
-        shares = "  ".join(f"{row['split_fraction'].get(p, 0):>{len(p)}.0%}" for p in parts)
-        print(f"{m:>12} {row['iterations_per_s']:8.2f} {row['windows_per_s']:10.1f}  {shares}")
-    print(f"{'rollout':>22} {'steps/s':>10} {'sim-steps/s':>12}")
-    for name in ("source", "corrected", "reference_high"):
-        rate = rollout[name]
-        print(f"{name:>22} {rate:10.2f} {rate * rollout['simulations']:12.1f}")
-    print(
-        f"simulate {'x'.join(map(str, resolution_low))}: jit_compile {simulate['jit_compile']:.1f} "
-        f"frames/s, eager PhiFlow {simulate['eager']:.1f} frames/s "
-        f"(x{simulate['jit_over_eager']:.1f})"
-    )
+    head = "  ".join(f"{p:>{max(len(p), 6)}}" for p in PARTS)
+    print(f"{'scene':>7} {'m':>3} {'solver':>13} {'s/upd':>7} {'upd/s':>6}  {head}  iterations")
+    for (solver, scene, m), r in results.items():
+        fr = r.get("split_fraction", {})
+        shares = "  ".join(f"{fr.get(p, float('nan')):>{max(len(p), 6)}.0%}" for p in PARTS)
+        print(
+            f"{scene:>7} {m:>3} {solver:>13} {r['seconds_per_update']:7.3f} "
+            f"{1 / r['seconds_per_update']:6.2f}  {shares}  {_fmt_its(r['iterations'])}"
+        )
+    print("\nmemory: peak RSS of the process / saved for backward (MB)")
+    for (solver, scene, m), r in results.items():
+        print(
+            f"{scene:>7} {m:>3} {solver:>13} {r['peak_rss_mb']:8.0f} "
+            f"{r['saved_for_backward_mb']:8.1f}"
+        )
+    print("\narithmetic against overhead (per CG iteration / per LU solve of the batch)")
+    for (solver, scene, m), r in results.items():
+        a = r["arithmetic"]
+        if "cg_seconds_per_iteration" in a:
+            print(
+                f"{scene:>7} {m:>3} {solver:>13} CG iteration "
+                f"{a['cg_seconds_per_iteration'] * 1e6:7.1f} "
+                f"us for {a['cg_iteration_flop'] / 1e6:.2f} MFLOP: arithmetic "
+                f"{a['cg_arithmetic_share']:.0%} at {a['sparse_product_gflops_256']:.2f} GFLOP/s"
+            )
+        if "lu_seconds_per_solve" in a:
+            print(
+                f"{scene:>7} {m:>3} {solver:>13} LU solve {a['lu_seconds_per_solve'] * 1e6:9.1f} "
+                f"us for {a['lu_solve_flop'] / 1e6:.2f} MFLOP: arithmetic "
+                f"{a['lu_arithmetic_share']:.0%} at {a['lu_solve_gflops_best']:.2f} GFLOP/s"
+            )
+    print("\nrollouts (steps/s of the batch); source and reference end state vs direct")
+    for (solver, scene, m), r in results.items():
+        ro = r.get("rollout")
+        if not ro:
+            continue
+        base = results.get(("direct", scene, m), {}).get("rollout") or ro
+        diffs = []
+        for key in ("source_end", "reference_end"):
+            ref = base[key]
+            diffs.append(float((ro[key] - ref).abs().max() / ref.abs().max()))
+        ro["relative_difference_to_direct"] = {"source": diffs[0], "reference": diffs[1]}
+        print(
+            f"{scene:>7} {solver:>13} source {ro['source']:7.1f}  corrected {ro['corrected']:7.1f}"
+            f"  reference {ro['reference_high']:6.1f}  max rel. diff source {diffs[0]:.1e}, "
+            f"reference {diffs[1]:.1e}"
+        )
+    for r in results.values():
+        if r.get("rollout"):
+            r["rollout"].pop("source_end")
+            r["rollout"].pop("reference_end")
     write_json(
         args.out,
         {
-            "data": str(args.data),
             "net": args.net,
-            "loss": args.loss,
+            "loss": "mse",
             "batch": args.batch,
             "device": str(device),
-            "threads": torch.get_num_threads(),
-            "training": training,
-            "training_iterations_per_s": {m: r["iterations_per_s"] for m, r in training.items()},
-            "rollout_steps_per_s": rollout,
-            "simulate_frames_per_s": simulate,
-            "resolution_low": resolution_low,
-            "resolution_high": resolution_high,
+            "threads": args.threads,
+            "generated": generated,
+            "results": [
+                {"solver": s, "scene": sc, "m": m, **r} for (s, sc, m), r in results.items()
+            ],
             "machine": _machine.machine_info(device),
             "platform": platform.platform(),
         },

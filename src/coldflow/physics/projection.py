@@ -16,9 +16,9 @@ handling stay PhiFlow's), and factorised once per scene and device:
 
 Both are exact to rounding, forward and adjoint alike: the gradient is the transposed
 solve, not a second iteration with its own tolerance. A closed box (every side a wall, no
-obstacle) has a singular system, the constant pressure: it is solved bordered by the
-constraint ``sum(p) = 0``, which also removes the mean of the right-hand side as PhiFlow's
-balancing does.
+obstacle) has a singular system, the constant pressure: its right-hand side loses its
+mean (as PhiFlow balances it), the pressure of one cell is pinned (the reduced matrix
+stays sparse and is non-singular) and the solution shifted to zero mean.
 """
 
 from __future__ import annotations
@@ -140,9 +140,16 @@ class PressureSystem:
         ones = np.ones(self.size)
         scale = abs(self.matrix).sum(axis=1).max()
         self.singular = bool(np.abs(self.matrix @ ones).max() <= 1e-10 * scale)
-        if self.singular:  # border with sum(p) = 0: a non-singular system of N + 1 unknowns
-            col = sp.csr_matrix(ones[:, None])
-            self.system = sp.bmat([[self.matrix, col], [col.T, None]], format="csc")
+        if self.singular and np.abs(ones @ self.matrix).max() > 1e-10 * scale:
+            raise NotImplementedError(
+                "a singular pressure matrix whose columns do not sum to zero (a non-"
+                "symmetric closed system) is not supported by the direct solve; use 'CG'"
+            )
+        if self.singular:
+            # pin the pressure of cell 0: for a balanced right-hand side (sum zero) the
+            # other N - 1 equations imply the dropped one (the columns sum to zero), and
+            # the reduced matrix keeps the sparsity (a bordering row of ones would not)
+            self.system = self.matrix[1:, 1:].tocsc()
         else:
             self.system = self.matrix.tocsc()
 
@@ -169,14 +176,16 @@ class PressureSystem:
         """``p`` with ``A p = rhs`` for ``rhs`` of shape ``(B, N)``, differentiable (the
         gradient is the solve with ``A^T``)."""
         kind, factor = self.factor(rhs.device)
-        n = self.size
-        if self.singular:
-            rhs = torch.cat([rhs, rhs.new_zeros(rhs.shape[0], 1)], 1)
+        if self.singular:  # the solvable part, as PhiFlow balances it; then the pinned cell
+            rhs = (rhs - rhs.mean(1, keepdim=True))[:, 1:]
         if kind == "dense-inverse":  # applied in float64: exact to single-precision rounding
             x = (rhs.to(torch.float64) @ factor.T).to(rhs.dtype)
         else:
             x = _lu_function(factor).apply(rhs)
-        return x[:, :n]
+        if self.singular:  # the pressure of zero mean (any constant solves the system)
+            x = torch.cat([x.new_zeros(x.shape[0], 1), x], 1)
+            x = x - x.mean(1, keepdim=True)
+        return x
 
 
 _TIMINGS: dict[str, float] | None = None

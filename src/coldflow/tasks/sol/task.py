@@ -37,7 +37,14 @@ from coldflow.tasks.fluid import (
 )
 from coldflow.tasks.sol.config import SolRunConfig
 
-__all__ = ["STATS_FILE", "SolTask", "build_sol_model", "data_statistics", "low_scene"]
+__all__ = [
+    "STATS_FILE",
+    "SolTask",
+    "build_sol_model",
+    "data_statistics",
+    "low_scene",
+    "source_scene",
+]
 
 STATS_FILE = "data_stats.json"
 
@@ -114,6 +121,12 @@ def stored_data_config(cfg: SolRunConfig, stats: dict[str, Any]):
     return data_config(cfg.data.path)  # runs trained before the config was stored
 
 
+def source_scene(cfg: SolRunConfig, stats: dict[str, Any]) -> Scene:
+    """The run's source solver: the data set's low-resolution scene, with the pressure
+    solver settings of ``method.solver`` where the run gives them."""
+    return build_scene(*SolTask._scene_args(cfg, stats))
+
+
 def build_sol_model(
     cfg: SolRunConfig, scene: Scene, stats: dict[str, Any], with_loss: bool = True
 ) -> SolverInTheLoop:
@@ -164,7 +177,7 @@ class SolTask(FluidTask):
 
     def prepare(self, cfg: SolRunConfig, stored: dict[str, Any]) -> Prepared:
         stats = stored.get(STATS_FILE) or data_statistics(cfg.data.path, cfg.data.split)
-        scene = build_scene(*self._scene_args(cfg, stats))
+        scene = source_scene(cfg, stats)
         fields = ("velocity", "density") if _needs_density(scene) else ("velocity",)
         dataset = FieldWindows(
             cfg.data.path,
@@ -181,19 +194,18 @@ class SolTask(FluidTask):
     def _scene_args(cfg: SolRunConfig, stats: dict[str, Any]) -> tuple:
         dcfg = stored_data_config(cfg, stats)
         override = cfg.method.solver
-        if override is not None:
+        if override is not None:  # the keys the run gives replace the data set's
             given = {k: getattr(override, k) for k in override.model_fields_set}
             solver = dcfg.scene.solver.model_copy(update=given)
-            dcfg = dcfg.model_copy(
-                update={"scene": dcfg.scene.model_copy(update={"solver": solver})}
-            )
+            scene = dcfg.scene.model_copy(update={"solver": solver})
+            dcfg = dcfg.model_copy(update={"scene": scene})
         return dcfg, dcfg.low_resolution
 
     def build(self, cfg: SolRunConfig, files: dict[str, Any]) -> nn.Module:
         stats = files.get(STATS_FILE)
         if stats is None:
             raise FileNotFoundError(f"{STATS_FILE} is missing from the run directory")
-        return build_sol_model(cfg, build_scene(*self._scene_args(cfg, stats)), stats, False)
+        return build_sol_model(cfg, source_scene(cfg, stats), stats, False)
 
     def describe(self, cfg: SolRunConfig) -> str:
         return f"Solver-in-the-Loop, {cfg.method.loss.name} loss, m = {cfg.method.m}"

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from coldflow.config.base import Strict
+from coldflow.config.base import OmitWhenDefault, Strict
 
-__all__ = ["DEFAULT_LOSS_OPTIONS", "FieldLossConfig", "OptimizerConfig", "TrainingConfig"]
+__all__ = [
+    "DEFAULT_LOSS_OPTIONS",
+    "FieldLossConfig",
+    "OptimizerConfig",
+    "TrainingConfig",
+    "WandbConfig",
+]
 
 
 class OptimizerConfig(Strict):
@@ -29,9 +35,23 @@ class OptimizerConfig(Strict):
     )
 
 
-class TrainingConfig(Strict):
+class WandbConfig(Strict):
+    """Where the ``wandb`` logger of ``training.loggers`` sends a run (Weights & Biases)."""
+
+    project: str = Field("coldflow", min_length=1, description="W&B project of the run")
+    entity: str | None = Field(None, description="W&B user or team; null: W&B's default")
+    mode: Literal["offline", "online", "disabled"] | None = Field(
+        None,
+        description="null: $WANDB_MODE when set, else offline (sync later with `wandb sync`)",
+    )
+
+
+class TrainingConfig(OmitWhenDefault):
     """What the one trainer (:class:`~coldflow.training.trainer.Trainer`) needs: epochs,
-    batches, optimiser."""
+    batches, optimiser, and where its metrics go besides ``metrics.jsonl``."""
+
+    # added after runs existed: left out of the dump (and so of config.yaml) at their default
+    omit_at_default: ClassVar[tuple[str, ...]] = ("loggers", "wandb")
 
     epochs: int = Field(100, ge=1)
     batch_size: int = Field(128, ge=1)
@@ -58,6 +78,35 @@ class TrainingConfig(Strict):
     channels_last: bool = Field(
         False, description="channels-last memory format for weights and 4-D batches"
     )
+    loggers: list[Literal["jsonl", "tensorboard", "wandb"]] = Field(
+        ["jsonl"],
+        description=(
+            "where metrics go: jsonl (metrics.jsonl, always on: every page reads it), "
+            "tensorboard (RUN/tensorboard/, pip install 'coldflow[tensorboard]'), wandb "
+            "(offline unless training.wandb.mode or $WANDB_MODE say otherwise, pip install "
+            "'coldflow[wandb]')"
+        ),
+    )
+    wandb: WandbConfig | None = Field(
+        None, description="W&B project, entity and mode of the wandb logger; null: defaults"
+    )
+
+    @field_validator("loggers", mode="before")
+    @classmethod
+    def _split_loggers(cls, value: Any) -> Any:
+        if isinstance(value, str):  # --set training.loggers=jsonl,tensorboard
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("loggers")
+    @classmethod
+    def _check_loggers(cls, value: list[str]) -> list[str]:
+        if "jsonl" not in value:
+            raise ValueError(
+                "must include jsonl: metrics.jsonl is what every report page reads; "
+                f"write e.g. training.loggers=[{', '.join(['jsonl', *value])}]"
+            )
+        return list(dict.fromkeys(value))  # each logger once, in the order given
 
     @model_validator(mode="after")
     def _check_device(self) -> TrainingConfig:

@@ -35,6 +35,8 @@ RESUMABLE_TRAINING_FIELDS = frozenset(
         "max_nonfinite_steps",
         "compile",
         "channels_last",
+        "loggers",
+        "wandb",
     }
 )
 # the same for fields of ``training.optimizer``

@@ -44,6 +44,7 @@ from coldflow.training.device import (
     to_device,
 )
 from coldflow.training.hashes import ConfigMismatchError, hash_matches
+from coldflow.training.loggers import RunLoggers
 from coldflow.training.parts import EMA, CompiledStep, build_optimizer
 from coldflow.training.progress import Progress
 from coldflow.training.state import restore_state, training_state
@@ -66,7 +67,9 @@ class Trainer:
         ``TrainingConfig``: epochs, batch size (global, split across processes), optimizer,
         EMA, gradient clipping, autocast, device, checkpoint retention, progress bar.
     run
-        Run directory for metrics and checkpoints (rank 0 writes).
+        Run directory for metrics and checkpoints (rank 0 writes). The loggers of
+        ``cfg.loggers`` besides ``jsonl`` (TensorBoard, W&B) mirror what each epoch adds
+        to it, on rank 0 (see :mod:`coldflow.training.loggers`).
     seed
         Base seed of the run.
     hooks
@@ -108,6 +111,10 @@ class Trainer:
         self.run.write = run.write and self.rank == 0
         self.config_text = config_text
         self.config_hash = config_hash
+        # TensorBoard / W&B besides metrics.jsonl (rank 0); a missing package fails here
+        self.loggers = RunLoggers(
+            self.run, getattr(cfg, "loggers", ["jsonl"]), getattr(cfg, "wandb", None), config_text
+        )
         seed_everything(seed + self.rank)
         self.channels_last = bool(getattr(cfg, "channels_last", False))
         self.model = model.to(self.device)
@@ -249,7 +256,8 @@ class Trainer:
             self.say(f"resumed from epoch {self.epoch} (step {self.step})")
         if self.config_text:
             self.run.save_config(self.config_text)
-        with self._progress() as progress:
+        # TensorBoard / W&B open after a resumed run's metrics.jsonl was truncated
+        with self._progress() as progress, self.loggers.open(self.step):
             while self.epoch < self.cfg.epochs:
                 self._train_epoch(self.epoch + 1, progress)
                 self.epoch += 1
@@ -259,6 +267,7 @@ class Trainer:
                     for hook in self.hooks:
                         if self.rank == 0:
                             hook(self, self.epoch)
+                self.loggers.epoch_done(self.epoch, self.step)  # before the checkpoint
                 if self.world > 1:
                     dist.barrier()
                 self.save_checkpoint()

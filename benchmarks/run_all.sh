@@ -37,6 +37,7 @@ run blur "$PY" benchmarks/bench_blur.py "${QUICK[@]}" --out "$OUT/blur.json"
 run losses "$PY" benchmarks/bench_losses.py "${QUICK[@]}" --out "$OUT/losses.json"
 run mnist "$PY" benchmarks/bench_mnist.py "${QUICK[@]}" --out "$OUT/mnist.json"
 run sol "$PY" benchmarks/bench_sol.py "${QUICK[@]}" --out "$OUT/sol.json"
+run book "$PY" benchmarks/bench_book.py "${QUICK[@]}" --out "$OUT/book.json"
 run scale "$PY" benchmarks/bench_scale.py "${QUICK[@]}" --out "$OUT/scale.json"
 if [ ${#QUICK[@]} -gt 0 ]; then  # the full study sets take many minutes: `make bench-simulate`
   run simulate "$PY" benchmarks/bench_simulate.py "${SIMULATE[@]}" --out "$OUT/simulate.json"

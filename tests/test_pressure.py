@@ -16,12 +16,13 @@ import torch
 
 from coldflow.config.base import load_config
 from coldflow.config.fluids import FluidDataConfig, PressureSolverConfig
+from coldflow.errors import UserError
 from coldflow.losses import build_field_loss
 from coldflow.methods.sol import SolverInTheLoop
 from coldflow.nets.sol import SolCorrectionNet
 from coldflow.physics import FluidState, KarmanScene, PlumeScene, PressureSolver
 from coldflow.physics.grid import centered_to_faces, faces_to_centered
-from coldflow.physics.projection import DENSE_LIMIT, PressureSystem
+from coldflow.physics.projection import DENSE_LIMIT, PressureMethodError, PressureSystem
 from coldflow.simulate.specs import physics_hash, simulation_specs
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "fluids"
@@ -84,8 +85,9 @@ def test_direct_solve_in_single_precision_passes_the_divergence_check():
 def test_dense_inverse_refuses_a_grid_too_large_for_it():
     scene = plume(PressureSolver("dense-inverse"), (136, 128))
     assert DENSE_LIMIT < 136 * 128
-    with pytest.raises(ValueError, match="sparse-LU"):
+    with pytest.raises(PressureMethodError, match="set scene.solver.method to 'sparse-LU'"):
         scene.pressure_system()
+    assert issubclass(PressureMethodError, UserError)  # one line at the CLI, no traceback
     with pytest.raises(ValueError, match="not a direct"):
         PressureSystem(scene.domain, [], "CG", torch.float64)
 
@@ -207,3 +209,19 @@ def test_adjoint_tolerance_and_direct_methods_keep_data_set_hashes():
     assert with_solver(method="direct", rel_tol=1e-6) != cg
     assert "adjoint_abs_tol" not in PressureSolverConfig().model_dump()
     assert PressureSolverConfig().method == "direct"
+
+
+def test_a_sol_run_replaces_only_the_solver_keys_it_gives():
+    from coldflow.config.base import dump_yaml
+    from coldflow.tasks.sol.config import SolRunConfig
+    from coldflow.tasks.sol.task import source_scene
+
+    data = load_config(CONFIGS / "karman_tiny.yaml", FluidDataConfig, ["scene.solver.rel_tol=1e-6"])
+    stats = {"data_config": dump_yaml(data)}
+    base = {"data": {"path": "unused.h5"}, "model": {"kind": "sol_resnet_small"}}
+    plain = SolRunConfig.model_validate(base)
+    assert "solver" not in plain.model_dump()["method"]  # runs made before keep their hash
+    assert source_scene(plain, stats).solver.method == "direct"
+    cfg = SolRunConfig.model_validate({**base, "method": {"solver": {"method": "CG"}}})
+    solver = source_scene(cfg, stats).solver
+    assert (solver.method, solver.rel_tol, solver.adjoint_abs_tol) == ("CG", 1e-6, 0.0)

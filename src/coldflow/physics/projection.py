@@ -32,7 +32,16 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["DENSE_LIMIT", "DIRECT_METHODS", "PressureSystem", "project", "solve_timings"]
+from coldflow.errors import UserError
+
+__all__ = [
+    "DENSE_LIMIT",
+    "DIRECT_METHODS",
+    "PressureMethodError",
+    "PressureSystem",
+    "project",
+    "solve_timings",
+]
 
 DIRECT_METHODS = ("direct", "sparse-LU", "dense-inverse")
 """Pressure-solver methods that factorise the pressure matrix instead of iterating."""
@@ -40,6 +49,11 @@ DIRECT_METHODS = ("direct", "sparse-LU", "dense-inverse")
 DENSE_LIMIT = 16_384
 """Most cells for which ``dense-inverse`` is offered (its inverse: N^2 doubles, 2 GiB at
 this size)."""
+
+
+class PressureMethodError(UserError, ValueError):
+    """A direct pressure method that cannot serve this scene; the message names the key
+    ``scene.solver.method`` and what to use instead."""
 
 
 class PressureSystem:
@@ -69,10 +83,10 @@ class PressureSystem:
         self.dtype = dtype
         self._build()
         if method == "dense-inverse" and self.size > DENSE_LIMIT:
-            raise ValueError(
-                f"pressure method 'dense-inverse' needs {self.size:,}^2 floats for a "
+            raise PressureMethodError(
+                f"scene.solver.method 'dense-inverse' needs {self.size:,}^2 doubles for a "
                 f"{domain.resolution[0]}x{domain.resolution[1]} grid (over {DENSE_LIMIT:,} "
-                "cells); use 'sparse-LU' or 'direct'"
+                "cells); set scene.solver.method to 'sparse-LU' or 'direct'"
             )
         self._factors: dict[Any, Any] = {}
 
@@ -133,17 +147,18 @@ class PressureSystem:
         self.matrix.eliminate_zeros()
         self.bias = np.asarray(bias, dtype=np.float64).reshape(-1)
         if np.any(self.bias):
-            raise NotImplementedError(
+            raise PressureMethodError(
                 "pressure boundaries with a non-zero value (a bias in the pressure system) "
-                "are not supported by the direct solve; use method 'CG'"
+                "are not supported by the direct solve; set scene.solver.method: CG"
             )
         ones = np.ones(self.size)
         scale = abs(self.matrix).sum(axis=1).max()
         self.singular = bool(np.abs(self.matrix @ ones).max() <= 1e-10 * scale)
         if self.singular and np.abs(ones @ self.matrix).max() > 1e-10 * scale:
-            raise NotImplementedError(
+            raise PressureMethodError(
                 "a singular pressure matrix whose columns do not sum to zero (a non-"
-                "symmetric closed system) is not supported by the direct solve; use 'CG'"
+                "symmetric closed system) is not supported by the direct solve; set "
+                "scene.solver.method: CG"
             )
         if self.singular:
             # pin the pressure of cell 0: for a balanced right-hand side (sum zero) the

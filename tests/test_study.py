@@ -38,3 +38,26 @@ def test_study_trains_compares_and_resumes(tmp_path, tiny_overrides, capsys):
     # a changed config is not mistaken for the finished run: the study says which and why
     with pytest.raises(UserError, match="noise: .* trained with a different config"):
         run_study(study, tmp_path / "out", [*overrides, "training.optimizer.lr=0.5"])
+
+
+def test_the_plan_says_how_long_a_data_set_took_to_simulate(tmp_path):
+    """Each simulation records its share of the time its batch took; the study's plan
+    prints their sum for a data set it will reuse, and nothing where it cannot know."""
+    import h5py
+
+    from coldflow.data.store import FieldData
+    from coldflow.simulate.run import simulate
+    from coldflow.study import _simulated_in
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "fluids" / "karman_tiny.yaml"
+    out = tmp_path / "k.h5"
+    simulate(config, out, progress=False)
+    with FieldData(out) as data:
+        seconds = [float(s.attrs["simulate_seconds"]) for s in data.simulations()]
+    assert all(s > 0 for s in seconds)
+    took = _simulated_in(out)
+    assert took and took[0].isdigit()
+    with h5py.File(out, "r+") as f:  # a data set made before the time was recorded
+        del f["sims"][next(iter(f["sims"]))].attrs["simulate_seconds"]
+    assert _simulated_in(out) == ""
+    assert _simulated_in(tmp_path / "missing.h5") == ""

@@ -117,6 +117,9 @@ def _print_plan(
     print(f"study {study.name}: {len(study.data)} data sets, {len(mine)} runs -> {out}")
     for spec in study.data:
         state = "exists (reused when complete)" if Path(spec.out).is_file() else "to simulate"
+        took = _simulated_in(Path(spec.out))
+        if took:
+            state += f", simulated in {took}"
         print(f"  data {spec.out}: {state}", flush=True)
     for spec in mine:
         run = RunDir(out / spec.name)
@@ -131,6 +134,24 @@ def _print_plan(
         else:
             state = f"to train, {epochs} epochs"
         print(f"  run {spec.name}: {state}", flush=True)
+
+
+def _simulated_in(path: Path) -> str:
+    """How long the simulations of a data set took when it was made (``""``: unknown, e.g.
+    made before coldflow recorded it, or not there)."""
+    from coldflow.data.store import FieldData
+    from coldflow.io import format_duration
+
+    if not path.is_file():
+        return ""
+    try:
+        with FieldData(path) as data:
+            seconds = [s.attrs.get("simulate_seconds") for s in data.simulations()]
+    except (OSError, UserError):
+        return ""
+    if not seconds or any(s is None for s in seconds):
+        return ""
+    return format_duration(sum(float(s) for s in seconds))
 
 
 def _make_data(study: StudyConfig, path: Path, sharded: bool) -> None:

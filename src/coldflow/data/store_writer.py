@@ -90,8 +90,10 @@ class SimulationWriter:
         else:
             dset[frame : frame + len(array)] = array
 
-    def commit(self) -> Path:
-        """Mark the simulation complete and move the file into place."""
+    def commit(self, **attrs: Any) -> Path:
+        """Mark the simulation complete (adding ``attrs``, e.g. the seconds it took) and
+        move the file into place."""
+        _set_attrs(self._file, attrs)
         self._file.attrs["complete"] = True
         self._file.close()
         self._open = False

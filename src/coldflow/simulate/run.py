@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -317,7 +318,7 @@ def _run_batch(
             ckpt.clear()
             state = scene.initial_state(params, [s.seed for s in batch])
         positions = S + T + (T - 1 - start)
-        since = 0
+        since, started = 0, time.perf_counter()
         for pos in range(pos0, positions):
             if pos < S + T:  # the reference run, and the source run up to its start
                 t = pos - S
@@ -353,9 +354,12 @@ def _run_batch(
         for wr in writers:
             wr.abort()
         raise
+    # this batch's time, scaled up to the whole run when it resumed part-way, shared out:
+    # the sum over a data set's simulations is what its data step takes (the study's plan)
+    elapsed = (time.perf_counter() - started) * positions / max(positions - pos0, 1)
     for wr in writers:
         with disk_full_names(wr.path):
-            wr.commit()
+            wr.commit(simulate_seconds=elapsed / len(batch))
     ckpt.clear()
 
 

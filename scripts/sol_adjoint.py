@@ -80,6 +80,12 @@ def validation_loss(run_dir: Path, windows: FieldWindows) -> float:
     return total / n
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the project when inside it (pages hold no machine paths)."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def run_variant(name: str, solver: str, seed: int, args) -> dict:
     slug = name.replace(" ", "_")
     run_dir = args.runs / f"{slug}_seed{seed}"
@@ -110,7 +116,7 @@ def run_variant(name: str, solver: str, seed: int, args) -> dict:
     ev = evaluate(run_dir, steps=100)
     train_log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return {
-        "run_dir": str(run_dir),
+        "run_dir": _shown(run_dir),
         "seed": seed,
         "solver": solver,
         "validation_loss": curve,

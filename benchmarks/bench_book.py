@@ -50,7 +50,6 @@ ratios of the book's update to coldflow's) and writes JSON; never asserts on tim
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import platform
 import tempfile
 import time
@@ -84,10 +83,8 @@ from phi.torch.flow import (
     res_net,
 )
 
-from coldflow.data.store import FieldWindows
 from coldflow.io import write_json
-from coldflow.tasks.sol.config import SolRunConfig
-from coldflow.tasks.sol.task import build_sol_model, data_statistics, low_scene
+from coldflow.physics.scene import smooth_noise
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "book.json"
@@ -110,32 +107,6 @@ BOOK_NU_TIMES_RE = 10.0 * (BOOK_CELLS[1] / 128.0) ** 2
 # (Re - mean) / std.
 BOOK_RE_MEAN, BOOK_RE_STD = 1237.79, 1453.74
 BOOK_RE_RANGE = (100.0, 4000.0)  # synthetic batches: log-uniform in this range
-
-
-def smooth_noise(
-    gen: torch.Generator, shape: tuple[int, ...], cells: tuple[int, int]
-) -> torch.Tensor:
-    """Random smooth fields in [-1, 1]: a coarse uniform lattice, bilinearly interpolated.
-
-    Parameters
-    ----------
-    gen
-        Random generator (CPU).
-    shape
-        ``(..., H, W)`` output shape; the leading dimensions get independent fields.
-    cells
-        ``(ny, nx)`` bumps along each axis.
-
-    Returns
-    -------
-    torch.Tensor
-        Float32 tensor of ``shape``.
-    """
-    lead, (h, w) = shape[:-2], shape[-2:]
-    n = int(np.prod(lead)) if lead else 1
-    lattice = torch.rand((n, 1, cells[0] + 1, cells[1] + 1), generator=gen) * 2 - 1
-    out = F.interpolate(lattice, size=(h, w), mode="bilinear", align_corners=True)
-    return out.reshape(shape)
 
 
 class BookUpdate:
@@ -222,11 +193,16 @@ class BookUpdate:
         lo, hi = np.log(BOOK_RE_RANGE[0]), np.log(BOOK_RE_RANGE[1])
         re = float(np.exp(lo + (hi - lo) * torch.rand((), generator=gen).item()))
 
+        def noise(*lead: int) -> torch.Tensor:  # coldflow's seeded smooth noise, per field
+            seeds = torch.randint(0, 2**31 - 1, (int(np.prod(lead)),), generator=gen)
+            fields = [smooth_noise(int(k), (ny + 1, nx), (6, 3)) for k in seeds]
+            return torch.stack(fields).reshape(*lead, ny + 1, nx).float()
+
         def frames(*lead: int) -> torch.Tensor:
             out = torch.empty((*lead, 4, ny + 1, nx))
-            out[..., 0, :, :] = 0.5 + 0.5 * smooth_noise(gen, (*lead, ny + 1, nx), (6, 3))
-            out[..., 1, :, :] = 0.3 * smooth_noise(gen, (*lead, ny + 1, nx), (6, 3))
-            out[..., 2, :, :] = 1.0 + 0.3 * smooth_noise(gen, (*lead, ny + 1, nx), (6, 3))
+            out[..., 0, :, :] = 0.5 + 0.5 * noise(*lead)
+            out[..., 1, :, :] = 0.3 * noise(*lead)
+            out[..., 2, :, :] = 1.0 + 0.3 * noise(*lead)
             out[..., 3, :, :] = re
             return out
 
@@ -314,7 +290,7 @@ class BookUpdate:
             return self.loss(compiled=False).sum
 
         self.optimizer.zero_grad()
-        counts = solve_counts(forward)
+        counts = bench_sol.solve_counts(forward)
         self.optimizer.zero_grad()
         return counts
 
@@ -345,39 +321,7 @@ class BookUpdate:
         }
 
 
-def solve_counts(forward: Callable[[], torch.Tensor]) -> dict[str, Any]:
-    """Iterations of the linear solves of ``forward()`` and of its backward pass.
-
-    Runs both inside one ``phiml.math.SolveTape``: the solves recorded before the
-    backward pass are the forward ones, the rest the adjoint ones. Each solve gives the
-    most iterations of any batch entry (the batched CG runs until all have converged).
-
-    Returns
-    -------
-    dict
-        ``forward`` and ``adjoint``: iterations per solve, in the order they ran.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with math.SolveTape() as tape:
-            loss = forward()
-            n_forward = len(tape)
-            loss.backward()
-        iterations = [int(np.max(info.iterations.numpy())) for info in tape]
-    return {"forward": iterations[:n_forward], "adjoint": iterations[n_forward:]}
-
-
 # ---------------------------------------------------------------- coldflow
-def is_direct(solver: Any) -> bool:
-    """Whether a coldflow pressure solver is non-iterative (its ``direct`` flag where it
-    has one, else by name: ``direct``, ``sparse-LU``, ``dense-inverse``)."""
-    flag = getattr(solver, "direct", None)
-    if isinstance(flag, bool):
-        return flag
-    name = solver.method.lower()
-    return any(key in name for key in ("direct", "-lu", "inverse"))
-
-
 class ColdflowUpdate:
     """coldflow's Solver-in-the-Loop update, built as ``bench_sol.py`` builds it.
 
@@ -385,8 +329,6 @@ class ColdflowUpdate:
     ----------
     data
         Fluid data set file (its scene and pressure-solver settings are used).
-    stats
-        :func:`coldflow.tasks.sol.task.data_statistics` of ``data``.
     net
         ``"sol_resnet"`` or ``"sol_resnet_small"``.
     batch, m
@@ -398,29 +340,18 @@ class ColdflowUpdate:
     def __init__(
         self,
         data: Path,
-        stats: dict[str, Any],
         net: str,
         batch: int,
         m: int,
         device: torch.device,
     ) -> None:
-        self.cfg = SolRunConfig.model_validate(
-            {
-                "data": {"path": str(data)},
-                "model": {"kind": net},
-                "method": {"m": m, "loss": {"name": "mse"}},
-            }
-        )
-        self.stats, self.device, self.batch_size, self.m = stats, device, batch, m
-        self.model = build_sol_model(self.cfg, low_scene(data), stats).to(device)
+        self.job = {"data": str(data), "net": net, "m": m, "batch": batch, "solver": {}}
+        self.device, self.batch_size, self.m = device, batch, m
+        self.model, self.batch = bench_sol._model_and_batch(self.job, device, stride=7)
+        self.cfg = bench_sol.sol_config(self.job)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=self.cfg.training.optimizer.lr
         )
-        windows = FieldWindows(data, m, stride=7)
-        if len(windows) < batch:
-            raise ValueError(f"{data} has {len(windows)} windows of {m} steps, need {batch}")
-        batch_items = torch.utils.data.default_collate([windows[i] for i in range(batch)])
-        self.batch = {k: v.to(device) for k, v in batch_items.items()}
 
     @property
     def parameters(self) -> int:
@@ -437,12 +368,11 @@ class ColdflowUpdate:
         """Iterations of the pressure solves of one update, on an uncompiled copy of the
         scene with the trained weights; ``"direct"`` for a non-iterative solver."""
         scene = self.model.scene
-        if is_direct(scene.solver):
+        if scene.solver.direct:
             return "direct"
-        eager = build_sol_model(self.cfg, dataclasses.replace(scene, jit=False), self.stats)
+        eager, _ = bench_sol._model_and_batch(self.job, self.device, jit=False, stride=7)
         eager.load_state_dict(self.model.state_dict())
-        eager.to(self.device)
-        return solve_counts(lambda: eager(self.batch))
+        return bench_sol.solve_counts(lambda: eager(self.batch))
 
     def describe(self) -> dict[str, Any]:
         """JSON description: net, batch, m, scene and its pressure solver."""
@@ -545,10 +475,9 @@ def main() -> None:
             data, seconds = bench_sol.make_small_data("karman", small, m + 8, 2)
             print(f"generated a small Kármán set (2 simulations) in {seconds:.0f} s")
             torch.set_num_threads(args.threads)  # generating sets the data config's threads
-        stats = data_statistics(data)
         book = BookUpdate(BOOK_BATCH, m, device, args.book_inflow)
-        same = ColdflowUpdate(data, stats, "sol_resnet", BOOK_BATCH, m, device)
-        study = ColdflowUpdate(data, stats, "sol_resnet_small", 4, m, device)
+        same = ColdflowUpdate(data, "sol_resnet", BOOK_BATCH, m, device)
+        study = ColdflowUpdate(data, "sol_resnet_small", 4, m, device)
         variants = {"book": book, "coldflow_same": same, "coldflow_study": study}
         seconds = timed_rounds(
             {name: v.update for name, v in variants.items()}, args.rounds, args.iters, device
@@ -579,7 +508,7 @@ def main() -> None:
         f"threads, {args.rounds} rounds x {args.iters} updates (book inflow: {args.book_inflow})"
     )
     solver = setups["coldflow_same"]["scene"]["solver"]
-    start = "" if is_direct(same.model.scene.solver) else ", warm start"
+    start = "" if same.model.scene.solver.direct else ", warm start"
     settings = ", ".join(f"{k} {v}" for k, v in solver.items())
     print(f"pressure solve: book CG rel_tol 1e-3, zero start; coldflow {settings}{start}")
     print(f"{'variant':<38} {'s/update':>9} {'IQR':>7}  CG iterations per solve")

@@ -39,6 +39,7 @@ Prints tables and writes JSON; never asserts on time.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing
 import platform
 import resource
@@ -53,14 +54,14 @@ import _machine
 import torch
 
 from coldflow.config.base import load_config
-from coldflow.config.fluids import FluidDataConfig
+from coldflow.config.fluids import FluidDataConfig, PressureSolverConfig
 from coldflow.data.store import FieldData, FieldWindows
 from coldflow.io import write_json
 from coldflow.physics import FluidState, build_scene
 from coldflow.simulate.run import generate
 from coldflow.tasks.fluid import data_config
 from coldflow.tasks.sol.config import SolRunConfig
-from coldflow.tasks.sol.task import build_sol_model, data_statistics, source_scene
+from coldflow.tasks.sol.task import build_sol_model, data_statistics, source_scene, with_solver
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "sol.json"
@@ -151,38 +152,57 @@ class StepTimer:
         self._restore()
 
 
-def _model_and_batch(job: dict, device: torch.device, jit: bool = True):
-    cfg = SolRunConfig.model_validate(
+def sol_config(job: dict) -> SolRunConfig:
+    """The SOL run config of a benchmark job (data, net, m, MSE, solver keys)."""
+    return SolRunConfig.model_validate(
         {
             "data": {"path": job["data"]},
             "model": {"kind": job["net"]},
             "method": {"m": job["m"], "loss": {"name": "mse"}, "solver": job["solver"]},
         }
     )
+
+
+def _model_and_batch(job: dict, device: torch.device, jit: bool = True, stride: int = 1):
+    """The job's SOL model (its source solver with the job's solver keys) and a batch of
+    its first windows; ``jit=False``: an eager copy of the scene (PhiML reports each
+    solve's iterations only outside a trace)."""
+    cfg = sol_config(job)
     stats = data_statistics(job["data"])
     scene = source_scene(cfg, stats)
-    if not jit:  # an eager copy: PhiML reports each solve's iterations only outside a trace
-        import dataclasses
-
+    if not jit:
         scene = dataclasses.replace(scene, jit=False)
     model = build_sol_model(cfg, scene, stats).to(device)
     fields = ("velocity", "density") if "buoyancy" in scene.param_names else ("velocity",)
-    windows = FieldWindows(job["data"], job["m"], stride=1, fields=fields)
+    windows = FieldWindows(job["data"], job["m"], stride=stride, fields=fields)
+    if len(windows) < job["batch"]:
+        raise ValueError(f"{job['data']} has {len(windows)} windows, need {job['batch']}")
     batch = torch.utils.data.default_collate([windows[i] for i in range(job["batch"])])
     return model, {k: v.to(device) for k, v in batch.items()}
 
 
-def _iterations(job: dict, device: torch.device) -> dict:
-    """Iterations of each forward and adjoint pressure solve of one update (eager)."""
+def solve_counts(forward) -> dict:
+    """Iterations of the linear solves of ``forward()`` and of its backward pass.
+
+    Both run inside one ``phiml.math.SolveTape``: the solves recorded before the backward
+    pass are the forward ones, the rest the adjoint ones; each gives the most iterations
+    of any batch entry (a batched CG runs until all have converged).
+    """
     from phiml import math
 
-    model, batch = _model_and_batch(job, device, jit=False)
     with warnings.catch_warnings(), math.SolveTape() as tape:
         warnings.simplefilter("ignore")  # "two results for the same solve settings"
-        model(batch).backward()
+        loss = forward()
+        n_forward = len(tape)
+        loss.backward()
     counts = [int(info.iterations.numpy().max()) for info in tape]
-    m = job["m"]  # the m forward solves come first, then the m adjoint solves
-    return {"forward": counts[:m], "adjoint": counts[m:]}
+    return {"forward": counts[:n_forward], "adjoint": counts[n_forward:]}
+
+
+def _iterations(job: dict, device: torch.device) -> dict:
+    """Iterations of each forward and adjoint pressure solve of one update (eager)."""
+    model, batch = _model_and_batch(job, device, jit=False)
+    return solve_counts(lambda: model(batch))
 
 
 def _rates(system, batch: int, dtype: torch.dtype) -> dict:
@@ -201,15 +221,17 @@ def _rates(system, batch: int, dtype: torch.dtype) -> dict:
     out["sparse_product_gflops_256"] = 2 * nnz * 256 / seconds / 1e9
     kind, factor = system.factor(torch.device("cpu"))
     if kind == "sparse-LU":
-        out["lu_factor_nonzeros"] = int(factor.L.nnz + factor.U.nnz)
-        out["lu_solve_flop"] = int(batch * 2 * (factor.L.nnz + factor.U.nnz))
         import numpy as np
 
+        lu = factor.lu
+        nonzeros = int(lu.L.nnz + lu.U.nnz)
+        out["lu_factor_nonzeros"] = nonzeros
+        out["lu_solve_flop"] = batch * 2 * nonzeros
         rates = []
         for k in (batch, 256):  # SuperLU's many-column solve is not always the faster one
-            rhs = np.random.default_rng(0).standard_normal((factor.shape[0], k))
-            seconds = _machine.timed(lambda rhs=rhs: factor.solve(rhs), torch.device("cpu"))
-            rates.append(2 * (factor.L.nnz + factor.U.nnz) * k / seconds / 1e9)
+            rhs = np.random.default_rng(0).standard_normal((lu.shape[0], k))
+            seconds = _machine.timed(lambda rhs=rhs: lu.solve(rhs), torch.device("cpu"))
+            rates.append(2 * nonzeros * k / seconds / 1e9)
         out["lu_solve_gflops_batch"], out["lu_solve_gflops_256"] = rates
         out["lu_solve_gflops_best"] = max(rates)
     return out
@@ -338,11 +360,7 @@ def _rollouts(job: dict, model, device: torch.device) -> dict:
         out[name] = len(result.step_seconds) / sum(result.step_seconds)
         if name == "source":
             out["source_end"] = result.velocity[-1].cpu()
-    dcfg = data_config(job["data"])
-    solver = dcfg.scene.solver.model_copy(update=job["solver"])
-    high = build_scene(
-        dcfg.model_copy(update={"scene": dcfg.scene.model_copy(update={"solver": solver})})
-    )
+    high = build_scene(with_solver(data_config(job["data"]), PressureSolverConfig(**job["solver"])))
     state = FluidState(vh.to(high.dtype).to(device), None if rho_h is None else rho_h.to(device))
     p = {k: params[:, i].to(device) for i, k in enumerate(high.param_names)}
     with torch.no_grad():

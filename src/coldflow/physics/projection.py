@@ -33,18 +33,15 @@ import numpy as np
 import torch
 
 from coldflow.errors import UserError
+from coldflow.physics.solver import DIRECT_METHODS
 
 __all__ = [
     "DENSE_LIMIT",
-    "DIRECT_METHODS",
     "PressureMethodError",
     "PressureSystem",
     "project",
     "solve_timings",
 ]
-
-DIRECT_METHODS = ("direct", "sparse-LU", "dense-inverse")
-"""Pressure-solver methods that factorise the pressure matrix instead of iterating."""
 
 DENSE_LIMIT = 16_384
 """Most cells for which ``dense-inverse`` is offered (its inverse: N^2 doubles, 2 GiB at
@@ -169,7 +166,8 @@ class PressureSystem:
             self.system = self.matrix.tocsc()
 
     def factor(self, device: torch.device) -> tuple[str, Any]:
-        """``(kind, factor)`` for ``device``: made once, then reused."""
+        """``(kind, factor)`` for ``device``, made once, then reused: the dense inverse,
+        or a torch function solving with the SuperLU factor (its ``lu`` attribute)."""
         key = str(device)
         if key not in self._factors:
             kind = self.method
@@ -179,7 +177,7 @@ class PressureSystem:
             if kind == "sparse-LU":
                 from scipy.sparse.linalg import splu
 
-                self._factors[key] = (kind, splu(self.system))
+                self._factors[key] = (kind, _lu_function(splu(self.system)))
             else:
                 dense = torch.as_tensor(self.system.toarray(), dtype=torch.float64, device=device)
                 self._factors[key] = (kind, torch.linalg.inv(dense))
@@ -196,7 +194,7 @@ class PressureSystem:
         if kind == "dense-inverse":  # applied in float64: exact to single-precision rounding
             x = (rhs.to(torch.float64) @ factor.T).to(rhs.dtype)
         else:
-            x = _lu_function(factor).apply(rhs)
+            x = factor.apply(rhs)
         if self.singular:  # the pressure of zero mean (any constant solves the system)
             x = torch.cat([x.new_zeros(x.shape[0], 1), x], 1)
             x = x - x.mean(1, keepdim=True)
@@ -237,6 +235,8 @@ def _lu_function(lu) -> type[torch.autograd.Function]:
         return out
 
     class LUSolve(torch.autograd.Function):
+        """Solve with ``lu`` (forward) and with its transpose (backward)."""
+
         @staticmethod
         def forward(ctx, b: torch.Tensor) -> torch.Tensor:
             return run(b, "N")
@@ -245,6 +245,7 @@ def _lu_function(lu) -> type[torch.autograd.Function]:
         def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
             return run(grad, "T")
 
+    LUSolve.lu = lu
     return LUSolve
 
 

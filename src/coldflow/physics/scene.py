@@ -108,6 +108,7 @@ class Scene:
             raise ValueError(f"precision must be 32 or 64, got {self.precision}")
         self.domain = Domain(tuple(self.size), self.resolution, self.boundary())
         self._compiled = None
+        self._pressure_system: PressureSystem | None = None
 
     def boundary(self) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
         """``((y_lower, y_upper), (x_lower, x_upper))``, see :data:`coldflow.physics.grid.Side`."""
@@ -382,7 +383,7 @@ class Scene:
 
     def pressure_system(self) -> PressureSystem:
         """The scene's pressure matrix and its factorisations (direct methods only)."""
-        if getattr(self, "_pressure_system", None) is None:
+        if self._pressure_system is None:
             from phi.physics import fluid
 
             with phi_context(self.precision):

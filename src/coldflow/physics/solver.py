@@ -20,6 +20,7 @@ from coldflow.errors import UserError
 from coldflow.physics.grid import BATCH
 
 __all__ = [
+    "DIRECT_METHODS",
     "FluidState",
     "PressureSolver",
     "SolverError",
@@ -28,6 +29,11 @@ __all__ = [
     "phi_context",
     "to_phi",
 ]
+
+
+DIRECT_METHODS = ("direct", "sparse-LU", "dense-inverse")
+"""Pressure-solver methods that factorise the pressure matrix instead of iterating
+(:mod:`coldflow.physics.projection`)."""
 
 
 class SolverError(UserError, RuntimeError):
@@ -185,7 +191,7 @@ class PressureSolver:
     @property
     def direct(self) -> bool:
         """Whether the method factorises the pressure matrix instead of iterating."""
-        return self.method in ("direct", "sparse-LU", "dense-inverse")
+        return self.method in DIRECT_METHODS
 
 
 def check_step(

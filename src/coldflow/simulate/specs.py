@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from coldflow.config.fluids import FluidDataConfig
-from coldflow.physics.projection import DIRECT_METHODS
+from coldflow.physics.solver import DIRECT_METHODS
 
 __all__ = ["SimulationSpec", "physics_hash", "simulation_specs", "versions"]
 

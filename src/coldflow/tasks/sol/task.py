@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from coldflow.config import ConfigError
+from coldflow.config.fluids import FluidDataConfig, PressureSolverConfig
 from coldflow.data.store import FieldData, FieldWindows
 from coldflow.losses import build_field_loss
 from coldflow.methods.sol import SolverInTheLoop
@@ -44,6 +45,7 @@ __all__ = [
     "data_statistics",
     "low_scene",
     "source_scene",
+    "with_solver",
 ]
 
 STATS_FILE = "data_stats.json"
@@ -121,10 +123,21 @@ def stored_data_config(cfg: SolRunConfig, stats: dict[str, Any]):
     return data_config(cfg.data.path)  # runs trained before the config was stored
 
 
+def with_solver(dcfg: FluidDataConfig, override: PressureSolverConfig | None) -> FluidDataConfig:
+    """``dcfg`` with the pressure-solver keys ``override`` gives (its fields set) in place
+    of the data set's own; unchanged for ``None``."""
+    if override is None:
+        return dcfg
+    given = {k: getattr(override, k) for k in override.model_fields_set}
+    solver = dcfg.scene.solver.model_copy(update=given)
+    return dcfg.model_copy(update={"scene": dcfg.scene.model_copy(update={"solver": solver})})
+
+
 def source_scene(cfg: SolRunConfig, stats: dict[str, Any]) -> Scene:
     """The run's source solver: the data set's low-resolution scene, with the pressure
     solver settings of ``method.solver`` where the run gives them."""
-    return build_scene(*SolTask._scene_args(cfg, stats))
+    dcfg = with_solver(stored_data_config(cfg, stats), cfg.method.solver)
+    return build_scene(dcfg, dcfg.low_resolution)
 
 
 def build_sol_model(
@@ -189,17 +202,6 @@ class SolTask(FluidTask):
         )
         model = build_sol_model(cfg, scene, stats)
         return Prepared(model, dataset, files={STATS_FILE: stats})
-
-    @staticmethod
-    def _scene_args(cfg: SolRunConfig, stats: dict[str, Any]) -> tuple:
-        dcfg = stored_data_config(cfg, stats)
-        override = cfg.method.solver
-        if override is not None:  # the keys the run gives replace the data set's
-            given = {k: getattr(override, k) for k in override.model_fields_set}
-            solver = dcfg.scene.solver.model_copy(update=given)
-            scene = dcfg.scene.model_copy(update={"solver": solver})
-            dcfg = dcfg.model_copy(update={"scene": scene})
-        return dcfg, dcfg.low_resolution
 
     def build(self, cfg: SolRunConfig, files: dict[str, Any]) -> nn.Module:
         stats = files.get(STATS_FILE)

@@ -188,3 +188,16 @@ def test_coarse_latent_starts_as_interpolated_block_averages():
         assert torch.allclose(net(x), upsample(F.avg_pool2d(x, 4), 4, "bicubic"), atol=1e-6)
     with pytest.raises(ValueError, match="lower the compression"):
         FieldAutoencoderNet(in_channels=3, levels=2, compression=16, coarse=True)
+
+
+def test_pca_and_dct_codecs_store_as_many_values_as_the_latent_code():
+    """The evaluation's codecs are sized by the latent code: same numbers per frame."""
+    from coldflow.tasks.recon.baselines import DCTCodec, PCACodec, resample_baseline
+
+    net = FieldAutoencoderNet(2, width=4, levels=2, compression=16)
+    train, test = vortices(256, 32, 16, seed=0), vortices(4, 32, 16, seed=1)
+    n = net.latent_numbers(test.shape)
+    assert net.encode(test)[0].numel() == n == 64
+    assert PCACodec.fit(train, n).encode(test).shape == (4, n)
+    assert DCTCodec((2, 32, 16), n).encode(test).shape == (4, n)
+    assert resample_baseline(test, n)[1] == n  # 2 x 8 x 4: exactly the latent size here

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from tiny_model import LeastSquares
 
 from coldflow.config import ConfigError, dump_yaml, load_config, validate
 from coldflow.config.training import TrainingConfig
@@ -121,15 +122,7 @@ def test_a_missing_tensorboard_package_fails_before_training(tmp_path, tiny_over
 # ------------------------------------------------- a least-squares trainer (fast)
 
 
-class _Tiny(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.lin = torch.nn.Linear(3, 1)
-
-    def forward(self, batch):
-        x, y = batch
-        return ((self.lin(x).squeeze(-1) - y) ** 2).mean()
+_Tiny = LeastSquares
 
 
 def _trainer(tmp_path, name="run", write=True, config_text="", **training) -> Trainer:

@@ -215,3 +215,97 @@ def test_training_with_lsim_does_not_change_it() -> None:
     assert not torch.equal(model.weight, start)
     for key, value in lsim.state_dict().items():
         assert torch.equal(value, before[key]), key
+
+
+# ---------------------------------------------------------------- fields below 64x64
+
+
+def test_feature_masks_are_the_share_of_each_receptive_field_on_the_field(lsim) -> None:
+    from coldflow.losses.lsim import feature_masks
+
+    ones = torch.ones(1, 1, 64, 64)
+    assert all(torch.equal(m, torch.ones_like(m)) for m in feature_masks(lsim.basenet, ones))
+    x, y = smooth_fields(2, 64, seed=20), smooth_fields(2, 64, seed=21)
+    torch.testing.assert_close(lsim(x, y, mask=ones.expand(2, -1, -1, -1)), lsim(x, y))
+    # columns 0..31 padding: slice 1 (kernel 12, stride 4, padding 2) sees input columns
+    # 4i - 2 .. 4i + 9 of which those inside the image count
+    half = ones.clone()
+    half[..., :32] = 0
+    first = feature_masks(lsim.basenet, half)[0][0, 0, 7]  # one row: all rows are alike
+    for i, value in enumerate(first.tolist()):
+        cols = [c for c in range(4 * i - 2, 4 * i + 10) if 0 <= c < 64]
+        assert value == pytest.approx(sum(c >= 32 for c in cols) / len(cols)), i
+
+
+def test_reflect_padding_mirrors_again_where_the_field_is_narrower_than_the_padding():
+    seen = []
+
+    class Probe(torch.nn.Module):
+        min_size = 20
+
+        def forward(self, a, b):
+            seen.append(a)
+            return (a - b).abs().flatten(1).sum(dim=1)
+
+    from coldflow.losses import FieldDistance
+
+    a = torch.arange(24.0).view(1, 1, 4, 6)
+    FieldDistance(Probe(), fit="pad", pad_mode="reflect")(a, torch.zeros_like(a))
+    expected = np.pad(a[0, 0].numpy(), ((8, 8), (7, 7)), mode="reflect")
+    np.testing.assert_array_equal(seen[-1][0, 0].numpy(), expected)
+    with pytest.raises(ValueError, match="pad_mode 'masked' needs a distance"):
+        FieldDistance(Probe(), fit="pad", pad_mode="masked")
+
+
+def test_lsim_resizes_small_fields_unless_a_run_names_its_padding() -> None:
+    from coldflow.config.training import DEFAULT_LOSS_FIT, FieldLossConfig
+    from coldflow.losses import build_field_loss
+    from coldflow.metrics import metric_functions
+
+    assert LSiM.fit == DEFAULT_LOSS_FIT["lsim"] == "resize"  # one choice, loss and metric
+    assert build_field_loss("lsim", pretrained=False).fit == "resize"
+    assert metric_functions(["lsim"], "staggered")["lsim"].fit == "resize"
+    assert build_field_loss("mse").fit == "pad"
+    assert FieldLossConfig(name="lsim").fit == "resize"
+    assert FieldLossConfig(name="mse").fit == "pad"
+    # run directories store the resolved config: a run trained with padding keeps it
+    old = FieldLossConfig(name="lsim", fit="pad", pad_mode="edge", faces="keep", options={})
+    assert (old.fit, old.pad_mode) == ("pad", "edge")
+    assert FieldLossConfig.model_validate(old.model_dump()) == old
+
+
+def _wall_over_interior(fn, field: torch.Tensor, factor: int) -> torch.Tensor:
+    """Distance of a perturbation on the 4 fine columns next to each side wall over that
+    of the same perturbation on two interior strips of 4 columns (same energy)."""
+    from coldflow.physics import downsample_velocity
+
+    H, W = field.shape[-2] - 1, field.shape[-1] - 1
+    y = torch.arange(H + 1.0)[:, None] / H
+    out = []
+    for cols in ([0, 1, 2, 3, W - 4, W - 3, W - 2, W - 1], [14, 15, 16, 17, 46, 47, 48, 49]):
+        p = torch.zeros_like(field)
+        p[:, 0][..., cols] = 0.1 * torch.sin(2 * np.pi * 4 * y).expand(-1, len(cols))
+        a, b = (downsample_velocity(x, factor) for x in (field, field + p))
+        with torch.no_grad():
+            out.append(fn(a, b))
+    return out[0] / out[1]
+
+
+def test_edge_padding_over_counts_the_walls_and_resizing_agrees_with_the_unpadded_metric(
+    lsim,
+) -> None:
+    from coldflow.losses import FieldDistance
+
+    s = smooth_fields(1, 129, channels=2, seed=3)
+    field = torch.zeros(1, 2, 129, 65)  # a staggered 128x64 field, needs no enlarging
+    field[:, 0, :, :64] = 1 + 0.5 * s[:, 0, :, :64]
+    field[:, 1, :128, :] = 0.5 * s[:, 1, :128, :65]
+    joint = LSiM(scaling="joint")
+
+    def ratio(**fit):
+        return _wall_over_interior(FieldDistance(joint, "staggered", **fit), field, 2)
+
+    native = _wall_over_interior(FieldDistance(joint, "staggered", fit="none"), field, 1)
+    edge, resize = ratio(fit="pad", pad_mode="edge"), ratio()  # default: resize
+    assert torch.all(edge > 5 * native)  # each wall column 17 times in the 64x64 input
+    assert torch.all((resize / native - 1).abs() < 0.3)

@@ -59,7 +59,7 @@ def test_a_metric_needs_exactly_the_weights_its_spec_names(tmp_path, monkeypatch
 def test_default_lists_name_known_metrics_and_are_the_config_defaults() -> None:
     for name in metric_defaults.__all__:
         assert metric_specs(getattr(metric_defaults, name))  # every name has a spec
-    assert DEFAULT_FIELD_METRICS == ("mse", "rel_l1", "lsim")
+    assert DEFAULT_FIELD_METRICS == ("mse", "rel_l1", "lsim", "vort_l1", "div", "ssim", "lse_top")
     assert SolEvaluationConfig().metrics == list(DEFAULT_FIELD_METRICS)
     assert StudyPipeline(name="p", sol=["a"]).metrics == list(DEFAULT_FIELD_METRICS)
 
@@ -107,10 +107,10 @@ def test_the_scorer_on_a_staggered_grid_skips_the_padding() -> None:
 
 
 def test_unknown_names_are_refused_with_the_known_ones() -> None:
-    with pytest.raises(UnknownMetricError, match=r"unknown metrics \['ssim'\]; known: mse, mae"):
-        metric_spec("ssim")
-    with pytest.raises(ValueError, match=r"unknown metrics \['ssim', 'fid'\]"):
-        metric_functions(["mse", "ssim", "fid"])
+    with pytest.raises(UnknownMetricError, match=r"unknown metrics \['ms_ssim'\]; known: mse, mae"):
+        metric_spec("ms_ssim")
+    with pytest.raises(ValueError, match=r"unknown metrics \['ms_ssim', 'fid'\]"):
+        metric_functions(["mse", "ms_ssim", "fid"])
     with pytest.raises(ValueError, match="no field metrics given"):
         metric_functions([])
 

@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from coldflow.data.frames import read_centered
+from coldflow.data.store import FieldData
 from coldflow.errors import UserError
 from coldflow.experiment import train
 from coldflow.methods.superres import upsample
-from coldflow.metrics import FIELD_METRICS
+from coldflow.metrics import FIELD_METRICS, metric_functions, score_fields
 from coldflow.simulate.run import simulate
+from coldflow.tasks.handle import load_run, open_run
 from coldflow.tasks.pipeline.evaluation import evaluate_pipeline, score_upsampled
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,6 +85,46 @@ def test_pipeline_table_speedups_and_figures(runs, tmp_path):
     assert "high-resolution solver (reference)" in table and "speed-up" in table
     for fig in ("pipeline_error_vs_step.png", "pipeline_error_vs_cost.png"):
         assert (tmp_path / "p" / "figures" / fig).stat().st_size > 1000
+
+
+def test_pipeline_rows_are_the_stored_source_upsampled_and_speedups_are_time_ratios(runs, tmp_path):
+    """Known answers: from the data set's start frame the uncorrected solver is the data
+    set's own source run, so "source -> bicubic" is the bicubic upsampling of the stored
+    source frames and "source -> SR" the SR run's upscaling of them, scored here without
+    the pipeline; every speed-up is the high-resolution time over the row's time."""
+    data, sol, sr, _ = runs
+    metrics = ["mse", "rel_l1"]
+    result = evaluate_pipeline([sol], [sr], tmp_path / "p", data, steps=4, metrics=metrics)
+    fns = metric_functions(metrics, "centered")
+    with FieldData(data) as d:
+        assert result["start"] == d.warmup == d.source_start  # where the stored source starts
+        frames = list(range(d.source_start + 1, d.source_start + result["steps"] + 1))
+        sims = d.simulations("test")
+        source, high = (
+            torch.stack([torch.from_numpy(read_centered(d, s, kind, frames, ("velocity",)))
+                         for s in sims], 1)
+            for kind in ("source", "reference")
+        )  # fmt: skip
+    sr_model = load_run(open_run(sr), "cpu").model
+    upscalers = {
+        "source -> bicubic": lambda x: upsample(x, 2, "bicubic"),
+        f"source -> SR {sr.name}": sr_model.upscale,
+    }
+    for name, up in upscalers.items():
+        expected = {m: [] for m in metrics}
+        with torch.no_grad():
+            for t in range(len(frames)):
+                for m, v in score_fields(fns, up(source[t]), high[t]).items():
+                    expected[m].append(float(v.mean()))
+        for m in metrics:  # bit-identical in practice; rel 1e-5 allows solver rounding
+            assert result["pipelines"][name]["per_step"][m] == pytest.approx(
+                expected[m], rel=1e-5
+            ), (name, m)
+    high_s = result["high_res_seconds_per_frame"]
+    table = (tmp_path / "p" / "pipeline.md").read_text()
+    for name, row in result["pipelines"].items():
+        assert row["speedup"] == pytest.approx(high_s / row["seconds_per_frame"], rel=1e-12)
+        assert f"| {row['speedup']:.1f}x |" in table.split(f"| {name} |")[1].split("\n")[0]
 
 
 def test_pipeline_refuses_runs_of_the_wrong_kind_or_channels(runs, tmp_path):

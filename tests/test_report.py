@@ -329,3 +329,79 @@ def test_results_table_names_a_skipped_metric_without_addresses_or_paths(reason)
     note = [line for line in table.splitlines() if line.startswith("Not scored")]
     assert len(note) == 1 and "alexnet-owt-7be5be79.pth" in note[0], table
     assert "http" not in note[0] and "/home/" not in note[0] and not note[0].endswith(":)."), note
+
+
+# ------------------------------------------------------------- losses of several kinds
+
+
+def _fluid_run(path: Path, loss: str, scale: float) -> Path:
+    """A run directory with a field task's config section and a falling training loss."""
+    run = RunDir(path)
+    run.save_config(f"name: {path.name}\nmethod:\n  kind: sol\n  m: 2\n  loss:\n    name: {loss}\n")
+    for epoch in range(3):
+        run.log(epoch, epoch, "train", "loss", scale / (1 + epoch))
+    return path
+
+
+def test_loss_kind_reads_the_loss_of_each_kind_of_config() -> None:
+    from coldflow.report.runs import loss_kind
+
+    cold = DiffusionRunConfig(method={"kind": "cold", "loss": "l1"}, degradation={"kind": "blur"})
+    cold = dump_yaml(cold)
+    assert loss_kind(cold) == ("cold", "l1")
+    assert loss_kind(dump_yaml(DiffusionRunConfig())) == ("ddpm", "")  # one fixed loss
+    assert loss_kind("method:\n  kind: superres\n  loss: {name: lsim, options: {}}\n") == (
+        "superres",
+        "lsim",
+    )
+    assert loss_kind("") == ("", "") and loss_kind("just text") == ("", "")
+
+
+def test_losses_of_different_kinds_never_share_an_axis() -> None:
+    from coldflow.report.runs import loss_panels
+
+    # one kind: one axis
+    assert loss_panels({"a": ("sol", "mse"), "b": ("sol", "mse")}) is None
+    assert loss_panels({"a": ("sol", "mse")}) is None
+    # MSE and LSiM runs: one panel each, in order of first appearance, runs kept together
+    assert loss_panels({"a": ("sol", "mse"), "b": ("sol", "lsim"), "c": ("sol", "mse")}) == {
+        "mse": ["a", "c"],
+        "lsim": ["b"],
+    }
+    # the same loss name of two methods is two kinds; a method's fixed loss is its name
+    assert loss_panels({"x": ("ddpm", ""), "y": ("cold", "mse"), "z": ("sol", "mse")}) == {
+        "ddpm": ["x"],
+        "cold mse": ["y"],
+        "sol mse": ["z"],
+    }
+    assert loss_panels({"a": ("sol", "mse"), "b": ("", "")}) == {
+        "mse": ["a"],
+        "loss of unknown kind (no config.yaml)": ["b"],
+    }
+
+
+def test_metric_figure_draws_one_panel_per_group_keeping_each_runs_colour() -> None:
+    series = {"a": ([0, 1], [1.0, 0.5]), "b": ([0, 1], [0.02, 0.01]), "c": ([0, 1], [0.9, 0.4])}
+    fig = metric_figure(series, "training loss", panels={"mse": ["a", "c"], "lsim": ["b"]})
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["mse", "lsim"]
+    drawn = [{line.get_label(): line.get_color() for line in ax.get_lines()} for ax in axes]
+    assert [sorted(d) for d in drawn] == [["a", "c"], ["b"]]
+    one = metric_figure(series, "training loss")
+    colours = {line.get_label(): line.get_color() for line in one.axes[0].get_lines()}
+    assert drawn[0] | drawn[1] == colours  # a run has the same colour with or without panels
+    with pytest.raises(ValueError, match="curves in no panel: b"):
+        metric_figure(series, "training loss", panels={"mse": ["a", "c"]})
+
+
+def test_comparison_of_mse_and_lsim_runs_draws_their_losses_apart(tmp_path: Path) -> None:
+    from coldflow.report import write_comparison
+
+    mixed = [_fluid_run(tmp_path / "m", "mse", 0.01), _fluid_run(tmp_path / "l", "lsim", 0.5)]
+    page = write_comparison(mixed, tmp_path / "mixed")
+    assert "One panel per kind of loss (mse, lsim)" in page.read_text()
+    read_png(tmp_path / "mixed" / "figures" / "loss.png")
+    same = [_fluid_run(tmp_path / "m2", "mse", 0.02), mixed[0]]
+    page = write_comparison(same, tmp_path / "same")
+    assert "One panel per kind of loss" not in page.read_text()
+    assert "Training loss (mean over each epoch" in page.read_text()

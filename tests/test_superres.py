@@ -155,3 +155,15 @@ def test_tiny_network_beats_bicubic(factor):
         error = F.mse_loss(model.upscale(low), test).item()
     baseline = F.mse_loss(upsample(low, factor, "bicubic"), test).item()
     assert error < 0.5 * baseline, (error, baseline)
+
+
+@pytest.mark.parametrize("mode", ["bicubic", "bilinear"])
+def test_upsampling_commutes_with_the_mirror_the_nearest_frame_search_uses(mode):
+    """Mirroring a low-resolution input and upsampling it gives the mirrored upsampled
+    frame: a mirrored training frame is a fair candidate for every method alike."""
+    from coldflow.tasks.recon.baselines import mirror_centered
+
+    low = smooth_fields(3, 16, 3, seed=4)
+    channels = ["v_y", "v_x", "density"]
+    mirrored = upsample(mirror_centered(low, channels), 2, mode)
+    torch.testing.assert_close(mirrored, mirror_centered(upsample(low, 2, mode), channels))

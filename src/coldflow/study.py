@@ -23,7 +23,7 @@ from coldflow.errors import UserError
 from coldflow.experiment import evaluate, load_config_file, report_run, train
 from coldflow.io import exclusive_lock, write_text
 from coldflow.report import write_comparison
-from coldflow.report.html import markdown_table, markdown_to_html, page
+from coldflow.report.html import Figure, markdown_table, markdown_to_html, page, thumbnails_markdown
 from coldflow.runs import RunDir
 from coldflow.tasks import Task, task_for
 
@@ -270,6 +270,21 @@ def _href(path: Path, out: Path) -> str:
     return Path(os.path.relpath(path, out)).as_posix()
 
 
+def _thumbnails(figures: Sequence[Figure], runs: Sequence[Path], compared: Path, out: Path) -> str:
+    """The markdown line of a group's key figures (:meth:`Task.key_figures`): a figure in
+    a run's directory links to that run's ``report.html``, any other to the comparison
+    page ``compared``."""
+    items = []
+    for f in figures:
+        link = compared
+        for run in runs:
+            report = Path(run) / "report.html"
+            if Path(f.path).resolve().is_relative_to(Path(run).resolve()) and report.is_file():
+                link = report
+        items.append((Path(f.path), f.caption, link))
+    return thumbnails_markdown(items, out)
+
+
 def write_study_page(
     study: StudyConfig,
     out: Path,
@@ -281,7 +296,13 @@ def write_study_page(
     training: dict[str, str] | None = None,
 ) -> Path:
     """``out/results.md`` and the same page as ``out/index.html``; one comparison page per
-    group of runs. The page is written once, in markdown, and rendered to HTML."""
+    group of runs. The page is written once, in markdown, and rendered to HTML.
+
+    Each group shows its task's key figures (:meth:`Task.key_figures`) as thumbnails
+    linking to the full page; each pipeline its error against step and cost, linking
+    to the full-size figures."""
+    from coldflow.tasks.pipeline.figures import key_figures as pipeline_key_figures
+
     md = [f"# Study {study.name}", ""]
     if study.description:
         md += [study.description, ""]
@@ -315,6 +336,8 @@ def write_study_page(
             runs, out / group, labels=labels, extra=extra, describe=describe, title=f"{group} runs"
         )
         md += [f"## {group}", "", f"[Comparison page]({_href(page_path, out)})", ""]
+        thumbs = _thumbnails(task.key_figures(runs, out / group), runs, page_path, out)
+        md += [thumbs, ""] if thumbs else []
         findings = task.findings(runs, labels)
         if findings:
             md += ["Findings (generated from the numbers):", *[f"- {f}" for f in findings], ""]
@@ -324,13 +347,9 @@ def write_study_page(
     for pname, table_path in pipelines:
         md += [f"## Pipeline {pname}: low-resolution solver + upsampling", ""]
         md += [table_path.read_text(), ""]
-        for file, caption in (
-            ("pipeline_error_vs_cost.png", "Mean error at high resolution against cost."),
-            ("pipeline_error_vs_step.png", "Error of every pipeline against step."),
-        ):
-            figure = table_path.parent / "figures" / file
-            if figure.is_file():
-                md += [f"![{caption}]({_href(figure, out)})", ""]
+        figures = pipeline_key_figures(table_path.parent)
+        thumbs = thumbnails_markdown([(f.path, f.caption, f.path) for f in figures], out)
+        md += [thumbs, ""] if thumbs else []
     text = "\n".join(md)
     write_text(out / "results.md", text)
     index = out / "index.html"

@@ -1,9 +1,10 @@
 """Config models of the fluid data sets (``configs/fluids/*.yaml``).
 
 A data set config names a scene and its fixed settings, the high resolution and the
-downsampling factor, how many frames to store, and the simulations of the train and
-test splits, each a list of per-simulation parameters (``re`` for the Kármán flow,
-``buoyancy`` for the plume) with one seed per simulation.
+downsampling factor, how many frames to store, and the simulations of the train,
+validation and test splits (:data:`SPLITS`), each a list of per-simulation parameters
+(``re`` and ``inflow_speed`` for the Kármán flow, ``buoyancy`` for the plume) with one
+seed per simulation.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from typing import Annotated, ClassVar, Literal, Union
 from pydantic import Field, model_validator
 
 from coldflow.config.base import OmitWhenDefault, Strict
+
+SPLITS = ("train", "test", "val")
+"""The splits of a data set, in the order their simulations are numbered."""
 
 Range = tuple[float, float]
 Box2 = tuple[Range, Range]
@@ -70,6 +74,14 @@ class _SceneBase(Strict):
     jit: bool = Field(True, description="compile the step with phiml.math.jit_compile")
     solver: PressureSolverConfig = PressureSolverConfig()
 
+    @property
+    def mirror_axes(self) -> tuple[str, ...]:
+        """Axes (``"y"``, ``"x"``) across whose centre line the scene is its own mirror
+        image (geometry, sources, forces; seeded perturbations alike in distribution), so
+        that a mirrored flow is a flow of the scene: memorisation baselines search mirror
+        images of the training flows too. None by default."""
+        return ()
+
 
 class KarmanSceneConfig(_SceneBase):
     """Kármán vortex street (Solver-in-the-Loop wake flow), domain 200 x 100 (y x x)."""
@@ -91,6 +103,13 @@ class KarmanSceneConfig(_SceneBase):
     viscosity_scale: float = Field(1e4, gt=0, description="nu = viscosity_scale / re")
     perturbation: float = Field(0.5, ge=0, description="initial sideways poke, units of U")
     poke_box: Box2 = ((62.0, 90.0), (40.0, 60.0))
+
+    @property
+    def mirror_axes(self) -> tuple[str, ...]:
+        """``("x",)`` when cylinder, marker band and poke are centred on the channel's
+        centre line x = 50 (the poke's sign is drawn per seed), else none."""
+        spans = (self.marker_box[1], self.poke_box[1], (self.obstacle_center[1],) * 2)
+        return ("x",) if all(a + b == 100.0 for a, b in spans) else ()
 
 
 class PlumeSceneConfig(_SceneBase, OmitWhenDefault):
@@ -114,6 +133,12 @@ class PlumeSceneConfig(_SceneBase, OmitWhenDefault):
         "conservative either: gains mass), finite_volume (conservative upwind fluxes, "
         "more diffusive); the velocity is always advected semi-Lagrangian",
     )
+
+    @property
+    def mirror_axes(self) -> tuple[str, ...]:
+        """``("x",)`` when the source is centred on x = 100 (walls, buoyancy along y and
+        the seeded noise are symmetric), else none."""
+        return ("x",) if sum(self.source_box[1]) == 200.0 else ()
 
 
 SceneConfig = Annotated[
@@ -142,9 +167,18 @@ class SplitConfig(Strict):
         return len(self.seeds)
 
 
-class SimulationsConfig(Strict):
+class SimulationsConfig(OmitWhenDefault):
+    """The data set's simulations by split: ``train`` (fitting), ``val`` (every choice
+    made from data: epochs, checkpoints, settings; unseen parameter values inside the
+    training range) and ``test`` (the final evaluation only). Simulations are numbered
+    train first, then test, then val (val came last, so that adding it to an existing
+    data set's config appends simulations and leaves the others' indices alone)."""
+
+    omit_at_default: ClassVar[tuple[str, ...]] = ("val",)
+
     train: SplitConfig = SplitConfig()
     test: SplitConfig = SplitConfig()
+    val: SplitConfig = SplitConfig()
 
 
 class FluidDataConfig(Strict):
@@ -195,7 +229,7 @@ class FluidDataConfig(Strict):
             )
         names = set(type(self.scene).param_names)
         required = names - set(type(self.scene).optional_params)
-        for split in ("train", "test"):
+        for split in SPLITS:
             got = set(getattr(self.simulations, split).params)
             if getattr(self.simulations, split).seeds and not required <= got <= names:
                 optional = sorted(names - required)

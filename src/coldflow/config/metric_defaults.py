@@ -13,13 +13,20 @@ __all__ = [
     "DEFAULT_FIELD_METRICS",
     "DEFAULT_FILE_METRICS",
     "DEFAULT_FRAME_METRICS",
+    "INDEPENDENT_METRICS",
     "PERCEPTUAL_IF_AVAILABLE",
 ]
 
-DEFAULT_FIELD_METRICS: tuple[str, ...] = ("mse", "rel_l1", "lsim")
+INDEPENDENT_METRICS: tuple[str, ...] = ("vort_l1", "div", "ssim", "lse_top")
+"""Metrics no loss trains on (vorticity, divergence, SSIM, top-octave spectrum): part of
+every fluid evaluation's defaults below."""
+
+DEFAULT_FIELD_METRICS: tuple[str, ...] = ("mse", "rel_l1", "lsim", *INDEPENDENT_METRICS)
 """Rollouts (SOL evaluation), the SOL + SR pipeline and study pipelines."""
 
-DEFAULT_FRAME_METRICS: tuple[str, ...] = ("mse", "mae", "rel_l1", "psnr", "lsim")
+DEFAULT_FRAME_METRICS: tuple[str, ...] = (
+    "mse", "mae", "rel_l1", "psnr", "lsim", *INDEPENDENT_METRICS,
+)  # fmt: skip
 """Single frames: autoencoder and super-resolution evaluation."""
 
 PERCEPTUAL_IF_AVAILABLE: tuple[str, ...] = ("lpips", "vgg")

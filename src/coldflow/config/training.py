@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from coldflow.config.base import OmitWhenDefault, Strict
 
 __all__ = [
+    "DEFAULT_LOSS_FIT",
     "DEFAULT_LOSS_OPTIONS",
     "FieldLossConfig",
     "OptimizerConfig",
@@ -121,16 +122,24 @@ class TrainingConfig(OmitWhenDefault):
 #: own defaults.
 DEFAULT_LOSS_OPTIONS: dict[str, dict[str, Any]] = {"lsim": {"scaling": "joint"}}
 
+#: The ``fit`` a loss section gets when it leaves it out: the distance's own (``LSiM.fit``
+#: in coldflow.losses.lsim, which says why LSiM resizes), else ``pad``. Run directories
+#: store their resolved config, so runs trained before LSiM resized keep ``fit: pad``.
+DEFAULT_LOSS_FIT: dict[str, str] = {"lsim": "resize"}
+
 
 class FieldLossConfig(Strict):
     """A distance of :data:`coldflow.losses.LOSSES` through the vector-field adapter.
 
-    Left out, ``options`` is the loss's entry of :data:`DEFAULT_LOSS_OPTIONS` (or none).
+    Left out, ``options`` is the loss's entry of :data:`DEFAULT_LOSS_OPTIONS` (or none)
+    and ``fit`` its entry of :data:`DEFAULT_LOSS_FIT` (or ``pad``).
     """
 
     name: Literal["mse", "mae", "vgg", "lpips", "lsim"] = "mse"
-    fit: Literal["pad", "resize"] = Field("pad", description="how small components are enlarged")
-    pad_mode: Literal["edge", "constant"] = "edge"
+    fit: Literal["pad", "resize"] = Field(
+        "pad", description="how small components are enlarged; left out: lsim resize, else pad"
+    )
+    pad_mode: Literal["edge", "reflect", "constant"] = "edge"
     faces: Literal["keep", "center"] = Field(
         "keep", description="staggered fields only: compare faces as stored or cell centres"
     )
@@ -147,4 +156,8 @@ class FieldLossConfig(Strict):
             name = data.get("name", cls.model_fields["name"].default)
             default = DEFAULT_LOSS_OPTIONS.get(name, {}) if isinstance(name, str) else {}
             data = {**data, "options": copy.deepcopy(default)}
+        if isinstance(data, dict) and "fit" not in data:
+            name = data.get("name", cls.model_fields["name"].default)
+            if isinstance(name, str) and name in DEFAULT_LOSS_FIT:
+                data = {**data, "fit": DEFAULT_LOSS_FIT[name]}
         return data

@@ -136,6 +136,7 @@ def merge_parts(
     out: str | os.PathLike,
     attrs: Mapping[str, Any],
     shared: Mapping[str, np.ndarray],
+    existing: str | os.PathLike | None = None,
 ) -> Path:
     """Assemble part files into one data set file, atomically.
 
@@ -149,6 +150,10 @@ def merge_parts(
         Root attributes.
     shared
         Datasets shared by all simulations, e.g. ``{"obstacle/high": mask}``.
+    existing
+        A data set file whose simulations come first (copied as they are); the parts
+        add to them. It may be ``out`` itself: the new file replaces it only when
+        complete.
     """
     out = Path(out)
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
@@ -156,6 +161,12 @@ def merge_parts(
         for name, array in shared.items():
             f.create_dataset(name, data=np.asarray(array, dtype=np.float32), fletcher32=True)
         sims = f.create_group("sims")
+        count = 0
+        if existing is not None:
+            with h5py.File(existing, "r") as old:
+                for key in old["sims"]:
+                    old.copy(old["sims"][key], sims, name=key)
+                    count += 1
         for part in parts:
             with h5py.File(part, "r") as src:
                 a = h5_attrs(src)
@@ -163,5 +174,5 @@ def merge_parts(
                 for key in src:
                     src.copy(src[key], group, name=key)
                 _set_attrs(group, {k: v for k, v in a.items() if k != "complete"})
-        f.attrs["n_simulations"] = len(parts)
+        f.attrs["n_simulations"] = count + len(parts)
     return out

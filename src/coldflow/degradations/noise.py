@@ -8,11 +8,14 @@ __all__ = ["linear_beta_schedule", "LinearNoise"]
 
 
 def linear_beta_schedule(beta1: float, beta2: float, n_T: int) -> dict[str, torch.Tensor]:
-    """Linear schedule, indexed by t = 0..n_T (index 0 is the clean image).
+    """Linear schedule, indexed by t = 0..n_T.
 
     Returns ``beta_t = beta1 + (beta2 - beta1) * t / n_T`` and
     ``alpha_bar_t = exp(sum_{s<=t} log(1 - beta_s))`` as float64 tensors of length n_T + 1,
-    exactly as in the seed study's ``ddpm_schedules``.
+    exactly as in the seed study's ``ddpm_schedules``. Index 0 is *not* the clean image:
+    ``beta_0 = beta1`` and ``alpha_bar_0 = 1 - beta1 < 1`` is already one noise step (the
+    clean image would be ``alpha_bar = 1``, which no index holds; see
+    :mod:`coldflow.methods.ddpm` for what this does to the last sampling step).
     """
     if not 0 < beta1 < beta2 < 1:
         raise ValueError(f"need 0 < beta1 < beta2 < 1, got beta1={beta1}, beta2={beta2}")

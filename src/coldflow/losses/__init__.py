@@ -81,15 +81,16 @@ def build_field_loss(
     *,
     grid: str = "centered",
     faces: str = "keep",
-    fit: str = "pad",
+    fit: str | None = None,
     pad_mode: str = "edge",
     min_size: int | None = None,
     **options: Any,
 ) -> FieldDistance:
     """Build ``name`` with ``options`` and wrap it in :class:`FieldDistance`.
 
-    ``grid``, ``faces``, ``fit``, ``pad_mode`` and ``min_size`` configure the adapter;
-    everything else goes to :func:`build_loss`.
+    ``grid``, ``faces``, ``fit`` (default: the distance's own, ``resize`` for LSiM, else
+    ``pad``), ``pad_mode`` and ``min_size`` configure the adapter; everything else goes
+    to :func:`build_loss`.
     """
     return FieldDistance(
         build_loss(name, **options),

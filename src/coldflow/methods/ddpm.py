@@ -1,15 +1,25 @@
 """DDPM (Ho et al. 2020): epsilon-prediction training, ancestral and DDIM sampling.
 
 The schedule is the seed study's: index 0 is already one noise step,
-``alpha_bar_0 = 1 - beta_1`` (see :func:`~coldflow.degradations.noise.linear_beta_schedule`).
-The seed's last ancestral step (t = 1) therefore ends at z_0 with
-``alpha_bar_0 < 1``: z_0 = sqrt(abar_0) x0 + c eps with, for an exact noise
-prediction, c = sqrt(alpha_1) (1 - abar_0) / sqrt(1 - abar_1) ~ beta_0 / sqrt(beta_0 + beta_1)
+``alpha_bar_0 = 1 - beta_0`` with ``beta_0`` the config's ``beta1``
+(see :func:`~coldflow.degradations.noise.linear_beta_schedule`). The seed's last
+ancestral step (t = 1) therefore ends at z_0 with ``alpha_bar_0 < 1``:
+z_0 = sqrt(abar_0) x0 + c eps with, for an exact noise prediction,
+c = sqrt(alpha_1) (1 - abar_0) / sqrt(1 - abar_1) ~ beta_0 / sqrt(beta_0 + beta_1)
 (~ sqrt(beta1 / 2): 0.0067 for diffusion_model, 0.0022 for model1 and model2) and x0
-shrunk by sqrt(abar_0)
-(``result="last_step"``). By default (``result="x0_estimate"``) the last step
-instead returns the noiseless estimate x0_hat = (z_1 - sqrt(1 - abar_1) eps) / sqrt(abar_1),
-as DDIM's last step (to alpha_bar = 1) already does.
+shrunk by sqrt(abar_0) (``result="last_step"``). By default (``result="x0_estimate"``)
+the last step instead returns the noiseless estimate
+x0_hat = (z_1 - sqrt(1 - abar_1) eps) / sqrt(abar_1), as DDIM's last step (to
+alpha_bar = 1) already does.
+
+The two samplers add noise of different variance at step t -> t - 1. The ancestral
+sampler uses sigma_t^2 = beta_t (DDPM's "fixed large" choice; diffusers'
+``variance_type="fixed_large"``). DDIM with ``eta`` uses DDIM eq. (16),
+sigma_t^2 = eta^2 (1 - abar_prev) / (1 - abar_t) (1 - abar_t / abar_prev); at eta = 1
+without skipped steps that is the posterior variance
+beta~_t = (1 - abar_{t-1}) / (1 - abar_t) beta_t < beta_t (DDPM's "fixed small"; diffusers'
+``"fixed_small"``). Both share the posterior mean, so DDIM at eta = 1 is the ancestral
+sampler with the smaller variance, not the ancestral sampler with skipped steps.
 """
 
 from __future__ import annotations
@@ -102,11 +112,14 @@ class DDPM(nn.Module):
         Parameters
         ----------
         sampler
-            ``"ancestral"`` (Algorithm 2, sigma_t^2 = beta_t, n_T steps) or ``"ddim"``.
+            ``"ancestral"`` (Algorithm 2 with sigma_t^2 = beta_t, "fixed large", n_T steps)
+            or ``"ddim"`` (DDIM eq. 12 with the variance of eq. 16, see ``eta``).
         steps
             DDIM steps (default :data:`DDIM_STEPS`); ignored by the ancestral sampler.
         eta
-            DDIM stochasticity: 0 is deterministic, 1 matches DDPM's variance.
+            DDIM stochasticity: 0 is deterministic; 1 gives, without skipped steps, the
+            posterior variance beta~_t = (1 - abar_{t-1}) / (1 - abar_t) beta_t ("fixed
+            small"), not the ancestral sampler's beta_t (see the module docstring).
         snapshots
             Timesteps at which to record the state (see :class:`SampleResult`). For DDIM
             the nearest visited timestep at or above each requested one is recorded.
@@ -149,6 +162,7 @@ class DDPM(nn.Module):
         return (z - (1 - abar).sqrt() * eps) / abar.sqrt()  # DDPM eq. (4) solved for x0
 
     def _ancestral_step(self, z, eps, t, generator):
+        """One step t -> t - 1 of DDPM Algorithm 2, noise variance sigma_t^2 = beta_t."""
         beta, abar = self.beta[t], self.alpha_bar[t]
         # DDPM Algorithm 2 line 4: z_{t-1} = (z_t - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t)
         z = (z - beta / (1 - abar).sqrt() * eps) / (1 - beta).sqrt()
@@ -157,6 +171,8 @@ class DDPM(nn.Module):
         return z
 
     def _ddim_step(self, z, eps, t, t_prev, eta, generator):
+        """One DDIM step t -> t_prev; noise variance sigma^2 of eq. (16), which for
+        t_prev = t - 1 and eta = 1 is the posterior variance beta~_t (not beta_t)."""
         abar = self.alpha_bar[t]
         abar_prev = self.alpha_bar[t_prev] if t_prev > 0 else torch.ones_like(abar)
         x0 = (z - (1 - abar).sqrt() * eps) / abar.sqrt()

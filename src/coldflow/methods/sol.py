@@ -15,7 +15,8 @@ frames and sums the distance of every corrected state to the reference of that s
 :mod:`coldflow.losses` applied to the staggered velocity.
 
 The network sees cell-centred velocity and one constant channel per scene parameter
-(the Reynolds number), each divided by its data-set standard deviation; its output,
+(the Reynolds number and inflow speed of the Kármán flow, the buoyancy of the plume),
+each divided by its data-set standard deviation; its output,
 multiplied by the velocity standard deviation, is interpolated back to the faces and
 added where the solver evolves the velocity: boundary faces keep the boundary condition
 and faces inside obstacles keep the obstacle's velocity (zero: obstacles are at rest).
@@ -23,6 +24,15 @@ The velocity standard deviation is one number for both components, or one per co
 (as in Um et al.'s code); ``net_faces="lower"`` replaces the face averages by the
 original code's layout: each cell's lower y face and left x face (the last face of each
 axis is dropped), and the output corrects those faces (the last face gets none).
+
+Where the scene carries a density (the buoyant plume: the density drives the flow
+through the buoyancy force), ``density`` says what the correction does with it:
+``"carry"`` (the solver advects it, the network never sees it), ``"input"`` (the
+network also sees the density, divided by its standard deviation, as one more channel)
+or ``"correct"`` (the network's third output channel, times that standard deviation, is
+added to the advected density, and the training loss adds the distance of the corrected
+density to the reference, measured in units of the velocity's standard deviation so
+that both terms weigh alike: ``F(v_i, r_i) + F(d_i s_v / s_d, q_i s_v / s_d)``).
 """
 
 from __future__ import annotations
@@ -37,10 +47,24 @@ from torch import nn
 from coldflow.methods.common import Unowned
 from coldflow.physics import FluidState, Scene, centered_to_faces, faces_to_centered
 
-__all__ = ["NET_FACES", "Rollout", "SolverInTheLoop"]
+__all__ = ["DENSITY_MODES", "NET_FACES", "Rollout", "SolverInTheLoop", "net_channels"]
 
 NET_FACES = ("average", "lower")
 """How the network's cells map to the staggered faces (see the module docstring)."""
+
+DENSITY_MODES = ("carry", "input", "correct")
+"""What the correction does with a scene's density (see the module docstring)."""
+
+
+def net_channels(n_params: int, density: str = "carry") -> tuple[int, int]:
+    """``(in_channels, out_channels)`` of the correction network: two velocity
+    components, the density where ``density`` is ``"input"`` or ``"correct"``, one
+    channel per scene parameter in; two velocity components (and the density for
+    ``"correct"``) out."""
+    if density not in DENSITY_MODES:
+        raise ValueError(f"density must be one of {DENSITY_MODES}, got {density!r}")
+    sees = density != "carry"
+    return 2 + int(sees) + n_params, 2 + int(density == "correct")
 
 
 def _face_fluid_fraction(obstacle: torch.Tensor) -> torch.Tensor:
@@ -70,7 +94,9 @@ class SolverInTheLoop(nn.Module):
     Parameters
     ----------
     net
-        Correction network ``[B, 2 + P, H, W] -> [B, 2, H, W]`` (P scene parameters).
+        Correction network with the channels of :func:`net_channels`: ``[B, 2 + P, H, W]
+        -> [B, 2, H, W]`` for P scene parameters (one more channel in, and out for
+        ``density="correct"``, where it sees the density).
     scene
         The low-resolution scene of the data set (its ``step`` is differentiable).
     loss
@@ -86,6 +112,15 @@ class SolverInTheLoop(nn.Module):
     net_faces
         ``"average"`` (face averages in, interpolation back to the faces out) or
         ``"lower"`` (each cell's lower faces in and out, as in Um et al.'s code).
+    density
+        ``"carry"``, ``"input"`` or ``"correct"`` (see the module docstring); the last
+        two need a scene with a density and ``density_std``.
+    density_std
+        Standard deviation of the density in the training data.
+    density_loss
+        Distance for the corrected density (cell-centred, one channel) in the training
+        loss of ``density="correct"``; default: none (the density is then learned only
+        through its effect on the later velocities).
     """
 
     def __init__(
@@ -97,8 +132,19 @@ class SolverInTheLoop(nn.Module):
         param_std: Sequence[float] = (1.0,),
         correct: bool = True,
         net_faces: str = "average",
+        density: str = "carry",
+        density_std: float | None = None,
+        density_loss: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        net_channels(0, density)  # checks the mode
+        if density != "carry" and not scene.has_density:
+            raise ValueError(
+                f"density={density!r} needs a scene that carries a density; the {scene.name} "
+                "scene has none (use density='carry')"
+            )
+        if density != "carry" and not (density_std and density_std > 0):
+            raise ValueError(f"density={density!r} needs a positive density_std, got {density_std}")
         if net_faces not in NET_FACES:
             raise ValueError(f"net_faces must be one of {NET_FACES}, got {net_faces!r}")
         std = torch.as_tensor(velocity_std, dtype=torch.float32)
@@ -112,9 +158,12 @@ class SolverInTheLoop(nn.Module):
                 f"got {list(param_std)}"
             )
         self.net = net
-        self.shared = Unowned(scene=scene, loss=loss)
+        self.shared = Unowned(scene=scene, loss=loss, density_loss=density_loss)
         self.correct = correct
         self.net_faces = net_faces
+        self.density = density
+        if density != "carry":  # not in the checkpoints of runs made before the option
+            self.register_buffer("density_std", torch.tensor(float(density_std)))
         # a scalar buffer for one shared std (the checkpoints of earlier runs hold one)
         self.register_buffer("velocity_std", std.reshape(()) if std.numel() == 1 else std)
         self.register_buffer("param_std", torch.tensor([float(s) for s in param_std]))
@@ -129,9 +178,12 @@ class SolverInTheLoop(nn.Module):
     def _params(self, params: torch.Tensor) -> dict[str, torch.Tensor]:
         return {n: params[:, i] for i, n in enumerate(self.scene.param_names)}
 
-    def correction(self, velocity: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        """The network's correction of ``velocity`` ``[B, 2, H + 1, W + 1]`` on the faces
-        (zero on fixed faces and inside obstacles), in velocity units.
+    def corrections(
+        self, velocity: torch.Tensor, params: torch.Tensor, density: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The network's corrections: of ``velocity`` ``[B, 2, H + 1, W + 1]`` on the
+        faces (zero on fixed faces and inside obstacles), in velocity units, and, for
+        ``density="correct"``, of ``density`` ``[B, H, W]`` (else None).
 
         Parameters
         ----------
@@ -139,6 +191,9 @@ class SolverInTheLoop(nn.Module):
             Padded staggered velocity after the solver step.
         params
             ``[B, P]`` scene parameters.
+        density
+            The advected density after the solver step (needed unless
+            ``density="carry"``).
         """
         std = self.velocity_std.to(velocity.dtype).reshape(-1, 1, 1)  # (1 or 2, 1, 1)
         h, w = velocity.shape[-2] - 1, velocity.shape[-1] - 1
@@ -146,21 +201,38 @@ class SolverInTheLoop(nn.Module):
             centered = velocity[..., :h, :w] / std
         else:
             centered = faces_to_centered(velocity) / std
+        channels = [centered]
+        if self.density != "carry":
+            if density is None:
+                raise ValueError(f"density={self.density!r}: the state carries no density")
+            channels.append((density / self.density_std.to(density.dtype))[:, None])
         constants = (params / self.param_std)[:, :, None, None].expand(-1, -1, h, w)
+        channels.append(constants.to(centered.dtype))
         dtype = next(self.net.parameters()).dtype  # e.g. float32 net, float64 plume solver
-        out = self.net(torch.cat((centered, constants.to(centered.dtype)), dim=1).to(dtype))
-        out = out.to(velocity.dtype) * std
+        out = self.net(torch.cat(channels, dim=1).to(dtype)).to(velocity.dtype)
+        d_density = None
+        if self.density == "correct":
+            fluid = 1 - self.scene.obstacle_mask().to(out.device, out.dtype)
+            d_density = out[:, 2] * self.density_std.to(out.dtype) * fluid
+        out = out[:, :2] * std
         if self.net_faces == "lower":
-            return F.pad(out, (0, 1, 0, 1)) * self.face_mask
-        return centered_to_faces(out) * self.face_mask
+            return F.pad(out, (0, 1, 0, 1)) * self.face_mask, d_density
+        return centered_to_faces(out) * self.face_mask, d_density
+
+    def correction(
+        self, velocity: torch.Tensor, params: torch.Tensor, density: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The velocity part of :meth:`corrections`."""
+        return self.corrections(velocity, params, density)[0]
 
     def step(self, state: FluidState, params: torch.Tensor, correct: bool = True) -> FluidState:
         """One solver step, then (if ``correct``) the learned correction."""
         out = self.scene.step(state, self._params(params))
         if not correct:
             return out
-        v = out.velocity + self.correction(out.velocity, params)
-        return FluidState(v, out.density, out.pressure)
+        dv, dd = self.corrections(out.velocity, params, out.density)
+        density = out.density if dd is None else out.density + dd.to(out.density.dtype)
+        return FluidState(out.velocity + dv, density, out.pressure)
 
     # ------------------------------------------------------------------ training
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -171,7 +243,8 @@ class SolverInTheLoop(nn.Module):
         batch
             ``downsampled_velocity`` ``[B, m + 1, 2, H + 1, W + 1]``, ``params`` ``[B, P]``
             and optionally ``downsampled_density`` ``[B, m + 1, H, W]`` (carried along by
-            the solver, not corrected, not in the loss).
+            the solver; corrected and in the loss only for ``density="correct"`` with a
+            ``density_loss``).
         """
         loss_fn = self.shared.loss
         if loss_fn is None:
@@ -182,9 +255,17 @@ class SolverInTheLoop(nn.Module):
         loss_fn.to(frames.device)
         state = FluidState(frames[:, 0], None if density is None else density[:, 0])
         total = frames.new_zeros(frames.shape[0])
+        density_loss = self.shared.density_loss if self.density == "correct" else None
+        if density_loss is not None:
+            density_loss.to(frames.device)
+            # the density in units of the velocity's std (see the module docstring)
+            scale = self.velocity_std.mean().to(frames.dtype) / self.density_std.to(frames.dtype)
         for i in range(1, frames.shape[1]):
             state = self.step(state, params, correct=self.correct)
             total = total + loss_fn(state.velocity.to(frames.dtype), frames[:, i])
+            if density_loss is not None:
+                d, q = state.density.to(frames.dtype), density[:, i].to(frames.dtype)
+                total = total + density_loss((d * scale)[:, None], (q * scale)[:, None])
         return total.mean()
 
     # ---------------------------------------------------------------- evaluation

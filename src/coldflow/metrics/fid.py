@@ -5,7 +5,9 @@ FID compares two image sets through Gaussians fitted to their features:
 functions (:func:`frechet_distance`, :func:`feature_statistics`); the rest runs an
 extractor over images (:func:`compute_features`) and caches the statistics of the real
 data set on disk (:func:`real_statistics`), keyed by data set, split, image count,
-extractor name and a digest of its weights.
+extractor name and a digest of its weights. The real features themselves, which
+precision and recall (:mod:`coldflow.metrics.precision_recall`) need, are cached the same
+way (:func:`real_features`).
 """
 
 from __future__ import annotations
@@ -27,9 +29,13 @@ __all__ = [
     "FeatureStats",
     "compute_features",
     "feature_statistics",
+    "features_cache_path",
+    "fid_from_features",
     "fid_from_images",
     "frechet_distance",
+    "mnist_real_features",
     "mnist_real_statistics",
+    "real_features",
     "real_statistics",
     "stats_cache_path",
 ]
@@ -189,14 +195,21 @@ def fid_from_images(
     extractor, value_range, batch_size, device
         As in :func:`compute_features`.
     """
-    mu, sigma = feature_statistics(
-        compute_features(images, extractor, value_range, batch_size, device)
-    )
+    features = compute_features(images, extractor, value_range, batch_size, device)
+    return fid_from_features(features, real_stats, extractor.name)
+
+
+def fid_from_features(features: np.ndarray, real_stats: FeatureStats, extractor: str = "") -> float:
+    """FID between the features [N >= 2, D] of generated images and real statistics.
+
+    ``extractor`` names the feature network in the error for statistics of another size.
+    """
+    mu, sigma = feature_statistics(features)
     mu_r, sigma_r = real_stats
     if mu_r.shape != mu.shape:
         raise ValueError(
             f"real statistics have {mu_r.shape[0]} features but extractor "
-            f"{extractor.name!r} gives {mu.shape[0]}; compute them with the same extractor"
+            f"{extractor!r} gives {mu.shape[0]}; compute them with the same extractor"
         )
     return frechet_distance(mu, sigma, mu_r, sigma_r)
 
@@ -208,16 +221,24 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "-", str(text)).strip("-") or "x"
 
 
+def _cache_name(extractor: Extractor, dataset: str, split: str, n: int) -> str:
+    return f"{_slug(dataset)}_{_slug(split)}_n{n}_{_slug(extractor.name)}_{extractor.weights_id}"
+
+
 def stats_cache_path(extractor: Extractor, dataset: str, split: str, n: int) -> Path:
     """Where :func:`real_statistics` keeps ``(mu, sigma)``: below ``hub.cache_dir()/fid_stats``."""
-    name = f"{_slug(dataset)}_{_slug(split)}_n{n}_{_slug(extractor.name)}_{extractor.weights_id}"
-    return hub.cache_dir() / "fid_stats" / f"{name}.npz"
+    return hub.cache_dir() / "fid_stats" / f"{_cache_name(extractor, dataset, split, n)}.npz"
 
 
-def _read_stats(
-    path: Path, extractor: Extractor, dataset: str, split: str, n: int
-) -> FeatureStats | None:
-    """Cached statistics at ``path`` if present, readable and made for this key."""
+def features_cache_path(extractor: Extractor, dataset: str, split: str, n: int) -> Path:
+    """Where :func:`real_features` keeps the features: below ``hub.cache_dir()/fid_features``."""
+    return hub.cache_dir() / "fid_features" / f"{_cache_name(extractor, dataset, split, n)}.npz"
+
+
+def _read_cached(
+    path: Path, extractor: Extractor, dataset: str, split: str, n: int, arrays: tuple[str, ...]
+) -> list[np.ndarray] | None:
+    """The named arrays cached at ``path`` if present, readable and made for this key."""
     if not path.is_file():
         return None
     try:
@@ -230,9 +251,36 @@ def _read_stats(
                 and str(z["extractor"]) == extractor.name
                 and str(z["weights_id"]) == extractor.weights_id
             )
-            return (z["mu"].astype(np.float64), z["sigma"].astype(np.float64)) if ok else None
+            return [z[a] for a in arrays] if ok else None
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return None  # unreadable or foreign file: recompute and overwrite
+
+
+def _write_cached(
+    path: Path, extractor: Extractor, dataset: str, split: str, n: int, **arrays: np.ndarray
+) -> None:
+    with atomic_path(path) as tmp:
+        np.savez(
+            tmp,
+            **arrays,
+            n=n,
+            format=_CACHE_FORMAT,
+            extractor=extractor.name,
+            weights_id=extractor.weights_id,
+            dataset=dataset,
+            split=split,
+        )
+
+
+def _real_images(
+    images_fn: Callable[[], torch.Tensor], dataset: str, split: str, n: int
+) -> torch.Tensor:
+    images = images_fn()
+    if len(images) != n:
+        raise ValueError(
+            f"images_fn for {dataset}/{split} returned {len(images)} images, expected {n}"
+        )
+    return images
 
 
 def real_statistics(
@@ -268,30 +316,56 @@ def real_statistics(
         ``(mu [D], sigma [D, D])`` in float64.
     """
     path = stats_cache_path(extractor, dataset, split, n)
-    if cache and (stats := _read_stats(path, extractor, dataset, split, n)) is not None:
-        return stats
-    images = images_fn()
-    if len(images) != n:
-        raise ValueError(
-            f"images_fn for {dataset}/{split} returned {len(images)} images, expected {n}"
-        )
+    key = (extractor, dataset, split, n)
+    if cache and (stats := _read_cached(path, *key, ("mu", "sigma"))) is not None:
+        return stats[0].astype(np.float64), stats[1].astype(np.float64)
+    images = _real_images(images_fn, dataset, split, n)
     mu, sigma = feature_statistics(
         compute_features(images, extractor, value_range, batch_size, device)
     )
     if cache:
-        with atomic_path(path) as tmp:
-            np.savez(
-                tmp,
-                mu=mu,
-                sigma=sigma,
-                n=n,
-                format=_CACHE_FORMAT,
-                extractor=extractor.name,
-                weights_id=extractor.weights_id,
-                dataset=dataset,
-                split=split,
-            )
+        _write_cached(path, *key, mu=mu, sigma=sigma)
     return mu, sigma
+
+
+def real_features(
+    extractor: Extractor,
+    images_fn: Callable[[], torch.Tensor],
+    dataset: str,
+    split: str,
+    n: int,
+    value_range: ValueRange = (-0.5, 0.5),
+    batch_size: int = 250,
+    device: str | torch.device = "cpu",
+    cache: bool = True,
+) -> np.ndarray:
+    """Features [n, D] of real images, cached as ``.npz`` (:func:`features_cache_path`).
+
+    Parameters as in :func:`real_statistics`, whose cache key this shares.
+
+    Returns
+    -------
+    np.ndarray
+        float32 (what is cached: half the size, and ample for distances), computed or
+        read, the same either way.
+    """
+    path = features_cache_path(extractor, dataset, split, n)
+    key = (extractor, dataset, split, n)
+    if cache and (found := _read_cached(path, *key, ("features",))) is not None:
+        return found[0].astype(np.float32)
+    images = _real_images(images_fn, dataset, split, n)
+    features = compute_features(images, extractor, value_range, batch_size, device)
+    features = features.astype(np.float32)
+    if cache:
+        _write_cached(path, *key, features=features)
+    return features
+
+
+def _mnist_images(split: str, n: int) -> Callable[[], torch.Tensor]:
+    def images() -> torch.Tensor:
+        return mnist_dataset(split, value_range=(-0.5, 0.5), subset=n).tensors[0]
+
+    return images
 
 
 def mnist_real_statistics(
@@ -308,9 +382,23 @@ def mnist_real_statistics(
     ``(-0.5, 0.5)``; see :func:`real_statistics` for the cache.
     """
 
-    def images() -> torch.Tensor:
-        return mnist_dataset(split, value_range=(-0.5, 0.5), subset=n).tensors[0]
-
     return real_statistics(
-        extractor, images, "mnist", split, n, (-0.5, 0.5), batch_size, device, cache
-    )
+        extractor, _mnist_images(split, n), "mnist", split, n, (-0.5, 0.5), batch_size, device,
+        cache,
+    )  # fmt: skip
+
+
+def mnist_real_features(
+    extractor: Extractor,
+    split: str = "test",
+    n: int = 10000,
+    batch_size: int = 250,
+    device: str | torch.device = "cpu",
+    cache: bool = True,
+) -> np.ndarray:
+    """Cached features [n, D] (float32) of the first ``n`` MNIST images of ``split``, read
+    as in :func:`mnist_real_statistics`; see :func:`real_features`."""
+    return real_features(
+        extractor, _mnist_images(split, n), "mnist", split, n, (-0.5, 0.5), batch_size, device,
+        cache,
+    )  # fmt: skip

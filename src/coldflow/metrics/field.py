@@ -98,6 +98,7 @@ def score_fields(
     *,
     batch_size: int | None = None,
     device: str | torch.device | None = None,
+    mask: Array | None = None,
 ) -> dict[str, torch.Tensor]:
     """Score every prediction against its reference with every metric, per sample.
 
@@ -113,6 +114,15 @@ def score_fields(
     device
         Where to compute (that of the metrics with weights); default: where the inputs are
         (NumPy arrays: the CPU).
+    mask
+        Boolean cells to score (``True``; e.g. the fluid outside an obstacle) of centred
+        fields ``[N, C, H, W]``: ``[H, W]`` for every sample or ``[N, H, W]`` per sample,
+        the same cells in every channel. Every metric ignores the other cells: pointwise
+        ones (:attr:`~coldflow.metrics.spec.MetricSpec.pointwise`: MSE, MAE, rel. L1,
+        PSNR) see only the scored values (means and sums over them; PSNR's peak is the
+        range of the reference's scored values); all others (LSiM, LPIPS, VGG: they see
+        images) get the prediction with the unscored cells set to the reference's values,
+        so that there the two fields agree. Default: every cell.
 
     Returns
     -------
@@ -123,6 +133,7 @@ def score_fields(
         raise FieldsInputError(
             f"fields differ in shape: {tuple(pred.shape)} and {tuple(ref.shape)}"
         )
+    keep = _cell_mask(mask, tuple(pred.shape))
     n = len(pred)
     size = batch_size or max(n, 1)
     out: dict[str, list[torch.Tensor]] = {name: [] for name in metrics}
@@ -130,11 +141,43 @@ def score_fields(
         for start in range(0, n, size):
             a = torch.as_tensor(pred[start : start + size], dtype=torch.float32, device=device)
             b = torch.as_tensor(ref[start : start + size], dtype=torch.float32, device=device)
+            m = None if keep is None else keep[start : start + size] if len(keep) > 1 else keep
             for name, metric in metrics.items():
-                out[name].append(metric(a, b).double().cpu())
+                values = metric(a, b) if m is None else _masked(name, metric, a, b, m.to(a.device))
+                out[name].append(values.double().cpu())
     return {
         name: torch.cat(v) if v else torch.zeros(0, dtype=torch.float64) for name, v in out.items()
     }
+
+
+def _cell_mask(mask: Array | None, shape: tuple[int, ...]) -> torch.Tensor | None:
+    """``mask`` as a bool tensor ``[1 or N, 1, H, W]`` for fields of ``shape``, checked."""
+    if mask is None:
+        return None
+    m = torch.as_tensor(mask)
+    if m.dtype != torch.bool:
+        raise FieldsInputError(f"mask must be boolean (True: score the cell), got {m.dtype}")
+    if len(shape) != 4 or tuple(m.shape) not in (shape[-2:], (shape[0], *shape[-2:])):
+        raise FieldsInputError(
+            f"mask of shape {tuple(m.shape)} does not fit fields {shape}: give [H, W] or "
+            "[N, H, W] for centred fields [N, C, H, W]"
+        )
+    m = m.reshape(-1, 1, *shape[-2:])
+    if not m.flatten(1).any(1).all():
+        raise FieldsInputError("mask scores no cell of some sample: nothing to compare")
+    return m
+
+
+def _masked(name: str, metric: Metric, a: torch.Tensor, b: torch.Tensor, m: torch.Tensor):
+    """``metric`` on the cells ``m`` (``[1 or B, 1, H, W]``) of ``a`` and ``b`` only."""
+    spec = FIELD_METRIC_SPECS.get(name)
+    if spec is None or not spec.pointwise:  # images: no difference outside the mask
+        return metric(torch.where(m, a, b), b)
+    if len(m) == 1:  # the scored values of every channel as a [B, C, K, 1] field
+        cells = m[0, 0]
+        return metric(a[..., cells][..., None], b[..., cells][..., None])
+    parts = [_masked(name, metric, a[i : i + 1], b[i : i + 1], m[i : i + 1]) for i in range(len(a))]
+    return torch.cat(parts)
 
 
 def as_samples(x: np.ndarray | torch.Tensor, layout: str) -> np.ndarray | torch.Tensor:
@@ -174,6 +217,7 @@ def evaluate_pairs(
     options: Mapping[str, Mapping[str, Any]] | None = None,
     batch_size: int = 16,
     device: str | torch.device | None = None,
+    mask: Array | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Compare two stacks of fields pair by pair with the named metrics.
 
@@ -192,6 +236,9 @@ def evaluate_pairs(
         Pairs per metric call.
     device
         Where to compute; default CUDA when available.
+    mask
+        Boolean cells to score, ``[H, W]`` or with the leading axes of ``a`` (folded
+        like them), for ``grid="centered"``; see :func:`score_fields`.
 
     Returns
     -------
@@ -199,9 +246,14 @@ def evaluate_pairs(
         ``{name: {"per_sample": ndarray [N], "mean": float}}`` in the order of ``names``.
     """
     a, b = as_samples(a, layout), as_samples(b, layout)
+    if mask is not None:
+        if grid != "centered":
+            raise FieldsInputError("a mask applies to centred fields (grid='centered') only")
+        mask = torch.as_tensor(mask)
+        mask = mask.reshape(-1, *mask.shape[-2:]) if mask.ndim > 2 else mask
     device = default_device(device)
     metrics = metric_functions(names, grid, faces=faces, options=options, device=device)
-    scores = score_fields(metrics, a, b, batch_size=batch_size, device=device)
+    scores = score_fields(metrics, a, b, batch_size=batch_size, device=device, mask=mask)
     result = {}
     for name, values in scores.items():
         per_sample = values.numpy()

@@ -22,7 +22,7 @@ def _gaussian_window(size: int, sigma: float, dtype, device) -> torch.Tensor:
 def ssim(
     a: torch.Tensor,
     b: torch.Tensor,
-    data_range: float = 1.0,
+    data_range: float | torch.Tensor = 1.0,
     window: int = 11,
     sigma: float = 1.5,
     k1: float = 0.01,
@@ -31,8 +31,10 @@ def ssim(
     """Structural similarity per sample of ``[B, C, H, W]`` images -> ``[B]``.
 
     The standard form: an 11x11 Gaussian window (sigma 1.5), constants
-    C1 = (k1 L)^2 and C2 = (k2 L)^2 with L = ``data_range``, the SSIM map averaged over
-    the valid (unpadded) positions and the channels. SSIM(x, x) = 1.
+    C1 = (k1 L)^2 and C2 = (k2 L)^2 with L = ``data_range`` (one number, or one per
+    sample as a ``[B]`` tensor), the SSIM map averaged over the valid (unpadded) positions
+    and the channels. Images smaller than the window get a window of their smaller side.
+    SSIM(x, x) = 1.
     """
     if a.shape != b.shape or a.ndim != 4:
         raise ValueError(
@@ -51,7 +53,10 @@ def ssim(
     var_a = filt(a * a) - mu_a**2
     var_b = filt(b * b) - mu_b**2
     cov = filt(a * b) - mu_a * mu_b
-    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    peak = torch.as_tensor(data_range, dtype=a.dtype, device=a.device)
+    if peak.ndim:  # one range per sample
+        peak = peak.reshape(-1, 1, 1, 1)
+    c1, c2 = (k1 * peak) ** 2, (k2 * peak) ** 2
     # SSIM eq. (13) of Wang et al. 2004
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
         (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)

@@ -7,23 +7,55 @@ evaluation. A built metric is a callable ``m(a, b) -> [batch]`` on torch tensors
 field layouts of :mod:`coldflow.losses.vector` (centred ``[batch, C, H, W]``, or
 staggered); ``a`` is the prediction and ``b`` the reference where it matters.
 
-==========  ============================================================  ======
-name        metric                                                        better
-==========  ============================================================  ======
-``mse``     mean squared error                                            lower
-``mae``     mean absolute error                                           lower
-``rel_l1``  relative L1 error ``||a - b||_1 / ||b||_1``                   lower
-``psnr``    peak signal-to-noise ratio in dB, peak = range of ``b``       higher
-``lsim``    LSiM, summed over components (:mod:`coldflow.losses.lsim`)    lower
-``lpips``   LPIPS, summed over components                                 lower
-``vgg``     VGG-16 feature loss, summed over components                   lower
-==========  ============================================================  ======
+===========  ============================================================  ======
+name         metric                                                        better
+===========  ============================================================  ======
+``mse``      mean squared error                                            lower
+``mae``      mean absolute error                                           lower
+``rel_l1``   relative L1 error ``||a - b||_1 / ||b||_1``                   lower
+``psnr``     peak signal-to-noise ratio in dB, peak = range of ``b``       higher
+``vort_l1``  relative L1 error of the vorticity                            lower
+``div``      mean excess ``|div a| - |div b|`` over cells (>= 0 each)      lower
+``ssim``     SSIM per component (Gaussian window), mean over components    higher
+``lse_top``  log-spectral error of the kinetic energy, top octave          lower
+``lsim``     LSiM, summed over components (:mod:`coldflow.losses.lsim`)    lower
+``lpips``    LPIPS, summed over components                                 lower
+``vgg``      VGG-16 feature loss, summed over components                   lower
+===========  ============================================================  ======
 
 The pixel metrics use every value of every component (for staggered fields: every face).
+
 The perceptual ones go through :func:`coldflow.losses.build_field_loss` with their
 :attr:`MetricSpec.defaults` (:data:`EVALUATION_DEFAULTS`), chosen for fields in arbitrary
 physical units: each pair is min-max scaled jointly per sample, so that a wrong magnitude
 counts as an error.
+
+The four after PSNR are metrics that no loss of the package trains on, to check what a
+loss may trade away. ``vort_l1``, ``div`` and ``lse_top`` read channels 0 and 1 as the
+velocity ``(v_y, v_x)`` (the layout of :mod:`coldflow.data.frames`; further channels, e.g.
+density, are ignored), lengths in cells:
+
+- ``vort_l1``: ``||w(a) - w(b)||_1 / ||w(b)||_1`` with ``w`` the vorticity of the cell-centred
+  velocity by central differences (:func:`coldflow.metrics.velocity.vorticity`; a staggered
+  velocity is first averaged to the cell centres).
+- ``div``: the prediction's divergence in excess of the reference's, cell by cell,
+  ``mean over cells of max(|div a| - |div b|, 0)``: 0 for the reference itself, and for any
+  field no more divergent than it anywhere. On a staggered grid with ``faces="keep"`` the
+  divergence is the net outflow of each cell through its faces
+  (:func:`coldflow.metrics.velocity.face_divergence`, what the pressure projection makes
+  zero); otherwise central differences of the centred velocity
+  (:func:`coldflow.metrics.velocity.centred_divergence`). The excess, not ``|div a|``
+  alone, because the reference is not divergence-free everywhere: central differences of
+  centred velocities leave a discretisation floor, and the fluid cells at an obstacle's
+  surface carry its boundary fluxes; what counts is the divergence a prediction adds.
+- ``ssim``: :func:`coldflow.metrics.image.ssim` (11x11 Gaussian window, sigma 1.5, the
+  window shrunk to the smaller side of smaller fields) of each component, velocity and
+  density alike (staggered faces as :func:`coldflow.losses.field_components` gives them),
+  averaged over the components. The data range of each component is the reference's,
+  ``max(b_c) - min(b_c)`` per sample (``max |b_c|``, else 1, for a constant reference).
+- ``lse_top``: :func:`coldflow.metrics.spectrum.top_octave_error`, the mean
+  ``|log E_a(k) - log E_b(k)|`` of the kinetic-energy spectra over the top octave of
+  wavenumbers up to Nyquist: whether the smallest resolved scales have the right energy.
 """
 
 from __future__ import annotations
@@ -44,6 +76,9 @@ from coldflow.config.metric_defaults import (
 )
 from coldflow.errors import UserError
 from coldflow.losses import build_field_loss, field_components, mae, mse
+from coldflow.metrics.image import ssim
+from coldflow.metrics.spectrum import top_octave_error
+from coldflow.metrics.velocity import centred_divergence, face_divergence, vorticity
 
 __all__ = [
     "DEFAULT_FIELD_METRICS",
@@ -120,6 +155,72 @@ def _pixel(
     return metric
 
 
+def _velocity(x: Any, grid: str) -> torch.Tensor:
+    """The cell-centred velocity ``[batch, 2, H, W]`` of a field: channels 0 and 1 of a
+    centred one, the faces of a staggered one averaged to the centres."""
+    parts = field_components(x, grid, "center")
+    if len(parts) < 2:
+        raise ValueError(
+            f"this metric needs a velocity (v_y, v_x) in channels 0 and 1, got {len(parts)} "
+            "channel(s)"
+        )
+    return torch.cat(parts[:2], dim=1)
+
+
+def _vorticity_l1(grid: str = "centered", faces: str = "keep") -> Metric:
+    """Relative L1 error of the vorticity (``faces`` does not matter: always centred)."""
+
+    def metric(a: Any, b: Any) -> torch.Tensor:
+        return relative_l1(vorticity(_velocity(a, grid)), vorticity(_velocity(b, grid)))
+
+    return metric
+
+
+def _divergence(grid: str = "centered", faces: str = "keep") -> Metric:
+    """Mean over cells of ``max(|div a| - |div b|, 0)`` per sample; the face divergence
+    for staggered fields with kept faces, else central differences of the centres."""
+
+    def div(x: Any) -> torch.Tensor:
+        if grid == "staggered" and faces == "keep":
+            v_y, v_x = (c[:, 0] for c in field_components(x, grid, faces))
+            return face_divergence(v_y, v_x)
+        return centred_divergence(_velocity(x, grid))
+
+    def metric(a: Any, b: Any) -> torch.Tensor:
+        excess = div(a).abs() - div(b).abs()
+        return excess.clamp(min=0).flatten(1).mean(dim=1)
+
+    return metric
+
+
+def _reference_range(b: torch.Tensor) -> torch.Tensor:
+    """``max - min`` per sample; ``max |b|`` (else 1) where the reference is constant."""
+    flat = b.flatten(1)
+    spread = flat.amax(dim=1) - flat.amin(dim=1)
+    scale = flat.abs().amax(dim=1)
+    return torch.where(spread > 0, spread, torch.where(scale > 0, scale, torch.ones_like(scale)))
+
+
+def _ssim(grid: str = "centered", faces: str = "keep") -> Metric:
+    """SSIM of each component with the reference's data range, mean over components."""
+
+    def metric(a: Any, b: Any) -> torch.Tensor:
+        pairs = zip(field_components(a, grid, faces), field_components(b, grid, faces), strict=True)
+        scores = [ssim(ca, cb, data_range=_reference_range(cb)) for ca, cb in pairs]
+        return torch.stack(scores).mean(dim=0)
+
+    return metric
+
+
+def _spectral_top(grid: str = "centered", faces: str = "keep") -> Metric:
+    """Top-octave log-spectral error of the kinetic energy (always centred velocity)."""
+
+    def metric(a: Any, b: Any) -> torch.Tensor:
+        return top_octave_error(_velocity(a, grid), _velocity(b, grid))
+
+    return metric
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     """Everything about one field metric.
@@ -161,6 +262,12 @@ class MetricSpec:
         """Whether ``value`` is strictly better than ``than`` for this metric."""
         return value > than if self.higher_is_better else value < than
 
+    @property
+    def pointwise(self) -> bool:
+        """Whether the metric sees only the values of the two fields, not the images they
+        form (built on :func:`_pixel`): scoring part of a field selects its values."""
+        return isinstance(self.constructor, partial) and self.constructor.func is _pixel
+
 
 def _perceptual(
     name: str, label: str, what: str, weights: tuple[str, ...], **defaults: Any
@@ -183,6 +290,25 @@ FIELD_METRIC_SPECS: Mapping[str, MetricSpec] = MappingProxyType(
             MetricSpec(
                 "psnr", "PSNR", "peak signal-to-noise ratio in dB, peak = range of b",
                 partial(_pixel, psnr), higher_is_better=True,
+            ),
+            MetricSpec(
+                "vort_l1", "vort. rel. L1",
+                "relative L1 error of the vorticity (central differences, cell centres)",
+                _vorticity_l1,
+            ),
+            MetricSpec(
+                "div", "excess |div|",
+                "mean excess of |divergence| over the reference's, cell by cell (>= 0)",
+                _divergence,
+            ),
+            MetricSpec(
+                "ssim", "SSIM", "SSIM per component, data range of b, mean over components",
+                _ssim, higher_is_better=True,
+            ),
+            MetricSpec(
+                "lse_top", "log-spec. top",
+                "mean |log E_a - log E_b| of the kinetic-energy spectra, top octave",
+                _spectral_top,
             ),
             _perceptual("lsim", "LSiM", "LSiM, summed over components", ("lsim",),
                         scaling="joint"),

@@ -131,6 +131,7 @@ class PlumeScene(Scene):
     name: ClassVar[str] = "plume"
     param_names: ClassVar[tuple[str, ...]] = ("buoyancy",)
     size: ClassVar[tuple[float, float]] = (200.0, 200.0)
+    has_density: ClassVar[bool] = True
 
     dt: float = 0.1
     precision: int = 64

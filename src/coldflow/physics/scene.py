@@ -95,6 +95,8 @@ class Scene:
     name: ClassVar[str] = "scene"
     param_names: ClassVar[tuple[str, ...]] = ()
     size: ClassVar[tuple[float, float]] = (1.0, 1.0)
+    has_density: ClassVar[bool] = False
+    """Whether the velocity depends on an advected density (the solver must carry it)."""
 
     resolution: tuple[int, int]
     dt: float = 1.0

@@ -132,8 +132,9 @@ def metric_figure(
     ylabel: str,
     title: str | None = None,
     log_y: bool | None = None,
+    panels: Mapping[str, Sequence[str]] | None = None,
 ) -> Figure:
-    """Metric curves against epoch, one line per run.
+    """Metric curves against epoch, one line per run; optionally one panel per group.
 
     Parameters
     ----------
@@ -142,29 +143,54 @@ def metric_figure(
     ylabel
         Name of the metric.
     title
-        Axes title.
+        Axes title (figure title with several panels).
     log_y
-        Log scale on y; ``None`` chooses it when the positive values span more than
-        one decade.
+        Log scale on y; ``None`` chooses it, per panel, when the positive values span
+        more than one decade.
+    panels
+        ``panel title -> labels``: curves that must not share an axis (losses of
+        different kinds) get one panel each, side by side; a run keeps its colour in
+        every panel. ``None``: every curve on one axis.
     """
+    colours = {label: color(i) for i, label in enumerate(series)}
     series = {k: v for k, v in series.items() if len(v[0])}
     if not series:
         raise ValueError("no metric values to draw")
-    fig, ax = new_figure(width=4.6, height=2.8)
-    for i, (label, (x, y)) in enumerate(series.items()):
-        marker = "o" if len(x) <= 30 else None
-        ax.plot(np.asarray(x), np.asarray(y), color=color(i), marker=marker, label=label)
-    values = np.concatenate([np.asarray(y, dtype=np.float64) for _, y in series.values()])
-    if log_y is None:
-        finite = values[np.isfinite(values)]
-        log_y = bool(len(finite)) and finite.min() > 0 and finite.max() / finite.min() > 10
-    if log_y:
-        ax.set_yscale("log")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    if len(series) > 1:
-        ax.legend()
+    groups = {t: [lb for lb in labels if lb in series] for t, labels in (panels or {}).items()}
+    groups = {t: labels for t, labels in groups.items() if labels}
+    if not groups:
+        groups = {"": list(series)}
+    unplaced = [lb for lb in series if not any(lb in g for g in groups.values())]
+    if unplaced:
+        raise ValueError(f"curves in no panel: {', '.join(unplaced)}")
+    n = len(groups)
+    ncols = min(n, 3)
+    nrows = -(-n // ncols)
+    width = 4.6 if n == 1 else FULL_WIDTH
+    fig, axes = new_figure(nrows, ncols, width=width, height=2.8 if n == 1 else 2.6 * nrows)
+    axes = np.asarray(axes).reshape(-1)
+    for ax, (panel, labels) in zip(axes, groups.items(), strict=False):
+        for label in labels:
+            x, y = series[label]
+            marker = "o" if len(x) <= 30 else None
+            ax.plot(np.asarray(x), np.asarray(y), color=colours[label], marker=marker,
+                    label=label)  # fmt: skip
+        values = np.concatenate([np.asarray(series[lb][1], dtype=np.float64) for lb in labels])
+        log = log_y
+        if log is None:
+            finite = values[np.isfinite(values)]
+            log = bool(len(finite)) and finite.min() > 0 and finite.max() / finite.min() > 10
+        if log:
+            ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        if panel or title:
+            ax.set_title(panel or title)
+        if len(labels) > 1 or n > 1:  # with panels, each says whose curves it holds
+            ax.legend()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    if title and "" not in groups:
+        fig.suptitle(title)
     return fig

@@ -1,7 +1,9 @@
 """Static HTML pages in one house style: page frame, tables, figures, notes.
 
 Pages reference their figures by relative path: they need no server, scripts or
-network; move a page together with its ``figures/`` folder.
+network; move a page together with its ``figures/`` folder. Every table of a page
+scrolls sideways in its own box (:func:`page` wraps it), so a wide table never cuts
+off or widens the page.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import math
 import os
 import re
+import urllib.parse
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +35,7 @@ __all__ = [
     "notes_html",
     "page",
     "save",
+    "thumbnails_markdown",
 ]
 
 
@@ -74,24 +78,43 @@ def format_value(value: Any) -> str:
 
 _CSS = """
 body { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; max-width: 62rem;
-       margin: 2rem auto; padding: 0 1rem; color: #222; line-height: 1.4; }
+       margin: 2rem auto; padding: 0 1rem; color: #222; line-height: 1.4;
+       overflow-wrap: break-word; }
 h1 { font-size: 1.6rem; margin-bottom: 0.2rem; } h2 { font-size: 1.2rem; margin-top: 2rem; }
 .sub { color: #666; margin-top: 0; }
-table { border-collapse: collapse; margin: 0.5rem 0; }
+.wide { max-width: 100%; overflow-x: auto; margin: 0.5rem 0; }
+table { border-collapse: collapse; margin: 0; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25rem 0.8rem; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 figure { margin: 1.5rem 0; } figure img { max-width: 100%; height: auto; }
 figcaption { color: #444; font-size: 0.9rem; margin-top: 0.3rem; }
+.thumbs { display: flex; flex-wrap: wrap; gap: 1rem; margin: 0.8rem 0; }
+figure.thumb { margin: 0; max-width: 20rem; }
+figure.thumb img { display: block; width: auto; height: auto; max-width: 100%;
+                   max-height: 15rem; border: 1px solid #ddd; }
+figure.thumb figcaption { font-size: 0.8rem; }
 pre { background: #f6f6f6; padding: 0.8rem; overflow-x: auto; font-size: 0.85rem; }
 .note { color: #8a5300; }
 """.strip()
 
 
+_TABLE_START = re.compile(r"<table\b")
+
+
+def _wrap_tables(text: str) -> str:
+    """Each ``<table>`` inside a ``<div class="wide">`` that scrolls sideways when the
+    table is wider than the page (tables of these pages are never nested)."""
+    text = _TABLE_START.sub('<div class="wide"><table', text)
+    return text.replace("</table>", "</table></div>")
+
+
 def page(title: str, body: list[str]) -> str:
-    """A complete HTML document with the house style."""
+    """A complete HTML document with the house style; every table in ``body`` scrolls
+    sideways in its own box instead of widening the page."""
     head = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">']
+    head += ['<meta name="viewport" content="width=device-width, initial-scale=1">']
     head += [f"<title>{html.escape(title)}</title>", f"<style>\n{_CSS}\n</style>", "</head>"]
-    return "\n".join([*head, "<body>", *body, "</body>", "</html>", ""])
+    return "\n".join([*head, "<body>", _wrap_tables("\n".join(body)), "</body>", "</html>", ""])
 
 
 def figures_html(figures: Sequence[Figure], base: Path) -> list[str]:
@@ -124,6 +147,39 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _url(path: Path, base: Path) -> str:
+    """``path`` relative to ``base``, percent-encoded (a markdown link takes no spaces)."""
+    return urllib.parse.quote(Path(os.path.relpath(path, base)).as_posix(), safe="/")
+
+
+def thumbnails_markdown(items: Sequence[tuple[Path, str, Path]], base: Path) -> str:
+    """One markdown line of linked images, ``[![caption](figure)](link)`` each, which
+    :func:`markdown_to_html` renders as a row of thumbnails.
+
+    Parameters
+    ----------
+    items
+        ``(figure, caption, link)``: a saved figure, a short caption, and the page (or
+        file) a click on the thumbnail opens.
+    base
+        The folder of the page the line goes into: paths are written relative to it,
+        so the page keeps working when its folder is moved.
+
+    Returns
+    -------
+    str
+        The line; ``""`` when none of the figure files exists (a missing file is left
+        out, never shown as a broken image).
+    """
+    cells = []
+    for figure, caption, link in items:
+        if not Path(figure).is_file():
+            continue
+        text = " ".join(re.sub(r"[\[\]]", "", caption).split())
+        cells.append(f"[![{text}]({_url(figure, base)})]({_url(link, base)})")
+    return " ".join(cells)
+
+
 _INLINE = [  # (pattern on escaped text, replacement): images before links
     (re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)"), r'<img src="\2" alt="\1">'),
     (re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)"), r'<a href="\2">\1</a>'),
@@ -131,6 +187,23 @@ _INLINE = [  # (pattern on escaped text, replacement): images before links
     (re.compile(r"`([^`]+)`"), r"<code>\1</code>"),
 ]
 _FIGURE = re.compile(r"^!\[([^\]]*)\]\(([^)\s]+)\)$")
+_THUMB = r"\[!\[([^\]]*)\]\(([^)\s]+)\)\]\(([^)\s]+)\)"
+_THUMBS = re.compile(rf"^{_THUMB}(?:\s+{_THUMB})*$")
+
+
+def _thumbnails(line: str) -> list[str]:
+    """A line of linked images (:func:`thumbnails_markdown`) as a row of thumbnails."""
+    out = ['<div class="thumbs">']
+    for caption, src, href in re.findall(_THUMB, line):
+        caption = html.escape(caption)
+        out += [
+            '<figure class="thumb">',
+            f'<a href="{html.escape(href, quote=True)}">'
+            f'<img src="{html.escape(src, quote=True)}" alt="{caption}"></a>',
+            f"<figcaption>{caption}</figcaption>",
+            "</figure>",
+        ]
+    return [*out, "</div>"]
 
 
 def _inline(text: str) -> str:
@@ -140,10 +213,20 @@ def _inline(text: str) -> str:
     return out
 
 
+_NUMBER = re.compile(r"[-+]?(\d[\d,]*\.?\d*|\.\d+)(e[-+]?\d+)?( ?%)?( / .*)?", re.IGNORECASE)
+
+
+def _cell(text: str) -> str:
+    """A table cell; numbers (``0.25``, ``1e-05``, ``-1.6 %``, ``0.63 / 0.23``) align right."""
+    cls = " class=num" if _NUMBER.fullmatch(text) else ""
+    return f"<td{cls}>{_inline(text)}</td>"
+
+
 def markdown_to_html(text: str) -> list[str]:
     """The markdown the pages are written in, as HTML: ``#``-headings, paragraphs (one
     per line), ``-`` lists, :func:`markdown_table` tables, a line that is only an image
-    (a figure, its alt text the caption), and inline links, images, bold and code.
+    (a figure, its alt text the caption), a line of linked images (thumbnails, from
+    :func:`thumbnails_markdown`), and inline links, images, bold and code.
 
     Pages are written once, in markdown (``results.md``), and rendered by this function,
     so that the markdown and the HTML page cannot say different things.
@@ -156,10 +239,7 @@ def markdown_to_html(text: str) -> list[str]:
         if table:
             head, *body = table
             rows = ["<tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head) + "</tr>"]
-            rows += [
-                "<tr>" + "".join(f"<td class=num>{_inline(c)}</td>" for c in r) + "</tr>"
-                for r in body
-            ]
+            rows += ["<tr>" + "".join(_cell(c) for c in r) + "</tr>" for r in body]
             out.append("<table>" + "".join(rows) + "</table>")
             table.clear()
         if items:
@@ -181,6 +261,8 @@ def markdown_to_html(text: str) -> list[str]:
         figure = _FIGURE.match(s)
         if 1 <= level <= 4 and s[level : level + 1] == " ":
             out.append(f"<h{level}>{_inline(s[level + 1 :])}</h{level}>")
+        elif _THUMBS.match(s):
+            out += _thumbnails(s)
         elif figure:
             src = html.escape(figure.group(2), quote=True)
             caption = html.escape(figure.group(1))

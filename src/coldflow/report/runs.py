@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from coldflow.io import write_text
 from coldflow.report.curves import metric_figure
@@ -34,7 +35,7 @@ from coldflow.report.html import (
 )
 from coldflow.runs import RunDir
 
-__all__ = ["metric_series", "write_comparison", "write_run_report"]
+__all__ = ["loss_kind", "loss_panels", "metric_series", "write_comparison", "write_run_report"]
 
 
 @dataclass
@@ -72,6 +73,38 @@ def _eval_names(events: Iterable[dict]) -> list[str]:
     return sorted(names, key=lambda n: (n != "fid", n))
 
 
+def loss_kind(config_text: str) -> tuple[str, str]:
+    """``(method.kind, loss name)`` of a resolved ``config.yaml``: the name is
+    ``method.loss.name`` (field tasks), ``method.loss`` (cold diffusion) or ``""`` (the
+    method has one fixed loss, e.g. DDPM's noise prediction); ``("", "")`` when the
+    text is empty or no config."""
+    try:
+        config = yaml.safe_load(config_text) if config_text else None
+    except yaml.YAMLError:
+        config = None
+    method = config.get("method") if isinstance(config, dict) else None
+    if not isinstance(method, dict):
+        return "", ""
+    loss = method.get("loss")
+    name = loss.get("name", "") if isinstance(loss, dict) else loss if isinstance(loss, str) else ""
+    return str(method.get("kind", "")), str(name)
+
+
+def loss_panels(kinds: dict[str, tuple[str, str]]) -> dict[str, list[str]] | None:
+    """Which training-loss curves may share an axis: ``panel title -> run labels``, one
+    panel per kind of loss (:func:`loss_kind`), or None when every run's loss is of one
+    kind (one axis). Runs of one method are titled by their loss name (``mse``,
+    ``lsim``), runs of several methods by method and loss (``cold mse``, ``ddpm``)."""
+    if len(set(kinds.values())) <= 1:
+        return None
+    one_method = len({method for method, _ in kinds.values() if method}) <= 1
+    panels: dict[str, list[str]] = {}
+    for label, (method, name) in kinds.items():
+        title = (name or method) if one_method else f"{method} {name}".strip()
+        panels.setdefault(title or "loss of unknown kind (no config.yaml)", []).append(label)
+    return panels
+
+
 def _metric_file(name: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9_-]+", "_", name)
     return "fid.png" if name == "fid" else f"eval_{safe}.png"
@@ -82,8 +115,16 @@ def _metric_figures(runs: Sequence[_Run], figures_dir: Path, notes: list[str]) -
     out: list[Figure] = []
     loss = {r.label: metric_series(r.events, "train", "loss") for r in runs}
     if any(len(x) for x, _ in loss.values()):
+        panels = loss_panels({r.label: loss_kind(r.config_text) for r in runs if loss[r.label][0]})
         caption = "Training loss (mean over each epoch's logged values) against epoch."
-        make = lambda: metric_figure(loss, "training loss", title="Training loss")  # noqa: E731
+        if panels:
+            caption += (
+                f" One panel per kind of loss ({', '.join(panels)}): losses of different "
+                "kinds are not comparable, so they never share an axis."
+            )
+        make = lambda: metric_figure(  # noqa: E731
+            loss, "training loss", title="Training loss", panels=panels
+        )
         save(out, notes, figures_dir / "loss.png", caption, make)
     names = list(dict.fromkeys(n for r in runs for n in _eval_names(r.events)))
     names.sort(key=lambda n: (n != "fid", n))

@@ -46,6 +46,23 @@ def up_to_date(cfg: FluidDataConfig, out: Path, specs: Sequence[SimulationSpec])
     return stored == [physics_hash(cfg, s) for s in specs]
 
 
+def stored_prefix(cfg: FluidDataConfig, out: Path, specs: Sequence[SimulationSpec]) -> int | None:
+    """How many of ``specs`` a complete data set ``out`` already holds, when it holds
+    exactly the first ones (a config that only added simulations, e.g. a ``val``
+    split); None when it holds anything else or cannot be read."""
+    from coldflow.data.store import FieldData, FieldDataError
+
+    try:
+        with FieldData(out) as data:
+            stored = [s.attrs.get("physics_hash") for s in data.simulations()]
+    except (FieldDataError, OSError, KeyError):
+        return None
+    wanted = [physics_hash(cfg, s) for s in specs]
+    if not stored or len(stored) >= len(wanted) or stored != wanted[: len(stored)]:
+        return None
+    return len(stored)
+
+
 def remove_stale_temporaries(out: Path, specs: Sequence[SimulationSpec]) -> None:
     """Delete temporary files a killed run left behind (only this shard's)."""
     for spec in specs:

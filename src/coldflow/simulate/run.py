@@ -47,6 +47,7 @@ from coldflow.simulate.files import (
     part_path,
     parts_dir,
     remove_stale_temporaries,
+    stored_prefix,
     up_to_date,
 )
 from coldflow.simulate.specs import SimulationSpec, physics_hash, simulation_specs
@@ -174,18 +175,26 @@ def generate(
     scene = build_scene(cfg)
     low = build_scene(cfg, cfg.low_resolution)
 
+    base = 0  # simulations a complete file already holds (the config only added some)
     if out.exists():
         if up_to_date(cfg, out, specs):
             say(f"{cfg.name}: {out} is complete and matches the config; nothing to do")
             return out
-        raise ConfigError(
-            f"{out} exists but was not made by this config ({source}); delete it or choose "
-            "another --out"
+        base = stored_prefix(cfg, out, specs)
+        if base is None:
+            raise ConfigError(
+                f"{out} exists but was not made by this config ({source}); delete it or "
+                "choose another --out"
+            )
+        say(
+            f"{cfg.name}: {out} holds the first {base} of the config's {len(specs)} "
+            f"simulations; adding the other {len(specs) - base}"
         )
+    new = specs[base:]
     with exclusive_lock(lock_path(out, i, n), f"data set {out} (shard {i}/{n})"):
-        remove_stale_temporaries(out, specs[i::n])
+        remove_stale_temporaries(out, new[i::n])
         todo = []
-        for spec in specs[i::n]:
+        for spec in new[i::n]:
             attrs = part_attrs(part_path(out, spec.index))
             if attrs is None:
                 todo.append(spec)
@@ -212,7 +221,7 @@ def generate(
             for batch in batches:
                 _run_batch(cfg, scene, low, batch, out, BatchRun(bar, say, every))
 
-        parts = [part_path(out, s.index) for s in specs]
+        parts = [part_path(out, s.index) for s in new]
         if not all(part_attrs(p) is not None for p in parts):
             missing = sum(part_attrs(p) is None for p in parts)
             say(f"{cfg.name}: shard {i}/{n} done; {missing} simulations still missing")
@@ -221,7 +230,8 @@ def generate(
             "obstacle/high": scene.obstacle_mask().numpy(),
             "obstacle/low": low.obstacle_mask().numpy(),
         }
-        merge_parts(parts, out, dataset_attrs(cfg, scene, len(specs)), shared)
+        attrs = dataset_attrs(cfg, scene, len(specs))
+        merge_parts(parts, out, attrs, shared, existing=out if base else None)
         if n == 1:
             shutil.rmtree(parts_dir(out), ignore_errors=True)
         for k in range(n):  # the data set is complete: no shard has anything left to hold

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from coldflow.config.fluids import FluidDataConfig
+from coldflow.config.fluids import SPLITS, FluidDataConfig
 from coldflow.physics.solver import DIRECT_METHODS
 
 __all__ = ["SimulationSpec", "physics_hash", "simulation_specs", "versions"]
@@ -53,9 +53,10 @@ def versions() -> dict[str, str]:
 
 
 def simulation_specs(cfg: FluidDataConfig) -> list[SimulationSpec]:
-    """All simulations of a data set, train first, numbered from 0."""
+    """All simulations of a data set, numbered from 0 in the order of
+    :data:`~coldflow.config.fluids.SPLITS` (train, test, val)."""
     out: list[SimulationSpec] = []
-    for split in ("train", "test"):
+    for split in SPLITS:
         sc = getattr(cfg.simulations, split)
         for seed, params in zip(sc.seeds, cfg.simulation_params(split), strict=True):
             out.append(SimulationSpec(len(out), split, int(seed), params))

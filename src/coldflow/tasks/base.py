@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from coldflow.errors import UserError
-from coldflow.report.html import Comparison
+from coldflow.report.html import Comparison, Figure
 from coldflow.runs import RunDir
 
 __all__ = ["Comparison", "LoadedRun", "Prepared", "Task"]
@@ -150,6 +150,29 @@ class Task:
     def compare(self, runs: Sequence[Path], out: Path, labels: Sequence[str]) -> Comparison:
         """Tables and figures comparing several runs of this task."""
         return Comparison()
+
+    def key_figures(self, runs: Sequence[Path], out: Path) -> list[Figure]:
+        """The few figures a study's front page shows of these runs, as thumbnails.
+
+        Called after :meth:`compare` and the comparison page in ``out`` are written (and
+        every run's ``report.html``): it picks among the files those wrote, most telling
+        first, and draws nothing. A figure under a run's directory links to that run's
+        ``report.html``, any other to the comparison page; files that do not exist are
+        left off the page.
+
+        Parameters
+        ----------
+        runs
+            The run directories of one group of the study.
+        out
+            The folder of their comparison page (``out/figures/`` holds its figures).
+
+        Returns
+        -------
+        list of Figure
+            ``(path, caption)`` each, the caption a few words; none by default.
+        """
+        return []
 
     def findings(self, runs: Sequence[Path], labels: Sequence[str]) -> list[str]:
         """Sentences stating what the numbers of several finished runs support, generated

@@ -9,9 +9,12 @@ message that says what differs.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from coldflow.config import ConfigError, dump_yaml, parse_value, validate
@@ -19,15 +22,19 @@ from coldflow.config.fluids import FluidDataConfig
 from coldflow.data.store import FieldData
 from coldflow.errors import UserError
 from coldflow.losses import build_field_loss
+from coldflow.physics import FluidState
 from coldflow.tasks.base import Task
 
 __all__ = [
     "FluidTask",
+    "SourceRollouts",
     "check_same_data_kind",
     "data_config",
     "data_config_from_text",
     "data_config_text",
     "read_stacked",
+    "rollout_starts",
+    "source_rollouts",
 ]
 
 
@@ -124,3 +131,127 @@ def read_stacked(data: FieldData, sims: list, kind: str, field: str, frames: Any
     """One stored array of several simulations, stacked along a new axis 0 (``frames``: an
     index gives ``[B, ...]``, a slice ``[B, T, ...]``)."""
     return torch.stack([torch.from_numpy(data.read(s, kind, field, frames)) for s in sims])
+
+
+@dataclass(frozen=True)
+class SourceRollouts:
+    """Short runs of the low-resolution solver started on downsampled reference frames,
+    at cell centres (:func:`source_rollouts`).
+
+    ``low`` ``[N, K + 1, C, h, w]`` are the solver's states (step 0: the downsampled
+    reference it starts from), ``high`` ``[N, K + 1, C, H, W]`` the reference frames at
+    the same times (``None`` unless asked for), ``sim`` and ``start`` ``[N]`` where each
+    run starts. ``C`` follows :func:`coldflow.data.frames.channel_names`.
+    """
+
+    low: torch.Tensor
+    high: torch.Tensor | None
+    sim: torch.Tensor
+    start: torch.Tensor
+
+    @property
+    def steps(self) -> int:
+        return self.low.shape[1] - 1
+
+
+def rollout_starts(first: int, last: int, count: int) -> list[int]:
+    """``count`` start frames evenly spread over ``first .. last`` (fewer if the span is
+    shorter), increasing and distinct."""
+    if last < first:
+        return []
+    picks = np.linspace(first, last, max(1, count)).round().astype(int)
+    return sorted(set(picks.tolist()))
+
+
+def source_rollouts(
+    path: str | Path,
+    split: str,
+    steps: int,
+    starts: int,
+    fields: Sequence[str] = ("velocity",),
+    with_reference: bool = True,
+    keep: Callable[[int], Sequence[int]] | None = None,
+) -> SourceRollouts:
+    """Run the data set's low-resolution solver ``steps`` steps from ``starts`` frames
+    (evenly spread after the warm-up) of every ``split`` simulation.
+
+    This is what an upsampler meets in use: the low-resolution solver's own states,
+    which drift from the downsampled reference as it runs (numerical diffusion, phase
+    error), rather than the downsampled reference itself.
+
+    Parameters
+    ----------
+    path
+        A data set written by ``coldflow simulate``.
+    split
+        ``"train"``, ``"val"`` or ``"test"``.
+    steps
+        Solver steps per run (``K``).
+    starts
+        Start frames per simulation, evenly spread over the frames after the warm-up
+        that leave room for ``steps`` more.
+    fields
+        ``"velocity"`` and optionally ``"density"`` (carried by the solver either way
+        where the scene has one).
+    with_reference
+        Also read the reference at every state's frame.
+    keep
+        ``keep(i)`` lists the steps of run ``i`` to keep (the others are dropped, to save
+        memory); then ``low`` and ``high`` hold only those, ``[N, len(keep(i)), ...]``
+        (the same length for every run). Default: every step ``0 .. K``.
+    """
+    from coldflow.data.frames import channel_names, read_centered
+    from coldflow.physics import build_scene, faces_to_centered
+
+    cfg = data_config(path)
+    scene = build_scene(cfg, cfg.low_resolution)
+    channel_names(fields)  # checks them
+    lows, highs, sim_ids, start_ids = [], [], [], []
+    with FieldData(path) as data:
+        sims = data.simulations(split)
+        if not sims:
+            raise ConfigError(f"{path}: no simulations in split {split!r}")
+        frames = rollout_starts(data.warmup, data.frames - 1 - steps, starts)
+        if not frames:
+            raise ConfigError(
+                f"{path}: runs of {steps} steps do not fit after frame {data.warmup} "
+                f"({data.frames} frames); use fewer steps"
+            )
+        for sim in sims:
+            v = torch.from_numpy(data.read(sim, "downsampled", "velocity", frames))
+            density = None
+            if scene.has_density or "density" in fields:  # a passive marker is advected too
+                density = torch.from_numpy(data.read(sim, "downsampled", "density", frames))
+            params = scene.params_tensor(
+                {k: float(sim.params[k]) for k in scene.param_names}, batch_size=len(frames)
+            )
+            state = FluidState(
+                v.to(scene.dtype), None if density is None else density.to(scene.dtype)
+            )
+            states = [state]
+            with torch.no_grad():
+                for _ in range(steps):
+                    state = scene.step(state, params)
+                    states.append(state)
+            first = len(sim_ids)
+            wanted = [keep(first + j) if keep else range(steps + 1) for j in range(len(frames))]
+            for j, t in enumerate(frames):
+                parts = []
+                for k in wanted[j]:
+                    s = states[k]
+                    c = [faces_to_centered(s.velocity[j : j + 1].float())]
+                    if "density" in fields:
+                        c.append(s.density[j : j + 1, None].float())
+                    parts.append(torch.cat(c, dim=1))
+                lows.append(torch.cat(parts))
+                if with_reference:
+                    ref = read_centered(data, sim, "reference", [t + k for k in wanted[j]], fields)
+                    highs.append(torch.from_numpy(ref))
+                sim_ids.append(sim.index)
+                start_ids.append(t)
+    return SourceRollouts(
+        torch.stack(lows),
+        torch.stack(highs) if with_reference else None,
+        torch.tensor(sim_ids),
+        torch.tensor(start_ids),
+    )

@@ -38,6 +38,7 @@ from coldflow.tasks.diffusion.scoring import (
     check_fid_count,
     fid_of_samples,
     real_baselines,
+    sample_scores,
     save_nearest,
 )
 
@@ -215,13 +216,16 @@ class ColdTask(DiffusionTask):
             print(f"Table 1, {TABLE1_ROWS[row]}: restoring {len(x)} test images", flush=True)
             res = draw(model, len(x), start=x_T, sampler=row, batch_size=bs, progress=True)
             table[row] = self.quality(res.images, x, cfg, dev, progress=True)
-        uncond, baselines = {}, {}
+        uncond, precision, recall, baselines = {}, {}, {}, {}
         for start in (prior,) if prior else ("gmm", "black"):
             print(f"{n} unconditional samples from the {start} start ({sampler})", flush=True)
             images = draw(
                 model, n, seed=seed, batch_size=bs, sampler=sampler, prior=start, progress=True
             ).images
-            uncond[start] = fid_of_samples(images, cfg, dev, progress=True)
+            scores = sample_scores(images, cfg, dev, progress=True)
+            uncond[start] = scores["fid"]
+            if "precision" in scores:
+                precision[start], recall[start] = scores["precision"], scores["recall"]
             if not baselines:  # the first start's samples (default: the GMM start)
                 baselines, neighbours = real_baselines(images, cfg, dev, progress=True)
                 baselines["nearest_train"]["start"] = start
@@ -230,6 +234,8 @@ class ColdTask(DiffusionTask):
             "conditional": table,
             "conditional_images": len(x),
             "unconditional_fid": uncond,
+            "unconditional_precision": precision,
+            "unconditional_recall": recall,
             "sampler": sampler,
             "result": getattr(model, "result", "restoration"),
             "n_samples": n,

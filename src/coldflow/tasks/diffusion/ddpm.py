@@ -38,6 +38,7 @@ from coldflow.tasks.diffusion.scoring import (
     check_fid_count,
     fid_of_samples,
     real_baselines,
+    sample_scores,
     save_nearest,
 )
 
@@ -194,6 +195,18 @@ class DiffusionTask(Task):
         figures = comparison_figures(runs, labels, out / "figures", notes)
         return Comparison(tables=self.tables(runs, labels), figures=figures, notes=notes)
 
+    def key_figures(self, runs: Sequence[Path], out: Path) -> list[Any]:
+        """The final sample grids of every run side by side (as :meth:`compare` drew
+        them): from the configured start, from the black start, conditional restorations."""
+        from coldflow.report.html import Figure
+
+        figs = out / "figures"
+        return [
+            Figure(figs / "samples.png", "Final samples of every run"),
+            Figure(figs / "samples_black_start.png", "Final samples from the black start"),
+            Figure(figs / "samples_conditional.png", "Restorations of held-out test digits"),
+        ]
+
     def tables(self, runs: Sequence[Path], labels: Sequence[str]) -> list[tuple[str, str]]:
         """Markdown tables of the runs' ``evaluation.json`` files."""
         return []
@@ -285,10 +298,10 @@ class DDPMTask(DiffusionTask):
         opts["eta"] = fid.eta if eta is None else eta
         print(f"{n} unconditional samples ({opts['sampler']})", flush=True)
         res = draw(loaded.model, n, seed=seed, batch_size=fid.batch_size, progress=True, **opts)
-        fid_value = fid_of_samples(res.images, cfg, loaded.device, progress=True)
+        scores = sample_scores(res.images, cfg, loaded.device, progress=True)
         baselines, neighbours = real_baselines(res.images, cfg, loaded.device, progress=True)
         save_nearest(loaded.run, res.images, neighbours)
-        out = {"fid": fid_value, **opts, "n_samples": n, "extractor": fid.extractor}
+        out = {**scores, **opts, "n_samples": n, "extractor": fid.extractor}
         return out | baselines
 
     def summary(self, evaluation: dict[str, Any]) -> dict[str, float]:

@@ -18,12 +18,15 @@ from coldflow.runs import RunDir, read_evaluation
 from coldflow.tasks.diffusion.config import DiffusionRunConfig
 
 __all__ = [
+    "ALIKE_SPREAD",
     "BASELINE_HEADER",
     "COPYING_RATIO",
     "COPYING_SHARE",
+    "EMPTY_INK",
     "alpha_bar_T",
     "baseline_cells",
     "baseline_findings",
+    "black_start_collapse",
     "cold_findings",
     "ddpm_findings",
     "read_config",
@@ -132,10 +135,89 @@ def _ink(images: torch.Tensor, value_range: Sequence[float]) -> tuple[float, flo
     return (unit > 0.5).float().mean().item(), unit.std(0).mean().item()
 
 
-def cold_findings(runs: Sequence[Path], labels: Sequence[str]) -> list[str]:
-    """Sentences on Table 1, the samplers and the starts (generated from the runs' files)."""
+EMPTY_INK = 0.02
+"""Black-start samples with fewer pixels above mid-grey than this share are near-empty."""
+
+ALIKE_SPREAD = 0.1
+"""Black-start samples whose per-pixel spread across samples is below this fraction of the
+GMM start's are (nearly) one image repeated."""
+
+
+def black_start_collapse(
+    black: torch.Tensor, gmm: torch.Tensor, value_range: Sequence[float]
+) -> dict[str, float | bool]:
+    """Whether unconditional samples from the black start collapse, measured on the images.
+
+    Collapse is judged from the samples themselves, not from FID (a poor FID also comes
+    from diverse bad digits): the black-start samples are *near-empty* (under
+    :data:`EMPTY_INK` of their pixels above mid-grey) or *alike* (their per-pixel spread
+    across samples, each pixel's standard deviation about the mean image averaged over
+    the pixels, is under :data:`ALIKE_SPREAD` times that of the GMM start's samples).
+
+    Parameters
+    ----------
+    black, gmm
+        ``[N, C, H, W]`` samples from the black start and from the GMM start.
+    value_range
+        Pixel range of the images.
+
+    Returns
+    -------
+    dict
+        ``ink_black``, ``ink_gmm`` (shares of pixels above mid-grey), ``spread_black``,
+        ``spread_gmm``, ``empty``, ``alike`` and ``collapsed`` (empty or alike).
+    """
+    ink_b, spread_b = _ink(black, value_range)
+    ink_g, spread_g = _ink(gmm, value_range)
+    empty, alike = ink_b < EMPTY_INK, spread_b < ALIKE_SPREAD * spread_g
+    return {
+        "ink_black": ink_b,
+        "ink_gmm": ink_g,
+        "spread_black": spread_b,
+        "spread_gmm": spread_g,
+        "empty": empty,
+        "alike": alike,
+        "collapsed": empty or alike,
+    }
+
+
+def _black_start_finding(run: Path, label: str, ev: dict, cfg: DiffusionRunConfig | None) -> str:
+    """The sentence on the black start: its FID beside the GMM start's, and whether its
+    final samples grid collapses (:func:`black_start_collapse`)."""
     from coldflow.runs import load_tensors
 
+    fids = ev["unconditional_fid"]
+    sentence = (
+        f"{label}: unconditional FID {fids['black']:.4g} from the black start vs "
+        f"{fids['gmm']:.4g} from the GMM start ({ev.get('n_samples', '?')} samples each)"
+    )
+    claim = "The seed study's claim that black-start samples collapse"
+    final = RunDir(run).samples_path()
+    tensors = load_tensors(final) if final.is_file() and cfg is not None else {}
+    if "images_black_start" not in tensors or "images" not in tensors:
+        return (
+            f"{sentence}. {claim} is not judged: the run has no final grids from both starts "
+            f"({final.name}) to measure it on, and FID does not tell a collapse."
+        )
+    c = black_start_collapse(tensors["images_black_start"], tensors["images"], cfg.data.range)
+    if c["empty"]:
+        what = "the black start collapses to near-empty images"
+    elif c["alike"]:
+        what = "the black start collapses to nearly one image repeated"
+    else:
+        what = "the black-start images are neither empty nor alike"
+    return (
+        f"{sentence}; the final black-start grid has {100 * c['ink_black']:.1f} % of pixels "
+        f"above mid-grey (GMM start: {100 * c['ink_gmm']:.1f} %) and a per-pixel spread "
+        f"across samples of {c['spread_black']:.3f} (GMM: {c['spread_gmm']:.3f}): {what}. "
+        f"{claim} is {'supported' if c['collapsed'] else 'not supported'} by these numbers "
+        f"(collapse: under {100 * EMPTY_INK:.0f} % of pixels above mid-grey, or a spread "
+        f"under {ALIKE_SPREAD:g}x the GMM start's; FID is not a collapse measure)."
+    )
+
+
+def cold_findings(runs: Sequence[Path], labels: Sequence[str]) -> list[str]:
+    """Sentences on Table 1, the samplers and the starts (generated from the runs' files)."""
     out = []
     for run, label in zip(runs, labels, strict=True):
         ev, cfg = read_evaluation(run), read_config(run)
@@ -201,33 +283,7 @@ def cold_findings(runs: Sequence[Path], labels: Sequence[str]) -> list[str]:
             )
         fids = ev.get("unconditional_fid", {})
         if "gmm" in fids and "black" in fids:
-            sentence = (
-                f"{label}: unconditional FID {fids['black']:.4g} from the black start vs "
-                f"{fids['gmm']:.4g} from the GMM start ({ev.get('n_samples', '?')} samples each)"
-            )
-            final = RunDir(run).samples_path()
-            if final.is_file() and cfg is not None:
-                tensors = load_tensors(final)
-                if "images_black_start" in tensors and "images" in tensors:
-                    vr = cfg.data.range
-                    ink_b, spread_b = _ink(tensors["images_black_start"], vr)
-                    ink_g, spread_g = _ink(tensors["images"], vr)
-                    empty = ink_b < 0.02
-                    sentence += (
-                        f"; the final black-start grid has {100 * ink_b:.1f} % of pixels above "
-                        f"mid-grey (GMM start: {100 * ink_g:.1f} %) and a per-pixel spread "
-                        f"across samples of {spread_b:.3f} (GMM: {spread_g:.3f}): "
-                        + (
-                            "the black start collapses to near-empty images"
-                            if empty
-                            else "the black-start images are not empty"
-                        )
-                    )
-            worse = fids["black"] > fids["gmm"]
-            out.append(
-                sentence + f". The seed study's claim that black-start samples collapse is "
-                f"{'supported' if worse else 'not supported'} by these numbers."
-            )
+            out.append(_black_start_finding(run, label, ev, cfg))
     return out
 
 

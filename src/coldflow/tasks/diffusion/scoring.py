@@ -1,6 +1,7 @@
 """Scores of diffusion samples: FID against the MNIST test set with the configured
-feature network, and what real digits score beside them (the FID floor at the same
-count, the nearest training digit of each sample)."""
+feature network and, on the same features, improved precision and recall; and what real
+digits score beside them (the FID floor at the same count, the nearest training digit of
+each sample)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,15 @@ __all__ = [
     "feature_extractor",
     "fid_of_samples",
     "real_baselines",
+    "sample_scores",
     "save_nearest",
 ]
+
+NEIGHBOURS = 3
+"""k of the k-nearest-neighbour radii of precision and recall (Kynkäänniemi et al. 2019)."""
+
+TEST_DIGITS = 10000
+"""The MNIST test set: FID's real statistics, and the most digits precision and recall use."""
 
 
 @functools.lru_cache(maxsize=2)
@@ -32,25 +40,65 @@ def feature_extractor(name: str, device: torch.device) -> nn.Module:
     return build_feature_extractor(name).to(device)
 
 
-def fid_of_samples(
-    images: torch.Tensor, cfg: DiffusionRunConfig, device: torch.device, progress: bool = False
-) -> float:
-    """FID of ``images`` against the MNIST test set with the configured feature extractor.
+def sample_scores(
+    images: torch.Tensor,
+    cfg: DiffusionRunConfig,
+    device: torch.device,
+    progress: bool = False,
+    precision_recall: bool = True,
+) -> dict[str, float]:
+    """FID of ``images`` against the MNIST test set and, on the same features (one pass of
+    the configured extractor over the samples), improved precision and recall.
 
-    ``progress`` prints a line before the feature extraction and one with its duration.
+    Precision and recall (:func:`coldflow.metrics.precision_recall.precision_recall`,
+    k = :data:`NEIGHBOURS`) compare the first ``m = min(len(images), 10000)`` samples with
+    the first ``m`` test digits: sets of equal size, as in the paper, since the k-NN radii
+    shrink as a set grows. ``progress`` prints a line before the feature extraction and
+    one with the results.
+
+    Returns
+    -------
+    dict
+        ``{"fid", "precision", "recall"}``; only ``"fid"`` when ``precision_recall`` is
+        false or there are no more than k samples.
     """
-    from coldflow.metrics.fid import fid_from_images, mnist_real_statistics
+    from coldflow.metrics.fid import (
+        compute_features,
+        fid_from_features,
+        mnist_real_features,
+        mnist_real_statistics,
+    )
+    from coldflow.metrics.precision_recall import precision_recall as improved_precision_recall
 
     name = cfg.evaluation.fid.extractor
     t0 = time.perf_counter()
     if progress:
         print(f"  FID: {name} features of {len(images)} samples and the test set", flush=True)
     extractor = feature_extractor(name, device)
-    real = mnist_real_statistics(extractor, "test", n=10000, device=device)
-    fid = fid_from_images(images, real, extractor, tuple(cfg.data.range), device=device)
+    real = mnist_real_statistics(extractor, "test", n=TEST_DIGITS, device=device)
+    features = compute_features(images, extractor, tuple(cfg.data.range), device=device)
+    scores = {"fid": fid_from_features(features, real, name)}
+    m = min(len(features), TEST_DIGITS)
+    if precision_recall and m > NEIGHBOURS:
+        digits = mnist_real_features(extractor, "test", n=m, device=device)
+        p, r = improved_precision_recall(digits, features[:m], k=NEIGHBOURS)
+        scores |= {"precision": p, "recall": r}
     if progress:
-        print(f"  FID {fid:.4g} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    return fid
+        pr = (
+            f", precision {scores['precision']:.3f}, recall {scores['recall']:.3f} "
+            f"({m} samples against {m} test digits, k={NEIGHBOURS})"
+            if "precision" in scores
+            else ""
+        )
+        print(f"  FID {scores['fid']:.4g}{pr} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return scores
+
+
+def fid_of_samples(
+    images: torch.Tensor, cfg: DiffusionRunConfig, device: torch.device, progress: bool = False
+) -> float:
+    """FID alone of ``images`` (:func:`sample_scores` without precision and recall)."""
+    return sample_scores(images, cfg, device, progress, precision_recall=False)["fid"]
 
 
 def check_fid_count(n: int) -> None:

@@ -112,7 +112,7 @@ def evaluate_pipeline(
     test_cfg = data_config(path)
     for run in sols:
         check_same_data_kind(stored_data_config(run.cfg, run.files[STATS_FILE]), test_cfg, path)
-    uses_density = "buoyancy" in sols[0].model.scene.param_names
+    uses_density = sols[0].model.scene.has_density
     channels = 3 if uses_density else 2
     for run in srs:
         stats = run.files["field_stats.json"]

@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from coldflow.report.html import Figure
 from coldflow.report.style import FULL_WIDTH, color, new_figure, save_figure, style_context
 
-__all__ = ["error_vs_cost_figure", "error_vs_step_figure", "write_figures"]
+__all__ = ["error_vs_cost_figure", "error_vs_step_figure", "key_figures", "write_figures"]
 
 
 def _style(name: str) -> dict[str, Any]:
@@ -62,4 +63,14 @@ def write_figures(result: dict[str, Any], figures: Path) -> list[Path]:
     return [
         save_figure(error_vs_step_figure(result), figures / "pipeline_error_vs_step.png"),
         save_figure(error_vs_cost_figure(result), figures / "pipeline_error_vs_cost.png"),
+    ]
+
+
+def key_figures(pipeline_dir: Path) -> list[Figure]:
+    """The figures of a pipeline a study's front page shows (as :func:`write_figures`
+    wrote them under ``pipeline_dir/figures``): error against step, then against cost."""
+    figs = Path(pipeline_dir) / "figures"
+    return [
+        Figure(figs / "pipeline_error_vs_step.png", "Error of every pipeline against step"),
+        Figure(figs / "pipeline_error_vs_cost.png", "Mean error against cost"),
     ]

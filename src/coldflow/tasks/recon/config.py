@@ -10,11 +10,11 @@ data set's warm-up, split into train and test by simulation exactly as the file 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Field, model_validator
 
-from coldflow.config.base import Strict
+from coldflow.config.base import OmitWhenDefault, Strict
 from coldflow.config.fluids import FluidFileConfig
 from coldflow.config.metric_defaults import DEFAULT_FRAME_METRICS
 from coldflow.config.training import FieldLossConfig, OptimizerConfig, TrainingConfig
@@ -26,6 +26,7 @@ __all__ = [
     "FieldsEvaluationConfig",
     "FieldsRunConfig",
     "SuperResConfig",
+    "SourceInputConfig",
     "SuperResNetConfig",
 ]
 
@@ -69,15 +70,57 @@ class AutoencoderConfig(Strict):
     loss: FieldLossConfig = FieldLossConfig()
 
 
-class SuperResConfig(Strict):
-    """Upsample the downsampled frame to the reference resolution (the data set's factor)."""
+class SourceInputConfig(Strict):
+    """Training inputs from the low-resolution solver (``method.input: source``): from
+    ``starts`` frames of every training simulation the solver runs ``steps[1]`` steps from
+    the downsampled reference, and ``per_start`` of its states, ``k`` steps in with ``k``
+    drawn from ``steps[0] .. steps[1]`` (seeded by the run's seed), are paired with the
+    reference at their frames."""
+
+    steps: tuple[int, int] = Field((1, 50), description="range of solver steps k (inclusive)")
+    starts: int = Field(60, ge=1, description="start frames per training simulation")
+    per_start: int = Field(2, ge=1, description="states kept per start (distinct k)")
+
+    @model_validator(mode="after")
+    def _check(self) -> SourceInputConfig:
+        lo, hi = self.steps
+        if not 0 <= lo <= hi:
+            raise ValueError(
+                f"steps must be [k_min, k_max] with 0 <= k_min <= k_max, got {[lo, hi]}"
+            )
+        if self.per_start > hi - lo + 1:
+            raise ValueError(
+                f"per_start ({self.per_start}) exceeds the {hi - lo + 1} steps in {[lo, hi]}"
+            )
+        return self
+
+
+class SuperResConfig(OmitWhenDefault):
+    """Upsample a low-resolution frame to the reference resolution (the data set's factor).
+
+    ``input`` says what the network is trained on: ``downsampled`` (the reference's face
+    averages, as every run before the option) or ``source`` (the low-resolution solver's
+    own states a few steps after a start on the downsampled reference: what an upsampler
+    at the end of a cheap simulator meets, see :class:`SourceInputConfig`).
+    """
+
+    omit_at_default: ClassVar[tuple[str, ...]] = ("input", "source")
 
     kind: Literal["superres"] = "superres"
     loss: FieldLossConfig = FieldLossConfig()
+    input: Literal["downsampled", "source"] = Field(
+        "downsampled",
+        description="training input: downsampled reference frames, or the low-resolution "
+        "solver's states (method.source)",
+    )
+    source: SourceInputConfig = SourceInputConfig()
 
 
-class FieldsEvaluationConfig(Strict):
+class FieldsEvaluationConfig(OmitWhenDefault):
     """`coldflow evaluate` of an autoencoder or super-resolution run."""
+
+    # options added after runs existed: left out of the dump at default
+    omit_at_default: ClassVar[tuple[str, ...]] = ("solver_steps", "solver_starts")
 
     metrics: list[str] = Field(
         default_factory=lambda: list(DEFAULT_FRAME_METRICS),
@@ -87,6 +130,13 @@ class FieldsEvaluationConfig(Strict):
         True, description="also score lpips and vgg when their weights are present"
     )
     figure_frames: int = Field(3, ge=0, description="test frames drawn in the figures")
+    solver_steps: int = Field(
+        50,
+        ge=0,
+        description="super-resolution: also score the low-resolution solver's states "
+        "1 .. solver_steps steps after starts on the downsampled test frames (0: not)",
+    )
+    solver_starts: int = Field(8, ge=1, description="start frames per test simulation")
     batch_size: int = Field(32, ge=1)
 
 

@@ -19,15 +19,24 @@ from coldflow.report.html import Comparison, Figure, markdown_table, save
 from coldflow.report.style import DIVERGING_CMAP, FULL_WIDTH, new_figure, style_context
 from coldflow.runs import load_tensors
 
-__all__ = ["comparison", "field_panels_figure", "run_figures", "results_table"]
+__all__ = [
+    "comparison",
+    "field_panels_figure",
+    "results_table",
+    "run_figures",
+    "solver_output_figure",
+    "solver_output_table",
+]
 
 _FILES = {"autoencoder": "reconstruction.safetensors", "superres": "superres.safetensors"}
 _COLUMNS = {
-    "autoencoder": [("input", "input"), ("autoencoder", "reconstruction"),
-                    ("baseline", "resampled + bicubic")],
-    "superres": [("bicubic", "bicubic"), ("superres", "super-resolution"),
-                 ("reference", "reference")],
+    "autoencoder": [("input", "input"), ("autoencoder", "autoencoder"),
+                    ("baseline", "resampled"), ("pca", "PCA"), ("dct", "DCT")],
+    "superres": [("bicubic", "bicubic"), ("nearest", "nearest\ntraining frame"),
+                 ("superres", "super-resolution"), ("reference", "reference")],
 }  # fmt: skip
+"""Panels of the stored test frames (key in the samples file, title); runs evaluated
+before a panel existed simply lack it."""
 
 
 def field_panels_figure(
@@ -40,7 +49,7 @@ def field_panels_figure(
     """One row per channel: each panel ``[C, H, W]`` and, right of them, the error of every
     other panel against the panel named ``truth``; shared colour scales with colour bars."""
     reference = dict(panels)[truth]
-    errors = [(f"error {name}", p - reference) for name, p in panels if name != truth]
+    errors = [(f"error\n{name}", p - reference) for name, p in panels if name != truth]
     columns = [*panels, *errors]
     with style_context():
         fig, axes = new_figure(
@@ -83,13 +92,19 @@ def run_figures(run: Path, mode: str, notes: list[str]) -> list[Figure]:
     truth = dict(_COLUMNS[mode])[truth_key]  # its panel title
     figures: list[Figure] = []
     for i in range(len(tensors[truth_key])):
-        panels = [(label, tensors[key][i]) for key, label in _COLUMNS[mode]]
+        panels = [(label, tensors[key][i]) for key, label in _COLUMNS[mode] if key in tensors]
         target = Path(run) / "figures" / f"{mode}_frame{i}.png"
         caption = (
             f"Test frame {i + 1} of {len(tensors[truth_key])} ({ev['data']}, {ev['split']} "
             "split): the fields, then each one's error against "
             f"{'the input' if mode == 'autoencoder' else 'the high-resolution reference'}."
         )
+        if mode == "autoencoder":
+            caption += (
+                " The codecs beside the autoencoder store as many numbers per frame as its "
+                "latent code: resampled (area average, read back bicubically), PCA of the "
+                "training frames, DCT (lowest frequencies)."
+            )
         save(figures, notes, target, caption,
              lambda p=panels: field_panels_figure(
                  p, truth, ev["channels"], ev.get("scene") == "karman"))  # fmt: skip
@@ -125,10 +140,50 @@ def results_table(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]) 
         f"{first['frames']} frames of the {first['split']} simulations "
         f"{first['simulations']} of {first['data']}."
     )
+    intro += "".join(f" {s}" for s in _protocol(first))
     skipped = {k: v for ev in evaluations for k, v in ev.get("skipped_metrics", {}).items()}
     lines = [intro, "", markdown_table(["model", *metrics, "s/frame"], rows)]
     lines += [f"Not scored: {k} ({_short_reason(v)})." for k, v in skipped.items()]
+    absent = {k: v for ev in evaluations for k, v in ev.get("skipped_baselines", {}).items()}
+    lines += [f"Baseline left out: {k} ({v})." for k, v in absent.items()]
     return "\n".join(lines) + "\n"
+
+
+def _protocol(ev: dict[str, Any]) -> list[str]:
+    """Sentences on what an evaluation scored and stored (evaluations of older versions
+    lack the keys, and get none)."""
+    out = []
+    if ev.get("obstacle_cells"):
+        out.append(
+            f"Every method is scored on the {ev['scored_cells']} cells outside the obstacle "
+            f"({ev['obstacle_cells']} cells at least half covered by it are left out)."
+        )
+    if "dct_numbers" in ev:
+        stored = [f"resampling {ev['baseline_numbers']}", f"DCT {ev['dct_numbers']}"]
+        how = [
+            "DCT the lowest-frequency coefficients of each channel's orthonormal DCT-II (a "
+            "set fixed in advance: no indices stored)"
+        ]
+        if "pca_numbers" in ev:
+            stored.insert(1, f"PCA {ev['pca_numbers']}")
+            basis = ev["pca_basis_numbers"]
+            how.insert(
+                0,
+                f"PCA the coefficients of the top components of the {ev['pca_fit_frames']} "
+                f"training frames (its basis and mean, {basis} numbers, are stored once)",
+            )
+        out.append(
+            f"The codecs store {ev['latent_numbers']} numbers per frame like the latent code "
+            f"({', '.join(stored)}): {'; '.join(how)}."
+        )
+    if "nearest_searched" in ev:
+        s = ev["nearest_searched"]
+        mirrored = f" and their mirror images ({', '.join(s['mirror_axes'])})"
+        out.append(
+            f"The nearest training frame is searched among all {s['frames']} training "
+            f"frames{mirrored if s['mirror_axes'] else ''}, matched on the low-resolution input."
+        )
+    return out
 
 
 def _short_reason(reason: str) -> str:
@@ -149,4 +204,73 @@ def comparison(runs: Sequence[Path], out: Path, labels: Sequence[str], mode: str
     if evs:
         table = results_table([e for e, _ in evs], [lb for _, lb in evs])
         result.tables.append((f"{mode} on test frames", table))
+    solver = [(e, lb) for e, lb in evs if e.get("solver_output")]
+    if solver:
+        table = solver_output_table([e for e, _ in solver], [lb for _, lb in solver])
+        result.tables.append(("super-resolution on the low-resolution solver's output", table))
+        target = Path(out) / "figures" / "superres_solver_output.png"
+        caption = (
+            "Error of each upsampler against the number of low-resolution solver steps k "
+            "since a start on the downsampled test frame (mean over starts and test "
+            "simulations): what an upsampler meets at the end of a cheap simulator."
+        )
+        evals, names = [e for e, _ in solver], [lb for _, lb in solver]
+        save(result.figures, result.notes, target, caption,
+             lambda: solver_output_figure(evals, names))  # fmt: skip
     return result
+
+
+def _solver_rows(evaluations, labels):
+    """``(row label, evaluation row)`` of the solver-output section: the baselines once
+    (from the first run), then each run's super-resolution."""
+    first = evaluations[0]["solver_output"]
+    rows = [(r, first, r) for r in first["mean"] if r != "super-resolution"]
+    for ev, label in zip(evaluations, labels, strict=True):
+        name = f"{label}: super-resolution ({ev['loss']})"
+        rows.append((name, ev["solver_output"], "super-resolution"))
+    return rows
+
+
+def solver_output_table(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]) -> str:
+    """Markdown: every upsampler on solver output, each metric's mean over k = 1 .. K and
+    the relative L1 error at a few k."""
+    first = evaluations[0]["solver_output"]
+    K = first["steps"]
+    metrics = list(
+        dict.fromkeys(
+            m for ev in evaluations for m in ev["solver_output"]["mean"]["super-resolution"]
+        )
+    )
+    ks = sorted({1, min(10, K), K})
+    has_l1 = "rel_l1" in metrics
+    rows = []
+    for name, section, row in _solver_rows(evaluations, labels):
+        values = section["mean"][row]
+        at = [section["per_step"][row]["rel_l1"][k - 1] for k in ks] if has_l1 else []
+        rows.append([name, *(values.get(m, "") for m in metrics), *at])
+    header = ["model", *(f"{m} (k 1-{K})" for m in metrics)]
+    header += [f"rel_l1 at k={k}" for k in ks] if has_l1 else []
+    intro = (
+        f"The low-resolution solver runs {K} steps from {len(first['starts'])} start frames "
+        f"({', '.join(map(str, first['starts']))}) of each test simulation "
+        f"{first['simulations']}, starting on the downsampled reference; each state k is "
+        "upsampled and compared with the reference at its frame."
+    )
+    return intro + "\n\n" + markdown_table(header, rows) + "\n"
+
+
+def solver_output_figure(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]):
+    """Relative L1 error (or the first metric) of every upsampler against solver steps k."""
+    rows = _solver_rows(evaluations, labels)
+    available = rows[0][1]["per_step"][rows[0][2]]
+    metric = "rel_l1" if "rel_l1" in available else next(iter(available))
+    with style_context():
+        fig, ax = new_figure(1, 1, width=FULL_WIDTH * 0.6, height=2.6)
+        for name, section, row in rows:
+            values = section["per_step"][row][metric]
+            style = {"ls": "--"} if row != "super-resolution" else {}
+            ax.plot(range(1, len(values) + 1), values, label=name, **style)
+        ax.set_xlabel("low-resolution solver steps k since the start")
+        ax.set_ylabel(metric.replace("_", " "))
+        ax.legend(fontsize="small")
+    return fig

@@ -4,19 +4,25 @@ Both work on single cell-centred frames of a fluid data set (velocity, plus dens
 where the scene has it; :class:`coldflow.data.frames.FieldFrames`), divided channel-wise
 by the training frames' standard deviations. The run keeps ``field_stats.json`` (those
 scales, the frame shape and the data set's own config). Evaluation scores the test
-simulations' frames with every field metric next to honest baselines:
+simulations' frames with every field metric next to honest baselines
+(:mod:`coldflow.tasks.recon.baselines`):
 
-- autoencoder: the same field resampled to a grid holding as many numbers as the latent
-  code (area average) and back with bicubic interpolation;
+- autoencoder: codecs storing as many numbers per frame as the latent code: the field
+  resampled to a coarser grid (area average) and back bicubically, PCA of the training
+  frames, and a low-pass truncation of the orthonormal DCT;
 - super-resolution: bicubic and bilinear upsampling, and the nearest training frame (the
-  training reference whose downsampled frame is closest to the input: memorisation);
-  also the super-resolved *source* trajectory, what a user has at inference time.
+  training reference whose low-resolution input is closest to the test input, among every
+  training frame and its mirror images where the scene is symmetric: memorisation); also
+  the super-resolved *source* trajectory, what a user has at inference time.
+
+Every method is scored on the same cells: those outside the scene's obstacles
+(:func:`~coldflow.tasks.recon.baselines.scored_cells`), where the solver fixes the
+velocity and a network learns it while an interpolation does not.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -24,7 +30,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from coldflow.data.frames import FieldFrames, read_centered
@@ -51,24 +56,23 @@ from coldflow.tasks.fluid import (
     data_config_from_text,
     data_config_text,
 )
+from coldflow.tasks.recon.baselines import (
+    DCTCodec,
+    PCACodec,
+    mirror_maps,
+    nearest_frames,
+    resample_baseline,
+    scored_cells,
+)
 from coldflow.tasks.recon.config import FieldsRunConfig
+from coldflow.training.validation import ValidationHook, spread_subset
 
 __all__ = ["STATS_FILE", "AutoencoderTask", "SuperResTask", "resample_baseline"]
 
 STATS_FILE = "field_stats.json"
 
-
-def resample_baseline(x: torch.Tensor, numbers: int) -> tuple[torch.Tensor, int]:
-    """Store ``x`` ``[B, C, H, W]`` on a coarser grid of about ``numbers`` values per frame
-    (area average, aspect ratio kept), then interpolate back bicubically.
-
-    Returns the reconstruction and the number of values actually stored per frame.
-    """
-    C, H, W = x.shape[1:]
-    r = math.sqrt(C * H * W / numbers)
-    h, w = max(1, round(H / r)), max(1, round(W / r))
-    coarse = F.adaptive_avg_pool2d(x, (h, w))
-    return F.interpolate(coarse, size=(H, W), mode="bicubic", align_corners=False), C * h * w
+VALIDATION_FRAMES = 256
+"""Frames of the val simulations scored after every epoch (evenly spread over them)."""
 
 
 def _fields(cfg: FieldsRunConfig, path: str | Path) -> tuple[str, ...]:
@@ -118,7 +122,7 @@ class _FieldTask(FluidTask):
 
     def prepare(self, cfg: FieldsRunConfig, stored: dict[str, Any]) -> Prepared:
         fields = _fields(cfg, cfg.data.path)
-        dataset = self._frames(cfg, cfg.data.path, cfg.data.split, fields)
+        dataset = self._training_frames(cfg, fields)
         stats = stored.get(STATS_FILE) or {
             "scale": dataset.channel_std().tolist(),
             "channels": dataset.channels,
@@ -133,7 +137,27 @@ class _FieldTask(FluidTask):
         loss = build_field_loss(
             spec.name, grid="centered", fit=spec.fit, pad_mode=spec.pad_mode, **spec.options
         )
-        return Prepared(self._model(cfg, stats, loss), _Items(dataset), files={STATS_FILE: stats})
+        hooks = self._validation(cfg, fields)
+        model = self._model(cfg, stats, loss)
+        return Prepared(model, _Items(dataset), hooks=hooks, files={STATS_FILE: stats})
+
+    def _validation(self, cfg: FieldsRunConfig, fields: tuple[str, ...]) -> list[Any]:
+        """The loss on the data set's ``val`` frames after every epoch (made like the
+        training items; none when the data set has no val split)."""
+        with FieldData(cfg.data.path) as data:
+            if not data.simulations("val"):
+                return []
+        frames = self._training_frames(cfg, fields, split="val")
+        items = spread_subset(_Items(frames), VALIDATION_FRAMES)
+        n = len(set(frames.sim.tolist()))
+        what = f"{len(items)} frames of {n} val simulations"
+        return [ValidationHook(items, cfg.evaluation.batch_size, what)]
+
+    def _training_frames(
+        self, cfg: FieldsRunConfig, fields: tuple[str, ...], split: str | None = None
+    ) -> Any:
+        """The training items: frames of the training split (or of ``split``)."""
+        return self._frames(cfg, cfg.data.path, split or cfg.data.split, fields)
 
     def build(self, cfg: FieldsRunConfig, files: dict[str, Any]) -> nn.Module:
         stats = files.get(STATS_FILE)
@@ -187,26 +211,21 @@ class _FieldTask(FluidTask):
         return out
 
     def findings(self, runs: Sequence[Path], labels: Sequence[str]) -> list[str]:
-        """Per evaluated run: which baselines the model beats in which metrics."""
+        """Per evaluated run: the model against the strongest baseline of each metric,
+        then which baselines it beats in which metrics (:func:`baseline_findings`); for
+        super-resolution also on the low-resolution solver's output."""
         model = "autoencoder" if self.mode == "autoencoder" else "super-resolution"
         out = []
         for run, label in zip(runs, labels, strict=True):
             path = Path(run) / "evaluation.json"
             if not path.is_file():
                 continue
-            mean = json.loads(path.read_text())["mean"]
-            for base in [r for r in mean if r != model and not r.startswith("source")]:
-                better = [
-                    m for m in mean[model] if metric_spec(m).better(mean[model][m], mean[base][m])
-                ]
-                worse = sorted(set(mean[model]) - set(better))
-                verdict = (
-                    f"beats {base} in every metric"
-                    if not worse
-                    else f"is no better than {base} in {', '.join(worse)}"
-                    + (f" (better in {', '.join(better)})" if better else "")
-                )
-                out.append(f"{label}: the {model} {verdict}.")
+            ev = json.loads(path.read_text())
+            out += baseline_findings(label, model, ev["mean"])
+            solver = ev.get("solver_output")
+            if solver:  # what an upsampler meets at the end of the cheap simulator
+                where = f"{label} on solver output (1-{solver['steps']} steps from test frames)"
+                out += baseline_findings(where, model, solver["mean"])[:1]
         return out
 
     def compare(self, runs: Sequence[Path], out: Path, labels: Sequence[str]) -> Comparison:
@@ -214,8 +233,19 @@ class _FieldTask(FluidTask):
 
         return comparison(runs, out, labels, self.mode)
 
-    def _result(self, loaded, path, frames, scores, timing, skipped) -> dict[str, Any]:
+    def key_figures(self, runs: Sequence[Path], out: Path) -> list[Any]:
+        """Each run's first stored test frame with its error maps (its report's figure)."""
+        from coldflow.report.html import Figure
+
+        what = "reconstruction" if self.mode == "autoencoder" else "super-resolution"
+        return [
+            Figure(Path(r) / "figures" / f"{self.mode}_frame0.png", f"{Path(r).name}: {what}")
+            for r in runs
+        ]
+
+    def _result(self, loaded, path, frames, scores, timing, skipped, mask) -> dict[str, Any]:
         mean = {row: {m: float(v.mean()) for m, v in s.items()} for row, s in scores.items()}
+        cells = frames.shape[1] * frames.shape[2]
         return {
             "run": str(loaded.run.path),
             "name": loaded.cfg.name,
@@ -230,7 +260,45 @@ class _FieldTask(FluidTask):
             "per_frame": {r: {m: v.tolist() for m, v in s.items()} for r, s in scores.items()},
             "seconds_per_frame": timing,
             "skipped_metrics": skipped,
+            "scored_cells": cells if mask is None else int(mask.sum()),
+            "obstacle_cells": 0 if mask is None else int((~mask).sum()),
         }
+
+
+def baseline_findings(label: str, model: str, mean: dict[str, dict[str, float]]) -> list[str]:
+    """Sentences on ``mean[model]`` against every other row of ``mean`` (the ``source,
+    ...`` rows aside): first against the strongest baseline in each metric, then against
+    each baseline in turn."""
+    rows = [r for r in mean if r != model and not r.startswith("source")]
+    if not rows:
+        return []
+    metrics = list(mean[model])
+    strongest = {}  # metric -> the baseline best in it
+    for m in metrics:
+        spec = metric_spec(m)
+        for r in rows:
+            if m in mean[r] and (m not in strongest or spec.better(mean[r][m], strongest[m][1])):
+                strongest[m] = (r, mean[r][m])
+    beaten = [m for m, (_, v) in strongest.items() if metric_spec(m).better(mean[model][m], v)]
+    unbeaten = [f"{m} ({strongest[m][0]})" for m in strongest if m not in beaten]
+    if not unbeaten:
+        head = f"beats the strongest baseline in every metric ({', '.join(rows)} compared)"
+    else:
+        head = f"is no better than the strongest baseline in {', '.join(unbeaten)}" + (
+            f"; it beats every baseline in {', '.join(beaten)}" if beaten else ""
+        )
+    out = [f"{label}: the {model} {head}."]
+    for base in rows:
+        better = [m for m in metrics if metric_spec(m).better(mean[model][m], mean[base][m])]
+        worse = [m for m in metrics if m not in better]
+        verdict = (
+            f"beats {base} in every metric"
+            if not worse
+            else f"is no better than {base} in {', '.join(worse)}"
+            + (f" (better in {', '.join(better)})" if better else "")
+        )
+        out.append(f"{label}: the {model} {verdict}.")
+    return out
 
 
 class _Items(torch.utils.data.Dataset):
@@ -267,26 +335,58 @@ class AutoencoderTask(_FieldTask):
         data: str | Path | None = None,
         split: str | None = None,
         metrics: list[str] | None = None,
+        mask_obstacle: bool = True,
     ) -> dict[str, Any]:
-        """Reconstruction of every test frame against the resampling baseline."""
+        """Reconstruction of every test frame against codecs of as many numbers: resampling,
+        PCA of the training frames, DCT truncation; obstacle cells are not scored (unless
+        ``mask_obstacle`` is false: every cell, as evaluations before the mask)."""
         cfg, model, dev = loaded.cfg, loaded.model, loaded.device
         path, frames, fns, skipped = self._begin(loaded, data, split, metrics)
         x, bs = frames.tensors["x"], cfg.evaluation.batch_size
-        score = partial(score_fields, fns, batch_size=bs)
+        mask = scored_cells(path, cfg.data.kind) if mask_obstacle else None
+        score = partial(score_fields, fns, batch_size=bs, mask=mask)
         recon, t_model = _timed(lambda c: model.reconstruct(c.to(dev)), x, bs)
         numbers = model.latent_numbers(x.shape[1:])
-        base, stored = resample_baseline(x, numbers)
-        scores = {"autoencoder": score(recon, x), "resampled + bicubic": score(base, x)}
-        result = self._result(loaded, path, frames, scores, {"autoencoder": t_model}, skipped)
+        stored = resample_baseline(x[:1], numbers)[1]
+        codecs: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+            "resampled + bicubic": lambda c: resample_baseline(c, numbers)[0]
+        }
+        pca, pca_note = self._pca(loaded, frames, numbers)
+        dct = DCTCodec(tuple(x.shape[1:]), numbers)
+        if pca is not None:
+            codecs["PCA"] = pca.reconstruct
+        codecs["DCT"] = dct.reconstruct
+        outputs, timing = {"autoencoder": recon}, {"autoencoder": t_model}
+        for name, codec in codecs.items():
+            outputs[name], timing[name] = _timed(codec, x, bs)
+        scores = {name: score(out, x) for name, out in outputs.items()}
+        result = self._result(loaded, path, frames, scores, timing, skipped, mask)
         result |= {
             "compression": x[0].numel() / numbers,
             "latent_numbers": numbers,
             "baseline_numbers": stored,
+            "dct_numbers": dct.numbers,
             "input_numbers": x[0].numel(),
-        }
-        examples = {"input": x, "autoencoder": recon, "baseline": base}
+        } | pca_note
+        examples = {"input": x, "autoencoder": recon, "baseline": outputs["resampled + bicubic"],
+                    "dct": outputs["DCT"]} | ({"pca": outputs["PCA"]} if pca else {})  # fmt: skip
         self._save_examples(loaded, "reconstruction.safetensors", examples, frames)
         return result
+
+    def _pca(self, loaded: LoadedRun, frames: FieldFrames, numbers: int):
+        """PCA of the frames the autoencoder was trained on (or why there is none), and
+        what the evaluation records about it."""
+        cfg, stats = loaded.cfg, loaded.files[STATS_FILE]
+        if not Path(cfg.data.path).is_file():
+            return None, {"skipped_baselines": {"PCA": f"training data {cfg.data.path} not found"}}
+        train = self._training_frames(cfg, tuple(frames.fields))
+        pca = PCACodec.fit(train.tensors["x"], numbers, stats["scale"], device=loaded.device)
+        note = {
+            "pca_numbers": pca.numbers,
+            "pca_fit_frames": len(train),
+            "pca_basis_numbers": pca.basis.numel() + pca.mean.numel(),
+        }
+        return pca, note
 
 
 class SuperResTask(_FieldTask):
@@ -294,6 +394,22 @@ class SuperResTask(_FieldTask):
 
     kinds = ("superres",)
     mode = "superres"
+
+    def _training_frames(
+        self, cfg: FieldsRunConfig, fields: tuple[str, ...], split: str | None = None
+    ) -> Any:
+        """Downsampled reference frames, or (``method.input: source``) the low-resolution
+        solver's states paired with the reference (:mod:`coldflow.tasks.recon.source`)."""
+        if cfg.method.input == "source":
+            from coldflow.tasks.recon.source import source_training_frames
+
+            split = split or cfg.data.split
+            return source_training_frames(cfg.data.path, split, fields, cfg.method.source, cfg.seed)
+        return super()._training_frames(cfg, fields, split)
+
+    def describe(self, cfg: FieldsRunConfig) -> str:
+        on = " on solver output" if cfg.method.input == "source" else ""
+        return f"superres{on}, {cfg.method.loss.name} loss"
 
     def _model(self, cfg: FieldsRunConfig, stats: dict, loss: nn.Module | None) -> nn.Module:
         options = cfg.model.model_dump(exclude={"kind"})
@@ -306,45 +422,105 @@ class SuperResTask(_FieldTask):
         data: str | Path | None = None,
         split: str | None = None,
         metrics: list[str] | None = None,
+        mask_obstacle: bool = True,
     ) -> dict[str, Any]:
-        """SR of every test frame against bicubic, bilinear and the nearest training frame;
-        and SR of the uncorrected source trajectory."""
+        """SR of every test frame against bicubic, bilinear and the nearest training frame
+        (among every training frame and its mirror images); SR of the uncorrected source
+        trajectory; and SR of short low-resolution solver runs from the test frames
+        (``solver_output``). Obstacle cells are not scored (unless ``mask_obstacle`` is
+        false: every cell, as evaluations before the mask)."""
         cfg, model, dev = loaded.cfg, loaded.model, loaded.device
         path, frames, fns, skipped = self._begin(loaded, data, split, metrics)
         low, high, bs = frames.tensors["low"], frames.tensors["high"], cfg.evaluation.batch_size
-        f, score = frames.factor, partial(score_fields, fns, batch_size=bs)
+        mask = scored_cells(path, "reference") if mask_obstacle else None
+        f, score = frames.factor, partial(score_fields, fns, batch_size=bs, mask=mask)
         sr, t_sr = _timed(lambda c: model.upscale(c.to(dev)), low, bs)
         bicubic, t_bic = _timed(lambda c: upsample(c, f, "bicubic"), low, bs)
         bilinear = upsample(low, f, "bilinear")
-        train = self._frames(cfg, cfg.data.path, cfg.data.split, tuple(frames.fields))
-        nearest = _nearest(low, train.tensors["low"], train.tensors["high"])
         scores = {
             "super-resolution": score(sr, high),
             "bicubic": score(bicubic, high),
             "bilinear": score(bilinear, high),
-            "nearest training frame": score(nearest, high),
         }
+        nearest, nearest_note = self._nearest(loaded, frames, frames.tensors["low"])
+        if nearest is not None:
+            scores["nearest training frame"] = score(nearest, high)
         source = _source_frames(path, frames)
         if source is not None:
             source_sr = _timed(lambda c: model.upscale(c.to(dev)), source, bs)[0]
             scores["source, super-resolved"] = score(source_sr, high)
             scores["source, bicubic"] = score(upsample(source, f, "bicubic"), high)
         timing = {"super-resolution": t_sr, "bicubic": t_bic}
-        result = self._result(loaded, path, frames, scores, timing, skipped)
-        result["factor"] = f
+        result = self._result(loaded, path, frames, scores, timing, skipped, mask)
+        result |= {"factor": f} | nearest_note
+        result |= self._solver_output(loaded, path, frames, score, nearest is not None)
         examples = {"low": low, "bicubic": bicubic, "superres": sr, "reference": high}
+        examples |= {"nearest": nearest} if nearest is not None else {}
         self._save_examples(loaded, "superres.safetensors", examples, frames)
         return result
 
+    def _solver_output(
+        self, loaded: LoadedRun, path: Path, frames: FieldFrames, score, with_nearest: bool
+    ) -> dict[str, Any]:
+        """``{"solver_output": ...}``: super-resolution, bicubic (and the nearest training
+        frame) on the low-resolution solver's states 1 .. ``evaluation.solver_steps``
+        steps after starts on the downsampled test frames
+        (:func:`~coldflow.tasks.recon.source.solver_output_scores`); empty when the
+        option is 0 or the data set's frames leave no room for one step."""
+        from coldflow.tasks.recon.source import solver_output_scores
 
-def _nearest(low: torch.Tensor, train_low: torch.Tensor, train_high: torch.Tensor) -> torch.Tensor:
-    """For each input, the training reference whose downsampled frame is closest (MSE)."""
-    flat = train_low.flatten(1).double()
-    picks = []
-    for chunk in low.flatten(1).double().split(256):
-        d = torch.cdist(chunk, flat)
-        picks.append(d.argmin(1))
-    return train_high[torch.cat(picks)]
+        cfg, model, dev = loaded.cfg, loaded.model, loaded.device
+        with FieldData(path) as data:
+            room = data.frames - 1 - data.warmup
+        steps = min(cfg.evaluation.solver_steps, room)
+        if steps < 1:
+            return {}
+        bs, f = cfg.evaluation.batch_size, frames.factor
+
+        def sr(low: torch.Tensor) -> torch.Tensor:
+            return torch.cat([model.upscale(c.to(dev)).cpu() for c in low.split(bs)])
+
+        ups = {"super-resolution": sr, "bicubic": lambda low: upsample(low, f, "bicubic")}
+        if with_nearest:
+            ups["nearest training frame"] = lambda low: self._nearest(loaded, frames, low)[0]
+        out = solver_output_scores(
+            ups, score, path, frames.split, frames.fields, steps, cfg.evaluation.solver_starts
+        )
+        return {"solver_output": out}
+
+    def _nearest(self, loaded: LoadedRun, frames: FieldFrames, low: torch.Tensor):
+        """The nearest training frame of every low-resolution input ``low`` (or ``None``)
+        and what the evaluation records about the search.
+
+        Every training frame competes (whatever ``data.stride`` the run trained with),
+        and, where the training data's scene declares mirror axes, its mirror images:
+        the match is on the low-resolution input, in the training units; the matched
+        reference frame (mirrored like the match) is the prediction.
+        """
+        cfg, stats = loaded.cfg, loaded.files[STATS_FILE]
+        if not Path(cfg.data.path).is_file():
+            reason = f"training data {cfg.data.path} not found"
+            return None, {"skipped_baselines": {"nearest training frame": reason}}
+        every = cfg.model_copy(update={"data": cfg.data.model_copy(update={"stride": 1})})
+        train = self._frames(every, cfg.data.path, cfg.data.split, tuple(frames.fields))
+        axes = data_config(cfg.data.path).scene.mirror_axes
+        mirrors = mirror_maps(axes, frames.channels)
+        index, choice, _ = nearest_frames(
+            low, train.tensors["low"], stats["scale"], [m for _, m in mirrors]
+        )
+        nearest = train.tensors["high"][index]
+        for m, (_, mirror) in enumerate(mirrors, 1):
+            nearest[choice == m] = mirror(nearest[choice == m])
+        labels = [
+            f"train sim {int(train.sim[i])} frame {int(train.frame[i])}"
+            + (f" ({mirrors[c - 1][0]})" if c else "")
+            for i, c in zip(index.tolist(), choice.tolist(), strict=True)
+        ]
+        note = {
+            "nearest_training": labels,
+            "nearest_searched": {"frames": len(train), "mirror_axes": list(axes)},
+        }
+        return nearest, note
 
 
 def _source_frames(path: Path, frames: FieldFrames) -> torch.Tensor | None:

@@ -62,7 +62,9 @@ class SolMethodConfig(OmitWhenDefault):
     """Solver-in-the-Loop training: ``m`` unrolled (solver step -> correction) steps."""
 
     # options added after runs existed: left out of the dump (and the run's hash) at default
-    omit_at_default: ClassVar[tuple[str, ...]] = ("per_component_std", "net_faces", "solver")
+    omit_at_default: ClassVar[tuple[str, ...]] = (
+        "per_component_std", "net_faces", "solver", "density",
+    )  # fmt: skip
 
     kind: Literal["sol"] = "sol"
     m: int = Field(4, ge=1, description="unrolled steps per window (1: the NON baseline)")
@@ -91,6 +93,16 @@ class SolMethodConfig(OmitWhenDefault):
     # stored config). Keys given here replace those of the data set, for training and for
     # the evaluation rollouts, e.g. method.solver.method=CG to train through the iterative
     # solve of a data set made with the direct one.
+    # Default "carry": the density of a buoyant scene is advected by the solver but the
+    # network never sees it (every plume run before the option). The plume's flow is
+    # driven by its density, so a correction that can work sees it ("input") and may
+    # correct it too ("correct": a third output channel, and the loss adds the density's
+    # distance to the reference).
+    density: Literal["carry", "input", "correct"] = Field(
+        "carry",
+        description="scenes with a density: carry (advected, unseen), input (the network "
+        "also sees it) or correct (and corrects it; the loss includes it)",
+    )
     solver: PressureSolverConfig | None = Field(
         None,
         description="pressure-solver settings replacing the data set's for the source "

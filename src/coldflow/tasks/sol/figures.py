@@ -36,7 +36,12 @@ ANIMATED = ("reference", "source", "corrected")
 _ROWS = {
     "source": "source (no correction)",
     "nearest_training": "nearest training trajectory",
+    "rescaled_training": "rescaled nearest training trajectory (U / U')",
 }
+"""The baselines' rows in :func:`sol_table`, where the evaluation has them."""
+
+_COPIES = ("nearest_training", "rescaled_training")
+"""The baselines that copy training data (``evaluation.training_baselines``)."""
 
 
 def load_evaluations(runs: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
@@ -66,7 +71,7 @@ def _check_comparable(evaluations: Sequence[dict[str, Any]], labels: Sequence[st
 
 
 def sol_table(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]) -> str:
-    """Markdown table: source, nearest training trajectory and each corrected run.
+    """Markdown table: source, the training baselines and each corrected run.
 
     Means of every metric over steps and simulations, the change of relative L1 against
     the source, and each run's own time per step (the whole batch of simulations).
@@ -128,16 +133,22 @@ def per_simulation_table(
     """Markdown table of ``metric`` per test simulation, and what it supports in words.
 
     Rows are the test simulations with their parameters, whether they lie inside the
-    training range, and the nearest training trajectory; columns the source, that
-    trajectory and each run. A run generalises to a simulation where it beats both.
+    training range, and the training flows the baselines copy; columns the source, the
+    nearest training trajectory, the rescaled one (where the evaluation has it) and each
+    run. A run generalises to a simulation where it beats every baseline.
     """
     src = evaluations[0]
     if metric not in src["per_simulation"]["source"]:
         metric = next(iter(src["per_simulation"]["source"]))
     ranges = src.get("training_range", {})
+    copies = [k for k in _COPIES if k in src["per_simulation"]]
     nearest = src["per_simulation"].get("nearest_training")
-    head = ["simulation", "training range", "nearest training", "source"]
+    rescaled = "rescaled_training" in copies
+    head = ["simulation", "training range", "nearest training"]
+    head += ["rescaled training"] if rescaled else []
+    head += ["source"]
     head += ["nearest"] if nearest else []
+    head += ["rescaled"] if rescaled else []
     head += [f"SOL {lb}" for lb in labels]
     rows = []
     counts = {lb: {"inside": [0, 0], "outside": [0, 0], "unknown": [0, 0]} for lb in labels}
@@ -147,15 +158,15 @@ def per_simulation_table(
         where = "outside" if out else "inside" if ranges else "unknown"
         row = [f"{sim['index']} ({params})", "; ".join(out) or where]
         row += [src["nearest_training"][j] if src.get("nearest_training") else ""]
+        row += [src["rescaled_training"][j]] if rescaled else []
         row += [src["per_simulation"]["source"][metric][j]]
-        if nearest:
-            row += [nearest[metric][j]]
+        row += [src["per_simulation"][k][metric][j] for k in copies]
         for ev, lb in zip(evaluations, labels, strict=True):
             value = ev["per_simulation"]["corrected"][metric][j]
             row.append(value)
             best = min(
                 ev["per_simulation"]["source"][metric][j],
-                nearest[metric][j] if nearest else float("inf"),
+                *(src["per_simulation"][k][metric][j] for k in copies),
             )
             counts[lb][where][0] += value < best
             counts[lb][where][1] += 1
@@ -168,17 +179,19 @@ def per_simulation_table(
             for where, (won, n) in counts[lb].items()
             if n
         ]
-        words.append(
-            f"{lb}: beats the source and the nearest training trajectory in {metric} on "
-            + " and ".join(parts)
-            + "."
+        beaten = (
+            "the source and both nearest training trajectories (as stored and rescaled)"
+            if rescaled
+            else "the source and the nearest training trajectory"
         )
+        words.append(f"{lb}: beats {beaten} in {metric} on " + " and ".join(parts) + ".")
     title = f"{metric} per test simulation (mean over the rollout's steps):"
     return "\n".join([title, "", markdown_table(head, rows).rstrip("\n"), "", *words]) + "\n"
 
 
 def plot_error_vs_step(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]):
-    """One panel per metric: source, nearest training and every corrected run per step."""
+    """One panel per metric: source, the training baselines and every corrected run per
+    step."""
     metrics = list(evaluations[0]["metrics"])
     with style_context():
         fig, axes = new_figure(1, len(metrics), width=FULL_WIDTH, height=2.4)
@@ -190,6 +203,9 @@ def plot_error_vs_step(evaluations: Sequence[dict[str, Any]], labels: Sequence[s
             if "nearest_training" in per_step:
                 ax.plot(steps, per_step["nearest_training"][metric], color="0.5", ls=":",
                         label="nearest training")  # fmt: skip
+            if "rescaled_training" in per_step:
+                ax.plot(steps, per_step["rescaled_training"][metric], color="0.5", ls="-.",
+                        label="rescaled training")  # fmt: skip
             for i, (ev, label) in enumerate(zip(evaluations, labels, strict=True)):
                 ax.plot(steps, ev["per_step"]["corrected"][metric], color=color(i), label=label)
             ax.set_xlabel("step")
@@ -369,7 +385,11 @@ def comparison(runs: Sequence[Path], out: Path, labels: Sequence[str]) -> Compar
     evs = load_evaluations(runs)
     result = Comparison(tables=[("Rollout errors", sol_table(evs, labels))])
     figs = Path(out) / "figures"
-    caption = "Error against step of every run, the source and the nearest training trajectory."
+    caption = (
+        "Error against step of every run, the source and the training baselines (the "
+        "nearest training trajectory, and rescaled to the test inflow speed where the "
+        "scene has one)."
+    )
     save(result.figures, result.notes, figs / "sol_error_vs_step.png", caption,
          lambda: plot_error_vs_step(evs, labels))  # fmt: skip
     rolls = [_rollout(r) for r in runs]

@@ -23,7 +23,7 @@ from coldflow.config import ConfigError
 from coldflow.config.fluids import FluidDataConfig, PressureSolverConfig
 from coldflow.data.store import FieldData, FieldWindows
 from coldflow.losses import build_field_loss
-from coldflow.methods.sol import SolverInTheLoop
+from coldflow.methods.sol import SolverInTheLoop, net_channels
 from coldflow.metrics import METRIC_COLUMNS, metric_functions
 from coldflow.nets import NETS
 from coldflow.physics import FluidState, Scene, build_scene
@@ -37,6 +37,7 @@ from coldflow.tasks.fluid import (
     data_config_text,
 )
 from coldflow.tasks.sol.config import SolRunConfig
+from coldflow.training.validation import ValidationHook, spread_subset
 
 __all__ = [
     "STATS_FILE",
@@ -49,6 +50,9 @@ __all__ = [
 ]
 
 STATS_FILE = "data_stats.json"
+
+VALIDATION_WINDOWS = 64
+"""Windows of the val simulations scored after every epoch (evenly spread over them)."""
 
 
 def low_scene(path: str | Path) -> Scene:
@@ -66,23 +70,20 @@ def low_scene(path: str | Path) -> Scene:
     return scene
 
 
-def _needs_density(scene: Scene) -> bool:
-    """Whether the velocity depends on the density (buoyancy): the solver carries it."""
-    return "buoyancy" in scene.param_names
-
-
 def data_statistics(path: str | Path, split: str = "train") -> dict[str, Any]:
     """Standard deviations of the downsampled velocity and of each scene parameter.
 
     The velocity statistic runs over the faces the low-resolution solver evolves in all
     frames after the warm-up of the ``split`` simulations, for both components together
     (``velocity_std``) and per component (``velocity_std_components``: y, x); a
-    parameter with a single value uses its magnitude (never zero). The data set's config
-    is kept as ``data_config``.
+    parameter with a single value uses its magnitude (never zero). For a scene that
+    carries a density, ``density_std`` is that of the downsampled density over the same
+    frames. The data set's config is kept as ``data_config``.
     """
     scene = low_scene(path)
     mask = scene.free_faces().numpy().astype(bool)  # [2, H + 1, W + 1]
     total, total_sq, count = np.zeros(2), np.zeros(2), np.zeros(2)
+    dens = np.zeros(3)  # sum, sum of squares, count
     with FieldData(path) as data:
         sims = data.simulations(split)
         if not sims:
@@ -94,6 +95,10 @@ def data_statistics(path: str | Path, split: str = "train") -> dict[str, Any]:
                 total[c] += values.sum()
                 total_sq[c] += (values**2).sum()
                 count[c] += values.size
+            if scene.has_density:
+                d = data.read(sim, "downsampled", "density", slice(data.warmup, None))
+                d = d.astype(np.float64)
+                dens += (d.sum(), (d**2).sum(), d.size)
         names = data.param_names
         params = np.array([[s.params[n] for n in names] for s in sims], dtype=np.float64)
 
@@ -104,6 +109,7 @@ def data_statistics(path: str | Path, split: str = "train") -> dict[str, Any]:
     param_std = params.std(axis=0)
     param_std = np.where(param_std > 0, param_std, np.abs(params).mean(axis=0))
     param_std = np.where(param_std > 0, param_std, 1.0)
+    extra = {"density_std": std(*dens)} if scene.has_density else {}
     return {
         "velocity_std": velocity_std,
         "velocity_std_components": [std(total[c], total_sq[c], count[c]) for c in range(2)],
@@ -113,6 +119,7 @@ def data_statistics(path: str | Path, split: str = "train") -> dict[str, Any]:
         "simulations": len(sims),
         "data": str(path),
         "data_config": data_config_text(path),
+        **extra,
     }
 
 
@@ -145,14 +152,33 @@ def build_sol_model(
 ) -> SolverInTheLoop:
     """The :class:`SolverInTheLoop` module that ``cfg`` describes."""
     options = cfg.model.model_dump(exclude={"kind"})  # null width / blocks: the kind's own
-    net = NETS[cfg.model.kind](in_channels=2 + len(scene.param_names), out_channels=2, **options)
-    loss = None
+    density = cfg.method.density
+    if density != "carry" and not scene.has_density:
+        raise ConfigError(
+            f"method.density={density!r}: the {scene.name} scene carries no density; "
+            "remove method.density (or set it to carry)"
+        )
+    n_in, n_out = net_channels(len(scene.param_names), density)
+    net = NETS[cfg.model.kind](in_channels=n_in, out_channels=n_out, **options)
+    loss = density_loss = None
     if with_loss:
         spec = cfg.method.loss
         loss = build_field_loss(
             spec.name, grid="staggered", faces=spec.faces, fit=spec.fit, pad_mode=spec.pad_mode,
             **spec.options,
         )  # fmt: skip
+        if density == "correct":
+            density_loss = build_field_loss(
+                spec.name, grid="centered", fit=spec.fit, pad_mode=spec.pad_mode, **spec.options
+            )
+    density_std = None
+    if density != "carry":
+        if "density_std" not in stats:
+            raise ConfigError(
+                f"{STATS_FILE} of this run has no density_std (made before method.density); "
+                "retrain the run"
+            )
+        density_std = stats["density_std"]
     std = stats["velocity_std"]
     if cfg.method.per_component_std:
         if "velocity_std_components" not in stats:
@@ -161,7 +187,10 @@ def build_sol_model(
             )
         std = stats["velocity_std_components"]
     net_faces = cfg.method.net_faces
-    return SolverInTheLoop(net, scene, loss, std, stats["param_std"], net_faces=net_faces)
+    return SolverInTheLoop(
+        net, scene, loss, std, stats["param_std"], net_faces=net_faces, density=density,
+        density_std=density_std, density_loss=density_loss,
+    )  # fmt: skip
 
 
 def _symmetric(cfg: Any) -> bool:
@@ -191,7 +220,7 @@ class SolTask(FluidTask):
     def prepare(self, cfg: SolRunConfig, stored: dict[str, Any]) -> Prepared:
         stats = stored.get(STATS_FILE) or data_statistics(cfg.data.path, cfg.data.split)
         scene = source_scene(cfg, stats)
-        fields = ("velocity", "density") if _needs_density(scene) else ("velocity",)
+        fields = ("velocity", "density") if scene.has_density else ("velocity",)
         dataset = FieldWindows(
             cfg.data.path,
             cfg.method.m,
@@ -201,7 +230,27 @@ class SolTask(FluidTask):
             stride=cfg.data.stride,
         )
         model = build_sol_model(cfg, scene, stats)
-        return Prepared(model, dataset, files={STATS_FILE: stats})
+        return Prepared(
+            model, dataset, hooks=self._validation(cfg, fields), files={STATS_FILE: stats}
+        )
+
+    @staticmethod
+    def _validation(cfg: SolRunConfig, fields: tuple[str, ...]) -> list[Any]:
+        """The loss on windows of the data set's ``val`` simulations after every epoch
+        (none when the data set has no val split)."""
+        with FieldData(cfg.data.path) as data:
+            if not data.simulations("val"):
+                return []
+        windows = FieldWindows(
+            cfg.data.path, cfg.method.m, split="val", kinds=("downsampled",), fields=fields
+        )
+        n = len(windows.sims)
+        items = spread_subset(windows, VALIDATION_WINDOWS)
+        return [
+            ValidationHook(
+                items, cfg.training.batch_size, f"{len(items)} windows of {n} val simulations"
+            )
+        ]
 
     def build(self, cfg: SolRunConfig, files: dict[str, Any]) -> nn.Module:
         stats = files.get(STATS_FILE)
@@ -210,7 +259,11 @@ class SolTask(FluidTask):
         return build_sol_model(cfg, source_scene(cfg, stats), stats, False)
 
     def describe(self, cfg: SolRunConfig) -> str:
-        return f"Solver-in-the-Loop, {cfg.method.loss.name} loss, m = {cfg.method.m}"
+        sees = {"carry": "", "input": ", sees density", "correct": ", corrects density"}
+        return (
+            f"Solver-in-the-Loop, {cfg.method.loss.name} loss, m = {cfg.method.m}"
+            f"{sees[cfg.method.density]}"
+        )
 
     def run_tables(self, run: Any, cfg: SolRunConfig) -> list[tuple[str, str]]:
         """The rollout errors of each test simulation, inside or outside the training range."""
@@ -314,8 +367,9 @@ class SolTask(FluidTask):
         )
 
     def findings(self, runs: Sequence[Path], labels: Sequence[str]) -> list[str]:
-        """Each evaluated run's verdict (against the source and the nearest training
-        trajectory), as its evaluation worded it from the numbers."""
+        """Each evaluated run's verdict (against the source and the training baselines:
+        the nearest training trajectory and, where the scene has an inflow speed, the
+        rescaled one; it must beat the strongest), as its evaluation worded it."""
         out = []
         for run, label in zip(runs, labels, strict=True):
             path = Path(run) / "evaluation.json"
@@ -342,3 +396,14 @@ class SolTask(FluidTask):
         from coldflow.tasks.sol.figures import comparison
 
         return comparison(runs, out, labels)
+
+    def key_figures(self, runs: Sequence[Path], out: Path) -> list[Any]:
+        """The rollout snapshots of every run with their error maps, and the error against
+        step, as :meth:`compare` drew them."""
+        from coldflow.report.html import Figure
+
+        figs = out / "figures"
+        return [
+            Figure(figs / "sol_snapshots.png", "Vorticity of a test rollout, errors below"),
+            Figure(figs / "sol_error_vs_step.png", "Rollout error against step"),
+        ]

@@ -296,7 +296,9 @@ class StandIn:
     rollout is the reference 2 % too strong (better than the source and the plain copy,
     worse than the rescaled one)."""
 
-    scene = SimpleNamespace(param_names=("re", "inflow_speed"), resolution=(H, W))
+    scene = SimpleNamespace(
+        param_names=("re", "inflow_speed"), resolution=(H, W), has_density=False
+    )
 
     def __init__(self, reference: torch.Tensor) -> None:
         self.reference = reference

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from coldflow.data.store import KINDS, FieldData, FieldDataError, SimulationInfo
 from coldflow.physics.grid import faces_to_centered
 
-__all__ = ["FIELDS", "MODES", "FieldFrames", "channel_names", "read_centered"]
+__all__ = ["FIELDS", "MODES", "FieldFrames", "channel_names", "channel_std", "read_centered"]
 
 MODES = ("autoencoder", "superres")
 """``autoencoder``: items ``{"x"}``; ``superres``: items ``{"low", "high"}``."""
@@ -36,6 +36,14 @@ def channel_names(fields: Sequence[str]) -> list[str]:
     for f in _ordered(fields):
         names += ["v_y", "v_x"] if f == "velocity" else [f]
     return names
+
+
+def channel_std(frames: torch.Tensor) -> torch.Tensor:
+    """``[C]`` standard deviation of each channel of ``frames`` ``[N, C, H, W]`` over all
+    frames and cells; a constant channel gets 1, so dividing by the result is safe."""
+    values = frames.double().transpose(0, 1).flatten(1)
+    std = values.std(dim=1, correction=0)
+    return torch.where(std > 1e-12, std, torch.ones_like(std)).float()
 
 
 def _ordered(fields: Sequence[str]) -> list[str]:
@@ -190,10 +198,7 @@ class FieldFrames(Dataset):
         constant gets 1, so dividing by the result is always safe. Compute it on the
         training split for the methods' ``scale``.
         """
-        key = "x" if self.mode == "autoencoder" else "high"
-        values = self.tensors[key].double().transpose(0, 1).flatten(1)
-        std = values.std(dim=1, correction=0)
-        return torch.where(std > 1e-12, std, torch.ones_like(std)).float()
+        return channel_std(self.tensors["x" if self.mode == "autoencoder" else "high"])
 
     def __len__(self) -> int:
         return len(self.sim)

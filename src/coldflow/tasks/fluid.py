@@ -35,6 +35,7 @@ __all__ = [
     "read_stacked",
     "rollout_starts",
     "source_rollouts",
+    "validation_hooks",
 ]
 
 
@@ -125,6 +126,26 @@ def check_same_data_kind(trained: FluidDataConfig, test: FluidDataConfig, test_p
             + "); evaluate on a data set generated from a config with the same scene and "
             "resolutions"
         )
+
+
+def validation_hooks(
+    path: str | Path,
+    items: Callable[[], Any],
+    limit: int,
+    batch_size: int,
+    unit: str,
+) -> list[Any]:
+    """A :class:`~coldflow.training.validation.ValidationHook` on at most ``limit``
+    evenly spread ``items()`` of the data set's ``val`` simulations (built only when the
+    file has a val split: no hook otherwise), as the fluid tasks add to their runs."""
+    from coldflow.training.validation import ValidationHook, spread_subset
+
+    with FieldData(path) as data:
+        n = len(data.simulations("val"))
+    if not n:
+        return []
+    subset = spread_subset(items(), limit)
+    return [ValidationHook(subset, batch_size, f"{len(subset)} {unit} of {n} val simulations")]
 
 
 def read_stacked(data: FieldData, sims: list, kind: str, field: str, frames: Any) -> torch.Tensor:

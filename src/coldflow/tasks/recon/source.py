@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from coldflow.data.frames import channel_names
+from coldflow.data.frames import channel_names, channel_std
 from coldflow.data.store import FieldData
 from coldflow.tasks.fluid import source_rollouts
 from coldflow.tasks.recon.config import SourceInputConfig
@@ -60,9 +60,7 @@ class SourceFrames:
 
     def channel_std(self) -> torch.Tensor:
         """``[C]`` standard deviation of each reference channel (1 where constant)."""
-        values = self.tensors["high"].double().transpose(0, 1).flatten(1)
-        std = values.std(dim=1, correction=0)
-        return torch.where(std > 1e-12, std, torch.ones_like(std)).float()
+        return channel_std(self.tensors["high"])
 
     def __len__(self) -> int:
         return len(self.sim)

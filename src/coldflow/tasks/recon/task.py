@@ -55,6 +55,7 @@ from coldflow.tasks.fluid import (
     data_config,
     data_config_from_text,
     data_config_text,
+    validation_hooks,
 )
 from coldflow.tasks.recon.baselines import (
     DCTCodec,
@@ -65,7 +66,6 @@ from coldflow.tasks.recon.baselines import (
     scored_cells,
 )
 from coldflow.tasks.recon.config import FieldsRunConfig
-from coldflow.training.validation import ValidationHook, spread_subset
 
 __all__ = ["STATS_FILE", "AutoencoderTask", "SuperResTask", "resample_baseline"]
 
@@ -144,14 +144,12 @@ class _FieldTask(FluidTask):
     def _validation(self, cfg: FieldsRunConfig, fields: tuple[str, ...]) -> list[Any]:
         """The loss on the data set's ``val`` frames after every epoch (made like the
         training items; none when the data set has no val split)."""
-        with FieldData(cfg.data.path) as data:
-            if not data.simulations("val"):
-                return []
-        frames = self._training_frames(cfg, fields, split="val")
-        items = spread_subset(_Items(frames), VALIDATION_FRAMES)
-        n = len(set(frames.sim.tolist()))
-        what = f"{len(items)} frames of {n} val simulations"
-        return [ValidationHook(items, cfg.evaluation.batch_size, what)]
+
+        def frames() -> _Items:
+            return _Items(self._training_frames(cfg, fields, split="val"))
+
+        path, bs = cfg.data.path, cfg.evaluation.batch_size
+        return validation_hooks(path, frames, VALIDATION_FRAMES, bs, "frames")
 
     def _training_frames(
         self, cfg: FieldsRunConfig, fields: tuple[str, ...], split: str | None = None

@@ -35,9 +35,9 @@ from coldflow.tasks.fluid import (
     data_config,
     data_config_from_text,
     data_config_text,
+    validation_hooks,
 )
 from coldflow.tasks.sol.config import SolRunConfig
-from coldflow.training.validation import ValidationHook, spread_subset
 
 __all__ = [
     "STATS_FILE",
@@ -238,19 +238,14 @@ class SolTask(FluidTask):
     def _validation(cfg: SolRunConfig, fields: tuple[str, ...]) -> list[Any]:
         """The loss on windows of the data set's ``val`` simulations after every epoch
         (none when the data set has no val split)."""
-        with FieldData(cfg.data.path) as data:
-            if not data.simulations("val"):
-                return []
-        windows = FieldWindows(
-            cfg.data.path, cfg.method.m, split="val", kinds=("downsampled",), fields=fields
-        )
-        n = len(windows.sims)
-        items = spread_subset(windows, VALIDATION_WINDOWS)
-        return [
-            ValidationHook(
-                items, cfg.training.batch_size, f"{len(items)} windows of {n} val simulations"
+
+        def windows() -> FieldWindows:
+            return FieldWindows(
+                cfg.data.path, cfg.method.m, split="val", kinds=("downsampled",), fields=fields
             )
-        ]
+
+        path, bs = cfg.data.path, cfg.training.batch_size
+        return validation_hooks(path, windows, VALIDATION_WINDOWS, bs, "windows")
 
     def build(self, cfg: SolRunConfig, files: dict[str, Any]) -> nn.Module:
         stats = files.get(STATS_FILE)

@@ -122,6 +122,26 @@ def test_every_wrapped_command_reads_ctrl_c_alike(error, capsys):
     assert capsys.readouterr().err.strip().startswith("interrupted: x.json is unchanged")
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_python_drops_still_stops_the_next_step():
+    from coldflow.errors import noting_ctrl_c, raise_if_interrupted
+
+    class Finalised:
+        def __del__(self):  # Ctrl-C lands here: Python prints "Exception ignored", goes on
+            signal.raise_signal(signal.SIGINT)
+
+    before = signal.getsignal(signal.SIGINT)
+    steps = 0
+    with pytest.raises(KeyboardInterrupt), noting_ctrl_c():
+        for _ in range(3):
+            raise_if_interrupted()
+            steps += 1
+            Finalised()  # freed at once
+    assert steps == 1
+    assert signal.getsignal(signal.SIGINT) is before
+    raise_if_interrupted()  # nothing pending once the block is left
+
+
 def test_other_runtime_errors_pass_through():
     from coldflow import cli
 

@@ -17,7 +17,7 @@ from rich.table import Table
 from coldflow import hub
 from coldflow.config import ConfigError
 from coldflow.config.metric_defaults import DEFAULT_FIELD_METRICS, DEFAULT_FILE_METRICS
-from coldflow.errors import DeviceError, UserError, is_interrupt, user_message
+from coldflow.errors import DeviceError, UserError, is_interrupt, noting_ctrl_c, user_message
 from coldflow.io import LockedError, check_writable_dir, check_writable_file
 from coldflow.training.allocator import tune_malloc
 
@@ -56,7 +56,8 @@ def _on_ctrl_c(what_now: Callable[[], str]) -> Iterator[None]:
     ``RuntimeError`` that wraps the ``KeyboardInterrupt``; it is treated the same.
     """
     try:
-        yield
+        with noting_ctrl_c():
+            yield
     except (KeyboardInterrupt, RuntimeError) as e:
         if not is_interrupt(e):
             raise

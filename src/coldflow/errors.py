@@ -7,7 +7,11 @@ from the built-in exception it replaces, so older ``except`` clauses keep workin
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import signal
+import threading
+from collections.abc import Iterator
 
 __all__ = [
     "CheckpointError",
@@ -19,8 +23,49 @@ __all__ = [
     "UserError",
     "WeightsFileError",
     "is_interrupt",
+    "noting_ctrl_c",
+    "raise_if_interrupted",
     "user_message",
 ]
+
+
+_ctrl_c_pending = False
+
+
+def _sigint(signum: int, frame: object) -> None:
+    global _ctrl_c_pending
+    _ctrl_c_pending = True
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def noting_ctrl_c() -> Iterator[None]:
+    """Remember every Ctrl-C (SIGINT) inside the block, then raise it as usual.
+
+    Python drops a ``KeyboardInterrupt`` raised while a weakref callback or ``__del__``
+    runs ("Exception ignored in ..."); PyTorch and PhiFlow run many. A long loop calls
+    :func:`raise_if_interrupted` once per step so that such a Ctrl-C still stops it.
+    Outside the main thread (where no handler can be set) the block runs unchanged.
+    """
+    global _ctrl_c_pending
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _sigint)
+    _ctrl_c_pending = False
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _ctrl_c_pending = False
+
+
+def raise_if_interrupted() -> None:
+    """Raise ``KeyboardInterrupt`` if a Ctrl-C arrived but was swallowed on its way."""
+    global _ctrl_c_pending
+    if _ctrl_c_pending:
+        _ctrl_c_pending = False
+        raise KeyboardInterrupt
 
 
 def is_interrupt(error: BaseException) -> bool:

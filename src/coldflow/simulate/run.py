@@ -31,7 +31,7 @@ import torch
 from coldflow.config.base import ConfigError, load_config
 from coldflow.config.fluids import FluidDataConfig
 from coldflow.data.store_writer import SimulationWriter, merge_parts, part_attrs
-from coldflow.errors import UserError
+from coldflow.errors import UserError, raise_if_interrupted
 from coldflow.io import exclusive_lock, lock_holder
 from coldflow.physics import (
     FluidState,
@@ -330,6 +330,7 @@ def _run_batch(
         positions = S + T + (T - 1 - start)
         since, started = 0, time.perf_counter()
         for pos in range(pos0, positions):
+            raise_if_interrupted()
             if pos < S + T:  # the reference run, and the source run up to its start
                 t = pos - S
                 if pos > 0:

@@ -33,7 +33,7 @@ from torch.utils.data import (
     TensorDataset,
 )
 
-from coldflow.errors import NonFiniteError
+from coldflow.errors import NonFiniteError, raise_if_interrupted
 from coldflow.io import format_duration
 from coldflow.runs import RunDir
 from coldflow.training.device import (
@@ -283,6 +283,7 @@ class Trainer:
         count = skipped = 0
         t0 = time.perf_counter()
         for batch in self._batches(epoch):
+            raise_if_interrupted()
             batch = to_device(batch, self.device, self.channels_last)
             with autocast:
                 loss = self.forward(batch)

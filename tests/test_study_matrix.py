@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from coldflow.config import ConfigError, StudyConfig, load_config, load_yaml, validate
 from coldflow.config.study import StudyRun, expand_matrix
@@ -185,8 +186,16 @@ def test_fluid_studies_keep_the_run_names_of_one_file_per_loss():
         f"{scene}_{task}_{loss}" for scene in ("karman", "plume") for task, losses in tasks
         for loss in losses
     ]  # fmt: skip
-    for name in ("fluids.yaml", "fluids_cpu.yaml"):
-        assert [r.name for r in load_config(STUDIES / name, StudyConfig).runs] == expected
+    assert [r.name for r in load_config(STUDIES / "fluids.yaml", StudyConfig).runs] == expected
+    # the CPU study: three seeds of each configuration but MAE, every configuration of
+    # seed 0 before any of seed 1
+    cpu = load_config(STUDIES / "fluids_cpu.yaml", StudyConfig)
+    configurations = [n for n in expected if not n.endswith("_mae")]
+    assert [r.name for r in cpu.runs] == [f"{n}_s{s}" for s in range(3) for n in configurations]
+    assert cpu.seeds_of() == {n: [f"{n}_s{s}" for s in range(3)] for n in configurations}
+    assert [p.name for p in cpu.pipelines] == [f"{n}_s{s}" for n in ("karman", "plume")
+                                               for s in range(3)]  # fmt: skip
+    assert cpu.pipelines[4].sol == ["plume_sol_mse_s1", "plume_sol_lsim_s1"]
     demo = load_config(STUDIES / "demo.yaml", StudyConfig)
     assert [r.name for r in demo.runs] == ["ddpm", "blur", "sol_mse", "sol_lsim"]
 
@@ -246,7 +255,8 @@ def _study_runs():
     for study_file, suffix in FLUID_STUDIES.items():
         path = STUDIES / study_file
         for run in load_config(path, StudyConfig).runs:
-            if Path(run.config).parent.name == "fluids":
+            # one run per configuration: the old files had seed 0
+            if Path(run.config).parent.name == "fluids" and run.seed in (None, 0):
                 yield pytest.param(path, run, suffix, id=f"{path.stem}/{run.name}")
 
 
@@ -254,12 +264,12 @@ def _study_runs():
 def test_study_runs_equal_the_per_loss_files_they_replace(path, run, suffix, tmp_path):
     """Base config + the run's overrides validate to the old file's config (but its name)."""
     scene = "karman_" if suffix == "_demo" else ""
-    old_name = f"{scene}{run.name}{suffix}.yaml"
+    old_name = f"{scene}{run.configuration or run.name}{suffix}.yaml"
     old = tmp_path / old_name
     old.write_text(_git("show", f"{PER_LOSS_COMMIT}:configs/fluids/{old_name}"))
     new = load_config_file((path.parent / run.config).resolve(), run.set)
     before = load_config_file(old, CHANGED_SINCE.get(run.config, []))
-    assert new.name == run.name and before.name == old.stem
+    assert new.name == (run.configuration or run.name) and before.name == old.stem
     assert _dump(new) == _dump(before)
 
 
@@ -267,7 +277,68 @@ def test_every_removed_per_loss_file_is_a_study_run():
     old = set(_git("ls-tree", "--name-only", PER_LOSS_COMMIT, "configs/fluids/").split())
     removed = {Path(p).name for p in old if not (ROOT / p).exists()}
     covered = {
-        f"{'karman_' if suffix == '_demo' else ''}{run.name}{suffix}.yaml"
+        f"{'karman_' if suffix == '_demo' else ''}{run.configuration or run.name}{suffix}.yaml"
         for _, run, suffix in (p.values for p in _study_runs())
     }
-    assert len(removed) == 58 and removed <= covered, sorted(removed - covered)
+    # the CPU study left MAE out to afford three seeds; its base configs still train it
+    dropped = {f"{scene}_{task}_mae_cpu.yaml" for scene in ("karman", "plume")
+               for task in ("ae", "sr")}  # fmt: skip
+    assert len(removed) == 58 and removed - dropped <= covered, sorted(removed - covered)
+
+
+# ------------------------------------------------------------------------ seeds
+
+
+def _seeded(text: str) -> StudyConfig:
+    return StudyConfig.model_validate(yaml.safe_load(text))
+
+
+def test_seeds_expand_each_configuration_once_per_seed_seed_outermost():
+    study = _seeded(
+        """
+seeds: [3, 7]
+runs:
+  - {name: "a_{loss}", config: x.yaml, matrix: {method.loss.name: [mse, lsim]}}
+  - {name: once, config: y.yaml, seeds: []}
+  - {name: own, config: y.yaml, seeds: [9]}
+pipelines:
+  - {name: p, sol: [a_mse, once], sr: [a_lsim, own]}
+"""
+    )
+    names = [r.name for r in study.runs]
+    assert names == ["once", "a_mse_s3", "a_lsim_s3", "a_mse_s7", "a_lsim_s7", "own_s9"]
+    run = study.runs[3]
+    assert (run.configuration, run.seed) == ("a_mse", 7)
+    assert run.set[-1] == "seed=7" and "method.loss.name=mse" in run.set
+    assert study.seeds_of()["a_lsim"] == ["a_lsim_s3", "a_lsim_s7"]
+    assert study.seeds_of()["once"] == ["once"]
+    # a pipeline per seed pairs that seed's runs; an unseeded run joins every seed
+    pipes = {p.name: (p.sol, p.sr) for p in study.pipelines}
+    assert pipes == {
+        "p_s3": (["a_mse_s3", "once"], ["a_lsim_s3"]),
+        "p_s7": (["a_mse_s7", "once"], ["a_lsim_s7"]),
+        "p_s9": (["once"], ["own_s9"]),
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("seeds: [1, 1]\nruns: [{name: a, config: x.yaml}]", "more than once"),
+        ("runs: [{name: a, config: x.yaml, seeds: [-1]}]", ">= 0"),
+        ("runs: [{name: a, config: x.yaml, seed: 2}]", "set by the study"),
+        ("seeds: [0]\nruns: [{name: a, config: x.yaml}]\npipelines: [{name: p, sol: [b]}]",
+         "names runs not in the study"),
+    ],
+)  # fmt: skip
+def test_bad_seeds_are_refused_with_the_fix(text, message):
+    with pytest.raises(ValueError, match=message):
+        _seeded(text)
+
+
+def test_a_study_without_seeds_keeps_its_names():
+    study = _seeded("runs: [{name: a, config: x.yaml}, {name: b, config: x.yaml}]")
+    assert [(r.name, r.seed, r.configuration) for r in study.runs] == [
+        ("a", None, None), ("b", None, None)
+    ]  # fmt: skip
+    assert study.seeds_of() == {"a": ["a"], "b": ["b"]}

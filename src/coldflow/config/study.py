@@ -19,7 +19,15 @@ from pydantic import Field, field_validator, model_validator
 from coldflow.config.base import Strict, parse_value
 from coldflow.config.metric_defaults import DEFAULT_FIELD_METRICS
 
-__all__ = ["StudyConfig", "StudyData", "StudyPipeline", "StudyRun", "expand_matrix"]
+__all__ = [
+    "StudyConfig",
+    "StudyData",
+    "StudyPipeline",
+    "StudyRun",
+    "expand_matrix",
+    "expand_seeds",
+    "seeded_name",
+]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -57,6 +65,17 @@ class StudyRun(Strict):
     evaluate_options: dict[str, Any] = Field(
         default_factory=dict, description="options of `coldflow evaluate`, e.g. {steps: 50}"
     )
+    seeds: list[int] | None = Field(
+        None,
+        description="train this entry once per seed (the config's `seed` set to each), "
+        "instead of the study's `seeds`; [] trains it once with its config's own seed",
+    )
+    configuration: str | None = Field(
+        None,
+        description="set by the study, not in a file: the name the seeds of one "
+        "configuration share (the run's name without its _s<seed> suffix)",
+    )
+    seed: int | None = Field(None, description="set by the study, not in a file: this run's seed")
 
     @model_validator(mode="after")
     def _check_evaluate(self) -> StudyRun:
@@ -237,6 +256,46 @@ def expand_matrix(run: StudyRun) -> list[StudyRun]:
     ]
 
 
+def _check_seeds(seeds: list[int] | None, where: str) -> None:
+    if seeds is None:
+        return
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"{where}: seeds lists {repeated} more than once; list each seed once")
+    negative = [s for s in seeds if s < 0]
+    if negative:
+        raise ValueError(f"{where}: seeds must be >= 0, got {negative}")
+
+
+def seeded_name(name: str, seed: int) -> str:
+    """The run name of seed ``seed`` of the configuration ``name``: ``name_s<seed>``."""
+    return f"{name}_s{seed}"
+
+
+def expand_seeds(runs: list[StudyRun], seeds: list[int]) -> list[StudyRun]:
+    """One run per configuration and seed, the seed outermost (every configuration of the
+    first seed trains before any of the second, so a study stopped early still compares
+    every configuration once). A run's own ``seeds`` replace the study's; a run without
+    seeds keeps its name and its config's seed."""
+    every = list(dict.fromkeys(s for r in runs for s in (seeds if r.seeds is None else r.seeds)))
+    out = [r for r in runs if not (seeds if r.seeds is None else r.seeds)]
+    for seed in every:
+        for r in runs:
+            if seed in (seeds if r.seeds is None else r.seeds):
+                name = seeded_name(r.name, seed)
+                out.append(
+                    r.model_copy(
+                        update={
+                            "name": name,
+                            "configuration": r.name,
+                            "seed": seed,
+                            "set": [*r.set, f"seed={seed}"],
+                        }
+                    )
+                )
+    return out
+
+
 class StudyData(Strict):
     """A fluid data set the study's runs need: generated, or reused when complete."""
 
@@ -255,19 +314,77 @@ class StudyPipeline(Strict):
     metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_FIELD_METRICS))
 
 
+def _seeded_pipelines(
+    p: StudyPipeline, runs: list[StudyRun], names: set[str]
+) -> list[StudyPipeline]:
+    """A pipeline of seeded runs, once per seed: ``<name>_s<seed>`` pairs the SOL and SR
+    runs of that seed. Unseeded runs (and names not in the study, refused later) join
+    every seed as they are."""
+    unknown = [n for n in [*p.sol, *p.sr] if n not in names]
+    if unknown:
+        raise ValueError(f"pipeline {p.name!r} names runs not in the study: {unknown}")
+    of = {(r.configuration, r.seed): r.name for r in runs if r.seed is not None}
+    seeds = list(dict.fromkeys(r.seed for r in runs if r.configuration in [*p.sol, *p.sr]))
+    plain = {r.name for r in runs if r.seed is None}
+    if not any(s is not None for s in seeds):
+        return [p]
+
+    def pick(names: list[str], seed: int) -> list[str]:
+        return [n if n in plain else of[(n, seed)] for n in names if n in plain or (n, seed) in of]
+
+    out = []
+    for seed in seeds:
+        sol = pick(p.sol, seed)
+        if sol:
+            update = {"name": seeded_name(p.name, seed), "sol": sol, "sr": pick(p.sr, seed)}
+            out.append(p.model_copy(update=update))
+    return out
+
+
 class StudyConfig(Strict):
     """Several runs trained one after another, then compared in one report."""
 
     name: str = "study"
     description: str = Field("", description="one paragraph for the top of the page")
     data: list[StudyData] = Field(default_factory=list)
+    seeds: list[int] = Field(
+        default_factory=list,
+        description="train every run once per seed (its config's `seed` set to each), as "
+        "runs <name>_s<seed>; the pages give each configuration's mean over its seeds with "
+        "an interval. [] (the default): each run once with its config's seed",
+    )
     runs: list[StudyRun] = Field(min_length=1)
     pipelines: list[StudyPipeline] = Field(default_factory=list)
 
     @field_validator("runs")
     @classmethod
     def _expand_matrices(cls, runs: list[StudyRun]) -> list[StudyRun]:
+        for run in runs:
+            if run.configuration is not None or run.seed is not None:
+                raise ValueError(
+                    f"run {run.name!r}: configuration and seed are set by the study; give "
+                    "seeds: [...] (of the study or of the run) instead"
+                )
+            _check_seeds(run.seeds, f"run {run.name!r}")
         return [expanded for run in runs for expanded in expand_matrix(run)]
+
+    @model_validator(mode="after")
+    def _expand_seeds(self) -> StudyConfig:
+        _check_seeds(self.seeds, "the study")
+        if self.seeds or any(r.seeds for r in self.runs):
+            names = {r.name for r in self.runs}
+            runs = expand_seeds(self.runs, self.seeds)
+            pipelines = [q for p in self.pipelines for q in _seeded_pipelines(p, runs, names)]
+            self.__dict__["runs"] = runs  # no re-validation: it would expand again
+            self.__dict__["pipelines"] = pipelines
+        return self
+
+    def seeds_of(self) -> dict[str, list[str]]:
+        """Configuration name -> the names of its runs (one per seed; itself unseeded)."""
+        out: dict[str, list[str]] = {}
+        for r in self.runs:
+            out.setdefault(r.configuration or r.name, []).append(r.name)
+        return out
 
     @model_validator(mode="after")
     def _pipelines_name_runs(self) -> StudyConfig:

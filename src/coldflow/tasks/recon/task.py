@@ -252,6 +252,7 @@ class _FieldTask(FluidTask):
             "split": frames.split,
             "frames": len(frames),
             "simulations": sorted({int(s) for s in frames.sim}),
+            "frame_simulation": [int(s) for s in frames.sim],  # of each per_frame entry
             "scene": data_config(path).scene.kind,
             "channels": frames.channels,
             "mean": mean,

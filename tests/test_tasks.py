@@ -175,3 +175,28 @@ def test_killed_study_resumes_without_redoing_finished_runs(tiny_h5, tmp_path):
     assert "fast: already trained" in done.stdout and "slow: resuming" in done.stdout
     assert fast_ckpt.stat().st_mtime_ns == stamp  # the finished run was not redone
     assert RunDir(out / "slow").checkpoints()[-1] == killed_at + 2
+
+
+def test_a_seeded_study_aggregates_each_configuration_over_its_seeds(tiny_h5, tmp_path):
+    """Two seeds of two SR losses: four runs, one table row per configuration with its
+    interval over seeds, and paired verdicts against the baselines and against MSE."""
+    sr = _sr_config(tmp_path, tiny_h5)
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        "name: seeded\nseeds: [0, 1]\nruns:\n"
+        f"  - name: sr_{{loss}}\n    config: {sr}\n    evaluate: true\n"
+        "    matrix: {method.loss.name: [mse, mae]}\n"
+    )
+    out = tmp_path / "out"
+    run_study(study, out)
+    for name in ("sr_mse_s0", "sr_mae_s0", "sr_mse_s1", "sr_mae_s1"):
+        ev = json.loads((out / name / "evaluation.json").read_text())
+        assert len(ev["frame_simulation"]) == ev["frames"]
+    seeds = [load_config_file(out / n / "config.yaml").seed for n in ("sr_mse_s0", "sr_mse_s1")]
+    assert seeds == [0, 1]
+    results = (out / "results.md").read_text()
+    assert "### Over seeds" in results
+    assert "| sr_mse | 2 |" in results and "| sr_mae | 2 |" in results
+    assert "| sr_mae | sr_mse |" in results and "| sr_mse | bicubic |" in results
+    assert "- sr_mae (2 seeds): " in results
+    assert "| sr_mse | source, bicubic |" not in results  # the model on another input

@@ -285,6 +285,37 @@ def _thumbnails(figures: Sequence[Figure], runs: Sequence[Path], compared: Path,
     return thumbnails_markdown(items, out)
 
 
+def _over_seeds(study: StudyConfig, task: Task, runs: list[Path], configs: dict) -> list[str]:
+    """The markdown of a group's results over seeds: each configuration's mean with a 95 %
+    interval over its seeds, and paired verdicts against the baselines and MSE."""
+    from coldflow.report.seeds import paired_rows, paired_table, seed_findings, seed_table
+
+    of = {r.name: r.configuration or r.name for r in study.runs}
+    configurations: dict[str, list[Path]] = {}
+    for run in runs:
+        configurations.setdefault(of.get(run.name, run.name), []).append(run)
+    md = []
+    table = seed_table(task, configurations, configs)
+    if table:
+        md += ["### Over seeds: mean ± 95 % interval (Student t over seeds)", "", table]
+    pairs = paired_rows(task, configurations, configs)
+    if pairs:
+        n = {name: len(r) for name, r in configurations.items()}
+        md += [
+            "### Paired differences over seeds and test simulations (95 %)",
+            "",
+            "Configuration minus what it is compared with, per metric, paired seed by seed "
+            "and test simulation by test simulation; 'tie': the interval holds zero, so the "
+            "two cannot be told apart at this size.",
+            "",
+            paired_table(pairs),
+            "Verdicts (generated from the intervals):",
+            *[f"- {f}" for f in seed_findings(pairs, n)],
+            "",
+        ]
+    return md
+
+
 def write_study_page(
     study: StudyConfig,
     out: Path,
@@ -342,6 +373,8 @@ def write_study_page(
         if findings:
             md += ["Findings (generated from the numbers):", *[f"- {f}" for f in findings], ""]
         md.append(_summary_table(task, runs))
+        if study.seeds or any(r.seed is not None for r in study.runs):
+            md += _over_seeds(study, task, runs, configs)
         for caption, table in extra.tables:
             md += [f"### {caption}", "", table]
     for pname, table_path in pipelines:

@@ -183,6 +183,14 @@ class Task:
         """The headline numbers of an ``evaluation.json`` for a study's results table."""
         return {}
 
+    def per_simulation(
+        self, evaluation: dict[str, Any]
+    ) -> tuple[str, dict[str, dict[str, list[float]]]] | None:
+        """``(model row, {row: {metric: [one score per test simulation]}})`` of an
+        ``evaluation.json``, for paired comparisons over seeds and test simulations
+        (:mod:`coldflow.report.seeds`); None where the task has no such scores."""
+        return None
+
     def results_row(self, cfg: Any, evaluation: dict[str, Any]) -> dict[str, Any] | None:
         """This run's row in a study's table of every run (None: the task has no row)."""
         return None

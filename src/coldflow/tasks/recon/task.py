@@ -29,6 +29,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -199,6 +200,26 @@ class _FieldTask(FluidTask):
         from coldflow.tasks.recon.figures import run_figures
 
         return run_figures(run.path, self.mode, notes)
+
+    def per_simulation(
+        self, evaluation: dict[str, Any]
+    ) -> tuple[str, dict[str, dict[str, list[float]]]] | None:
+        """The mean over each test simulation's frames, per row and metric (evaluations
+        made before frames recorded their simulation have none)."""
+        sims = evaluation.get("frame_simulation")
+        if not sims:
+            return None
+        model = "autoencoder" if self.mode == "autoencoder" else "super-resolution"
+        order = sorted(set(sims))
+        index = np.asarray(sims)
+        out = {
+            row: {
+                m: [float(np.mean(np.asarray(v)[index == j])) for j in order]
+                for m, v in metrics.items()
+            }
+            for row, metrics in evaluation["per_frame"].items()
+        }
+        return model, out
 
     def summary(self, evaluation: dict[str, Any]) -> dict[str, float]:
         model = "autoencoder" if self.mode == "autoencoder" else "super-resolution"

@@ -374,6 +374,13 @@ class SolTask(FluidTask):
                     out.append(f"{label} ({ev['steps']} steps): {ev['verdict']}")
         return out
 
+    def per_simulation(
+        self, evaluation: dict[str, Any]
+    ) -> tuple[str, dict[str, dict[str, list[float]]]] | None:
+        """The corrected solver's and the baselines' rollout means per test simulation."""
+        per_sim = evaluation.get("per_simulation")
+        return ("corrected", per_sim) if per_sim and "corrected" in per_sim else None
+
     def summary(self, evaluation: dict[str, Any]) -> dict[str, float]:
         values = evaluation.get("mean", {}).get("corrected", {})
         out = {METRIC_COLUMNS.get(m, m): v for m, v in values.items()}

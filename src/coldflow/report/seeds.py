@@ -1,0 +1,219 @@
+"""Results over seeds: each configuration's mean with an interval, and paired verdicts.
+
+A study with ``seeds:`` trains every configuration several times (runs ``<name>_s<seed>``).
+This module turns the evaluations of those runs into
+
+- a table of each configuration's headline numbers (:meth:`Task.results_row`) as the
+  mean over its seeds with a 95 % Student-t interval
+  (:func:`~coldflow.metrics.intervals.mean_interval`);
+- paired differences (:func:`~coldflow.metrics.intervals.paired_difference`, over seeds
+  and test simulations) of each configuration against the task's baselines and against
+  the configuration that differs from it only in its loss being MSE, with the verdict each
+  interval allows (:func:`~coldflow.metrics.intervals.verdict`): "A beats B" only when the
+  interval excludes zero.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from coldflow.metrics.intervals import format_interval, mean_interval, paired_difference
+from coldflow.metrics.spec import UnknownMetricError, metric_spec
+from coldflow.report.html import markdown_table
+
+__all__ = ["SeededRuns", "paired_rows", "paired_table", "seed_findings", "seed_table"]
+
+SeededRuns = Mapping[str, Sequence[Path]]
+"""Configuration name -> the directories of its finished runs (one per seed)."""
+
+
+def _evaluation(run: Path) -> dict[str, Any] | None:
+    path = Path(run) / "evaluation.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def seed_table(task: Any, configurations: SeededRuns, configs: Mapping[str, Any]) -> str:
+    """One row per configuration: the number of seeds and every numeric column of its
+    runs' results rows as ``mean ± half-width`` (95 %, over seeds; ``± inf`` for one
+    seed: its spread is unknown). ``configs``: run name -> its config. ``""`` when no
+    run of the task has a results row."""
+    rows, columns = [], {}
+    for name, runs in configurations.items():
+        values: dict[str, list[float]] = {}
+        text: dict[str, str] = {}
+        for run in runs:
+            ev = _evaluation(run)
+            row = task.results_row(configs[Path(run).name], ev) if ev else None
+            for col, v in (row or {}).items():
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    values.setdefault(col, []).append(float(v))
+                else:
+                    text.setdefault(col, str(v))
+        if not values:
+            continue
+        cells = dict(text)
+        for col, vs in values.items():
+            if all(math.isfinite(v) for v in vs):
+                iv = mean_interval(vs)
+                cells[col] = format_interval(iv.mean, iv.half_width)
+        columns |= dict.fromkeys(cells)
+        rows.append((name, len(runs), cells))
+    if not rows:
+        return ""
+    return markdown_table(
+        ["configuration", "seeds", *columns],
+        [[name, n, *(c.get(col, "") for col in columns)] for name, n, c in rows],
+    )
+
+
+def _scores(task: Any, runs: Sequence[Path]) -> tuple[str, list[dict]] | None:
+    """The model row and each seed's per-simulation scores (None: a run has none)."""
+    out, model = [], None
+    for run in runs:
+        ev = _evaluation(run)
+        got = task.per_simulation(ev) if ev else None
+        if got is None:
+            return None
+        model, scores = got
+        out.append(scores)
+    return (model, out) if out else None
+
+
+def _matrix(per_seed: list[dict], row: str, metric: str) -> np.ndarray | None:
+    """``[seeds, simulations]`` of one row and metric, or None where a seed lacks it or
+    the seeds were scored on different simulations."""
+    values = [s.get(row, {}).get(metric) for s in per_seed]
+    if any(v is None for v in values) or len({len(v) for v in values}) != 1:
+        return None
+    x = np.asarray(values, dtype=np.float64)
+    return x if np.isfinite(x).all() else None
+
+
+def _loss_twin(cfg: Any, others: Mapping[str, Any]) -> str | None:
+    """The configuration among ``others`` equal to ``cfg`` but for an MSE loss."""
+    if cfg.method.loss.name == "mse":
+        return None
+
+    def key(c: Any) -> dict:
+        dump = c.model_dump(mode="json", exclude={"name", "seed"})
+        dump["method"].pop("loss", None)
+        return dump
+
+    mine = key(cfg)
+    for name, other in others.items():
+        if other.method.loss.name == "mse" and key(other) == mine:
+            return name
+    return None
+
+
+def paired_rows(
+    task: Any, configurations: SeededRuns, configs: Mapping[str, Any]
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(configuration, against, {metric: Interval of configuration - against})`` for
+    each configuration against each baseline row of its evaluations and against its MSE
+    twin (same config, MSE loss; paired seed by seed over the seeds both have)."""
+    first_cfg = {n: configs[Path(r[0]).name] for n, r in configurations.items() if r}
+    out = []
+    for name, runs in configurations.items():
+        got = _scores(task, runs)
+        if got is None:
+            continue
+        model, per_seed = got
+        metrics = list(per_seed[0].get(model, {}))
+        # "source, ..." rows score methods on another input (the solver's frames)
+        baselines = [r for r in per_seed[0] if r != model and not r.startswith("source,")]
+        for base in baselines:
+            diffs = {}
+            for m in metrics:
+                a, b = _matrix(per_seed, model, m), _matrix(per_seed, base, m)
+                if a is not None and b is not None:
+                    diffs[m] = paired_difference(a, b)
+            if diffs:
+                out.append((name, base, diffs))
+        twin = _loss_twin(first_cfg[name], {n: c for n, c in first_cfg.items() if n != name})
+        if twin is None:
+            continue
+        seeds_a = {configs[Path(r).name].seed: r for r in runs}
+        seeds_b = {configs[Path(r).name].seed: r for r in configurations[twin]}
+        common = [s for s in seeds_a if s in seeds_b]
+        got_a = _scores(task, [seeds_a[s] for s in common]) if common else None
+        got_b = _scores(task, [seeds_b[s] for s in common]) if common else None
+        if got_a is None or got_b is None:
+            continue
+        diffs = {}
+        for m in metrics:
+            a, b = _matrix(got_a[1], model, m), _matrix(got_b[1], got_b[0], m)
+            if a is not None and b is not None and a.shape == b.shape:
+                diffs[m] = paired_difference(a, b)
+        if diffs:
+            out.append((name, twin, diffs))
+    return out
+
+
+def _label(metric: str) -> str:
+    try:
+        return metric_spec(metric).label
+    except UnknownMetricError:  # a score of the task's own
+        return metric
+
+
+def _lower_is_better(metric: str) -> bool:
+    try:
+        return not metric_spec(metric).higher_is_better
+    except UnknownMetricError:
+        return True
+
+
+def seed_findings(
+    pairs: Sequence[tuple[str, str, dict[str, Any]]], seeds: Mapping[str, int]
+) -> list[str]:
+    """One sentence per pair of :func:`paired_rows`: the metrics in which the
+    configuration is better, worse, or cannot be told apart from what it is compared
+    with, at 95 % over seeds and test simulations. ``seeds``: configuration -> seeds."""
+    out = []
+    for name, against, diffs in pairs:
+        said: dict[str, list[str]] = {"better": [], "worse": [], "tie": []}
+        for m, iv in diffs.items():
+            said[_word(m, iv)].append(_label(m))
+        better, worse, tied = said["better"], said["worse"], said["tie"]
+        parts = []
+        if better:
+            parts.append(f"beats {against} in {', '.join(better)}")
+        if worse:
+            parts.append(f"is worse than {against} in {', '.join(worse)}")
+        if tied:
+            parts.append(f"cannot be told apart from {against} in {', '.join(tied)}")
+        n = seeds.get(name, 0)
+        note = "one seed: the seed spread is unknown" if n == 1 else f"{n} seeds"
+        out.append(f"{name} ({note}): " + "; ".join(parts) + ".")
+    return out
+
+
+def _word(metric: str, iv: Any) -> str:
+    if not iv.excludes_zero():
+        return "tie"
+    return "better" if (iv.high < 0) == _lower_is_better(metric) else "worse"
+
+
+def paired_table(pairs: Sequence[tuple[str, str, dict[str, Any]]]) -> str:
+    """Each pair's difference (configuration minus what it is compared with) per metric,
+    ``d [low, high]`` (95 %), and whether the configuration is better, worse, or tied."""
+    metrics = list(dict.fromkeys(m for _, _, d in pairs for m in d))
+    rows = []
+    for name, against, diffs in pairs:
+        cells = []
+        for m in metrics:
+            iv = diffs.get(m)
+            cells.append(
+                ""
+                if iv is None
+                else f"{iv.mean:+.3g} [{iv.low:+.3g}, {iv.high:+.3g}] {_word(m, iv)}"
+            )
+        rows.append([name, against, *cells])
+    return markdown_table(["configuration", "against", *(_label(m) for m in metrics)], rows)

@@ -7,11 +7,13 @@ from typing import Any
 
 from coldflow.degradations.blur import GaussianBlur, blur, gaussian_kernel1d
 from coldflow.degradations.noise import LinearNoise, linear_beta_schedule
+from coldflow.degradations.resolution import ResolutionLowering
 
 # config ``degradation.kind`` -> constructor taking the config's fields (without ``kind``)
 DEGRADATIONS: dict[str, Callable[..., Any]] = {
     "linear_noise": LinearNoise,
     "blur": GaussianBlur,
+    "resolution": ResolutionLowering,
 }
 
 
@@ -25,6 +27,7 @@ __all__ = [
     "DEGRADATIONS",
     "GaussianBlur",
     "LinearNoise",
+    "ResolutionLowering",
     "blur",
     "build_degradation",
     "gaussian_kernel1d",

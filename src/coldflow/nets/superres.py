@@ -17,7 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["KEYS_A", "UPSAMPLE_MODES", "FieldSuperResolutionNet", "cubic_weights", "upsample"]
+__all__ = [
+    "KEYS_A",
+    "UPSAMPLE_MODES",
+    "FieldSuperResolutionNet",
+    "cubic_resampling",
+    "cubic_weights",
+    "upsample",
+]
 
 UPSAMPLE_MODES = ("bicubic", "bilinear", "nearest")
 FACTORS = (2, 4)
@@ -35,10 +42,18 @@ def cubic_weights(n: int, factor: int, dtype=torch.float32, device=None) -> torc
     ``u = (j + 1/2) / f - 1/2`` (coarse-cell units); indices beyond the border are
     clamped to it (the border cell repeats), so every row sums to one.
     """
-    j = torch.arange(n * factor, dtype=torch.float64)
-    u = (j + 0.5) / factor - 0.5
+    return cubic_resampling(n, n * factor, dtype, device)
+
+
+def cubic_resampling(n: int, m: int, dtype=torch.float32, device=None) -> torch.Tensor:
+    """``[m, n]`` matrix of cubic-convolution interpolation of ``n`` cells onto ``m``
+    cells covering the same interval, for any ratio ``m / n`` (cell-centred: fine centre
+    ``j`` sits at ``u = (j + 1/2) n / m - 1/2`` in coarse-cell units). ``m = n`` gives the
+    identity; ``m = n f`` is :func:`cubic_weights`."""
+    j = torch.arange(m, dtype=torch.float64)
+    u = (j + 0.5) * n / m - 0.5
     i0 = torch.floor(u)
-    matrix = torch.zeros(n * factor, n, dtype=torch.float64)
+    matrix = torch.zeros(m, n, dtype=torch.float64)
     a = KEYS_A
     for k in (-1, 0, 1, 2):
         s = (u - (i0 + k)).abs()

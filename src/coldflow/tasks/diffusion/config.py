@@ -69,7 +69,20 @@ class BlurConfig(Strict):
         return self
 
 
-DegradationConfig = Annotated[Union[LinearNoiseConfig, BlurConfig], Field(discriminator="kind")]  # noqa: UP007
+class ResolutionConfig(Strict):
+    """Resolution lowering of cold diffusion's super-resolution: the image averaged onto a
+    grid ``factor ** (t / n_T)`` times coarser, then bicubic back; ``D(x, n_T)`` is the
+    bicubic-upsampled low-resolution image."""
+
+    kind: Literal["resolution"] = "resolution"
+    n_T: int = Field(20, ge=1)
+    factor: int = Field(4, ge=2, description="the image size must be divisible by it")
+
+
+DegradationConfig = Annotated[
+    Union[LinearNoiseConfig, BlurConfig, ResolutionConfig],  # noqa: UP007
+    Field(discriminator="kind"),
+]
 
 
 # --------------------------------------------------------------------------- networks
@@ -210,11 +223,11 @@ class DiffusionRunConfig(Strict):
 
     @model_validator(mode="after")
     def _check_combination(self) -> DiffusionRunConfig:
-        pairs = {"ddpm": "linear_noise", "cold": "blur"}
-        if pairs[self.method.kind] != self.degradation.kind:
+        pairs = {"ddpm": ("linear_noise",), "cold": ("blur", "resolution")}
+        if self.degradation.kind not in pairs[self.method.kind]:
             raise ValueError(
                 f"method {self.method.kind!r} needs degradation kind "
-                f"{pairs[self.method.kind]!r}, got {self.degradation.kind!r}"
+                f"{' or '.join(map(repr, pairs[self.method.kind]))}, got {self.degradation.kind!r}"
             )
         final, evaluation = DEFAULT_SAMPLERS[self.method.kind]
         if self.sampling.sampler is None:

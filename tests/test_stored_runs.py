@@ -36,11 +36,12 @@ _ADDED = {
     *(f"/unconditional_{m}/{start}" for m in ("precision", "recall") for start in ("gmm", "black")),
 }  # fmt: skip
 # ... and sections added to the fluid evaluations since: the PCA and DCT codecs beside the
-# autoencoder, the nearest frame's labels, the scored cells, SR on solver output
+# autoencoder, the nearest frame's labels, the scored cells, SR on solver output, each
+# frame's simulation with the simulations' parameters and the training range
 _ADDED_SECTIONS = (
     "/mean/PCA/", "/mean/DCT/", "/per_frame/PCA/", "/per_frame/DCT/", "/pca_", "/dct_numbers",
     "/nearest_training", "/nearest_searched", "/scored_cells", "/obstacle_cells",
-    "/solver_output/",
+    "/solver_output/", "/frame_simulation", "/simulation_params", "/training_range",
 )  # fmt: skip
 
 

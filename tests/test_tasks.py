@@ -200,3 +200,8 @@ def test_a_seeded_study_aggregates_each_configuration_over_its_seeds(tiny_h5, tm
     assert "| sr_mae | sr_mse |" in results and "| sr_mse | bicubic |" in results
     assert "- sr_mae (2 seeds): " in results
     assert "| sr_mse | source, bicubic |" not in results  # the model on another input
+    ev = json.loads((out / "sr_mse_s0" / "evaluation.json").read_text())
+    assert {p["index"] for p in ev["simulation_params"]} == set(ev["frame_simulation"])
+    assert ev["training_range"]  # the per-simulation table marks inside / outside
+    assert "rel. L1 per test simulation (mean over its frames)" in results
+    assert "sr_mse_s1: beats every baseline in rel. L1 on " in results

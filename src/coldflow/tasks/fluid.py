@@ -26,6 +26,8 @@ from coldflow.physics import FluidState
 from coldflow.tasks.base import Task
 
 __all__ = [
+    "outside_training_range",
+    "training_range",
     "FluidTask",
     "SourceRollouts",
     "check_same_data_kind",
@@ -83,6 +85,27 @@ class FluidTask(Task):
                     f"set's config differs from the one in {stats_path}); delete {run.path} to "
                     "train it again on the current data, or use another --out"
                 )
+
+
+def training_range(data: FieldData) -> dict[str, list[float]]:
+    """``{parameter: [min, max]}`` over the training simulations of an open data set
+    (``{}`` without any)."""
+    train = [t.params for t in data.simulations("train")]
+    if not train:
+        return {}
+    return {k: [min(t[k] for t in train), max(t[k] for t in train)] for k in data.param_names}
+
+
+def outside_training_range(sim: dict[str, Any], ranges: dict[str, list[float]]) -> list[str]:
+    """The parameters of ``sim`` outside the training range ``ranges``, as words
+    (``"U 1.3 > 1.2"``); ``[]`` inside it."""
+    out = []
+    for k, (lo, hi) in ranges.items():
+        if k in sim and not lo <= sim[k] <= hi:
+            out.append(
+                f"{k} {sim[k]:g} {'<' if sim[k] < lo else '>'} {lo if sim[k] < lo else hi:g}"
+            )
+    return out
 
 
 def data_config_from_text(text: str, source: str) -> FluidDataConfig:

@@ -15,9 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from coldflow.metrics.spec import metric_spec
 from coldflow.report.html import Comparison, Figure, markdown_table, save
 from coldflow.report.style import DIVERGING_CMAP, FULL_WIDTH, new_figure, style_context
 from coldflow.runs import load_tensors
+from coldflow.tasks.fluid import outside_training_range
 
 __all__ = [
     "comparison",
@@ -191,6 +193,65 @@ def _short_reason(reason: str) -> str:
     return re.split(r":? https?://|\. ", reason, maxsplit=1)[0].rstrip(" :.")
 
 
+def per_simulation_scores(evaluation: dict[str, Any]) -> dict[str, dict[str, list[float]]] | None:
+    """``{row: {metric: [mean over the frames of each test simulation]}}``, simulations in
+    the order of ``evaluation["simulations"]``; None for an evaluation made before frames
+    recorded their simulation."""
+    sims = evaluation.get("frame_simulation")
+    if not sims:
+        return None
+    index = np.asarray(sims)
+    order = sorted(set(sims))
+    return {
+        row: {m: [float(np.mean(np.asarray(v)[index == j])) for j in order] for m, v in ms.items()}
+        for row, ms in evaluation["per_frame"].items()
+    }
+
+
+def per_simulation_table(
+    evaluations: Sequence[dict[str, Any]], labels: Sequence[str], model: str,
+    metric: str = "rel_l1",
+) -> str:  # fmt: skip
+    """Markdown: ``metric`` per test simulation (mean over its frames) of every baseline
+    and each run's model, each simulation marked inside or outside the training range,
+    and per run on how many simulations inside and outside it beats every baseline."""
+    first = evaluations[0]
+    scores = [per_simulation_scores(ev) for ev in evaluations]
+    if scores[0] is None or metric not in scores[0].get(model, {}):
+        return ""
+    base = [r for r in scores[0] if r != model and not r.startswith("source,")]
+    ranges = first.get("training_range", {})
+    params = {p["index"]: p for p in first.get("simulation_params", [])}
+    sims = sorted(set(first["frame_simulation"]))
+    spec = metric_spec(metric)
+    head = ["simulation", "training range", *base, *labels]
+    rows, counts = [], {lb: {} for lb in labels}
+    for j, sim in enumerate(sims):
+        p = params.get(sim, {})
+        text = ", ".join(f"{k} {v:g}" for k, v in p.items() if k not in ("index", "seed"))
+        out = outside_training_range(p, ranges)
+        where = "outside" if out else "inside" if ranges and p else "unknown"
+        row = [f"{sim} ({text})" if text else str(sim), "; ".join(out) or where]
+        row += [scores[0][b][metric][j] for b in base]
+        for sc, lb in zip(scores, labels, strict=True):
+            value = sc[model][metric][j] if sc and model in sc else float("nan")
+            row.append(value)
+            won = all(spec.better(value, scores[0][b][metric][j]) for b in base)
+            tally = counts[lb].setdefault(where, [0, 0])
+            tally[0] += won
+            tally[1] += 1
+        rows.append(row)
+    words = []
+    for lb in labels:
+        parts = [
+            f"{won} of {n} " + ("(range not recorded)" if w == "unknown" else f"{w} the range")
+            for w, (won, n) in counts[lb].items()
+        ]
+        words.append(f"{lb}: beats every baseline in {spec.label} on " + " and ".join(parts) + ".")
+    title = f"{spec.label} per test simulation (mean over its frames):"
+    return "\n".join([title, "", markdown_table(head, rows).rstrip("\n"), "", *words]) + "\n"
+
+
 def comparison(runs: Sequence[Path], out: Path, labels: Sequence[str], mode: str) -> Comparison:
     """The results table of several evaluated runs of one task."""
     evs, notes = [], []
@@ -204,6 +265,10 @@ def comparison(runs: Sequence[Path], out: Path, labels: Sequence[str], mode: str
     if evs:
         table = results_table([e for e, _ in evs], [lb for _, lb in evs])
         result.tables.append((f"{mode} on test frames", table))
+        model = "autoencoder" if mode == "autoencoder" else "super-resolution"
+        per_sim = per_simulation_table([e for e, _ in evs], [lb for _, lb in evs], model)
+        if per_sim:
+            result.tables.append((f"{mode} per test simulation", per_sim))
     solver = [(e, lb) for e, lb in evs if e.get("solver_output")]
     if solver:
         table = solver_output_table([e for e, _ in solver], [lb for _, lb in solver])

@@ -29,7 +29,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -56,6 +55,7 @@ from coldflow.tasks.fluid import (
     data_config,
     data_config_from_text,
     data_config_text,
+    training_range,
     validation_hooks,
 )
 from coldflow.tasks.recon.baselines import (
@@ -206,20 +206,11 @@ class _FieldTask(FluidTask):
     ) -> tuple[str, dict[str, dict[str, list[float]]]] | None:
         """The mean over each test simulation's frames, per row and metric (evaluations
         made before frames recorded their simulation have none)."""
-        sims = evaluation.get("frame_simulation")
-        if not sims:
-            return None
+        from coldflow.tasks.recon.figures import per_simulation_scores
+
+        scores = per_simulation_scores(evaluation)
         model = "autoencoder" if self.mode == "autoencoder" else "super-resolution"
-        order = sorted(set(sims))
-        index = np.asarray(sims)
-        out = {
-            row: {
-                m: [float(np.mean(np.asarray(v)[index == j])) for j in order]
-                for m, v in metrics.items()
-            }
-            for row, metrics in evaluation["per_frame"].items()
-        }
-        return model, out
+        return None if scores is None else (model, scores)
 
     def summary(self, evaluation: dict[str, Any]) -> dict[str, float]:
         model = "autoencoder" if self.mode == "autoencoder" else "super-resolution"
@@ -265,6 +256,14 @@ class _FieldTask(FluidTask):
     def _result(self, loaded, path, frames, scores, timing, skipped, mask) -> dict[str, Any]:
         mean = {row: {m: float(v.mean()) for m, v in s.items()} for row, s in scores.items()}
         cells = frames.shape[1] * frames.shape[2]
+        scored = {int(s) for s in frames.sim}
+        with FieldData(path) as data:
+            ranges = training_range(data)
+            params = [
+                {"index": s.index, "seed": s.seed, **s.params}
+                for s in data.simulations()
+                if s.index in scored
+            ]
         return {
             "run": str(loaded.run.path),
             "name": loaded.cfg.name,
@@ -274,6 +273,8 @@ class _FieldTask(FluidTask):
             "frames": len(frames),
             "simulations": sorted({int(s) for s in frames.sim}),
             "frame_simulation": [int(s) for s in frames.sim],  # of each per_frame entry
+            "simulation_params": params,
+            "training_range": ranges,
             "scene": data_config(path).scene.kind,
             "channels": frames.channels,
             "mean": mean,

@@ -32,7 +32,7 @@ from coldflow.config import ConfigError
 from coldflow.data.store import FieldData
 from coldflow.metrics import metric_spec, score_fields
 from coldflow.physics import FluidState
-from coldflow.tasks.fluid import read_stacked
+from coldflow.tasks.fluid import read_stacked, training_range
 
 __all__ = [
     "BASELINES",
@@ -457,12 +457,7 @@ def evaluate_rollouts(
             density = read_stacked(data, sims, "downsampled", "density", first)
             high_density = read_stacked(data, sims, "reference", "density", first)
         baselines = training_baselines(data, sims, ref, first, mirror)
-        train = [t.params for t in data.simulations("train")]
-        training_range = (
-            {k: [min(t[k] for t in train), max(t[k] for t in train)] for k in data.param_names}
-            if train
-            else {}
-        )
+        ranges = training_range(data)
         scene_kind = data.scene
     v0 = ref[0].to(device)
     p = params.to(device)
@@ -487,7 +482,7 @@ def evaluate_rollouts(
         "simulations": [{"index": s.index, "seed": s.seed, **s.params} for s in sims],
         "nearest_training": labels.get("nearest_training", [""] * len(sims)),
         **{k: v for k, v in labels.items() if k != "nearest_training"},
-        "training_range": training_range,
+        "training_range": ranges,
         "start": first,
         "steps": n,
         "per_step": per_step,

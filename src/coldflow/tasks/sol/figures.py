@@ -20,6 +20,7 @@ from coldflow.physics.diagnostics import vorticity
 from coldflow.report.html import Comparison, Figure, markdown_table, save
 from coldflow.report.style import DIVERGING_CMAP, FULL_WIDTH, color, new_figure, style_context
 from coldflow.runs import load_tensors
+from coldflow.tasks.fluid import outside_training_range
 
 __all__ = [
     "animate_rollout",
@@ -116,17 +117,6 @@ def sol_table(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]) -> s
     return out
 
 
-def _outside(sim: dict[str, Any], ranges: dict[str, list[float]]) -> list[str]:
-    """The parameters of ``sim`` outside the training range, as words."""
-    out = []
-    for k, (lo, hi) in ranges.items():
-        if k in sim and not lo <= sim[k] <= hi:
-            out.append(
-                f"{k} {sim[k]:g} {'<' if sim[k] < lo else '>'} {lo if sim[k] < lo else hi:g}"
-            )
-    return out
-
-
 def per_simulation_table(
     evaluations: Sequence[dict[str, Any]], labels: Sequence[str], metric: str = "rel_l1"
 ) -> str:
@@ -154,7 +144,7 @@ def per_simulation_table(
     counts = {lb: {"inside": [0, 0], "outside": [0, 0], "unknown": [0, 0]} for lb in labels}
     for j, sim in enumerate(src["simulations"]):
         params = ", ".join(f"{k} {v:g}" for k, v in sim.items() if k not in ("index", "seed"))
-        out = _outside(sim, ranges)
+        out = outside_training_range(sim, ranges)
         where = "outside" if out else "inside" if ranges else "unknown"
         row = [f"{sim['index']} ({params})", "; ".join(out) or where]
         row += [src["nearest_training"][j] if src.get("nearest_training") else ""]

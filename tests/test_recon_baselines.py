@@ -366,3 +366,11 @@ def test_findings_name_the_strongest_baseline_per_metric():
     assert baseline_findings("r", "autoencoder", mean)[0].startswith(
         "r: the autoencoder beats the strongest baseline in every metric"
     )
+
+
+def test_findings_skip_a_metric_a_baseline_lacks():
+    from coldflow.tasks.recon.task import baseline_findings
+
+    mean = {"super-resolution": {"mse": 0.2, "lsim": 0.1}, "bicubic": {"mse": 0.5}}
+    lines = baseline_findings("r", "super-resolution", mean)
+    assert "r: the super-resolution beats bicubic in every metric." in lines

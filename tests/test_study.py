@@ -61,3 +61,21 @@ def test_the_plan_says_how_long_a_data_set_took_to_simulate(tmp_path):
         del f["sims"][next(iter(f["sims"]))].attrs["simulate_seconds"]
     assert _simulated_in(out) == ""
     assert _simulated_in(tmp_path / "missing.h5") == ""
+
+
+def test_the_plan_lists_a_skipped_configuration_once_with_its_seeds(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from coldflow.config import StudyConfig
+    from coldflow.study import _print_plan
+
+    study = StudyConfig.model_validate(
+        {"seeds": [0, 1], "runs": [{"name": "vgg", "config": "x.yaml"},
+                                   {"name": "mse", "config": "x.yaml"}]}
+    )  # fmt: skip
+    configs = {r.name: SimpleNamespace(training=SimpleNamespace(epochs=2)) for r in study.runs}
+    skipped = {"vgg_s0": "weights missing", "vgg_s1": "weights missing"}
+    _print_plan(study, tmp_path, configs, study.runs, skipped)
+    out = capsys.readouterr().out
+    assert out.count("skipped (") == 1 and "run vgg (seeds 0, 1): skipped" in out
+    assert "run mse_s0: to train, 2 epochs" in out and "run mse_s1: to train" in out

@@ -121,10 +121,20 @@ def _print_plan(
         if took:
             state += f", simulated in {took}"
         print(f"  data {spec.out}: {state}", flush=True)
+    skipped_seeds: dict[str, list[int]] = {}
+    for spec in mine:
+        if spec.name in skipped and spec.seed is not None:
+            skipped_seeds.setdefault(spec.configuration, []).append(spec.seed)
     for spec in mine:
         run = RunDir(out / spec.name)
         done = run.checkpoints() if run.exists() else []
         epochs = configs[spec.name].training.epochs
+        if spec.name in skipped and spec.seed is not None:  # once per configuration
+            seeds = skipped_seeds.pop(spec.configuration, None)
+            if seeds is not None:
+                listed = ", ".join(map(str, seeds))
+                print(f"  run {spec.configuration} (seeds {listed}): skipped (weights missing)")
+            continue
         if spec.name in skipped:
             state = "skipped (weights missing)"
         elif done and done[-1] >= epochs:

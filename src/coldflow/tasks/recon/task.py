@@ -310,8 +310,9 @@ def baseline_findings(label: str, model: str, mean: dict[str, dict[str, float]])
         )
     out = [f"{label}: the {model} {head}."]
     for base in rows:
-        better = [m for m in metrics if metric_spec(m).better(mean[model][m], mean[base][m])]
-        worse = [m for m in metrics if m not in better]
+        shared = [m for m in metrics if m in mean[base]]  # a baseline may lack a metric
+        better = [m for m in shared if metric_spec(m).better(mean[model][m], mean[base][m])]
+        worse = [m for m in shared if m not in better]
         verdict = (
             f"beats {base} in every metric"
             if not worse

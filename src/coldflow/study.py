@@ -300,7 +300,7 @@ def _over_seeds(study: StudyConfig, task: Task, runs: list[Path], configs: dict)
     interval over its seeds, and paired verdicts against the baselines and MSE."""
     from coldflow.report.seeds import paired_rows, paired_table, seed_findings, seed_table
 
-    of = {r.name: r.configuration or r.name for r in study.runs}
+    of = {name: c for c, names in study.seeds_of().items() for name in names}
     configurations: dict[str, list[Path]] = {}
     for run in runs:
         configurations.setdefault(of.get(run.name, run.name), []).append(run)
@@ -383,7 +383,7 @@ def write_study_page(
         if findings:
             md += ["Findings (generated from the numbers):", *[f"- {f}" for f in findings], ""]
         md.append(_summary_table(task, runs))
-        if study.seeds or any(r.seed is not None for r in study.runs):
+        if any(r.seed is not None for r in study.runs):
             md += _over_seeds(study, task, runs, configs)
         for caption, table in extra.tables:
             md += [f"### {caption}", "", table]

@@ -277,11 +277,12 @@ def expand_seeds(runs: list[StudyRun], seeds: list[int]) -> list[StudyRun]:
     first seed trains before any of the second, so a study stopped early still compares
     every configuration once). A run's own ``seeds`` replace the study's; a run without
     seeds keeps its name and its config's seed."""
-    every = list(dict.fromkeys(s for r in runs for s in (seeds if r.seeds is None else r.seeds)))
-    out = [r for r in runs if not (seeds if r.seeds is None else r.seeds)]
+    own = {id(r): seeds if r.seeds is None else r.seeds for r in runs}
+    every = list(dict.fromkeys(s for r in runs for s in own[id(r)]))
+    out = [r for r in runs if not own[id(r)]]
     for seed in every:
         for r in runs:
-            if seed in (seeds if r.seeds is None else r.seeds):
+            if seed in own[id(r)]:
                 name = seeded_name(r.name, seed)
                 out.append(
                     r.model_copy(
@@ -314,19 +315,13 @@ class StudyPipeline(Strict):
     metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_FIELD_METRICS))
 
 
-def _seeded_pipelines(
-    p: StudyPipeline, runs: list[StudyRun], names: set[str]
-) -> list[StudyPipeline]:
+def _seeded_pipelines(p: StudyPipeline, runs: list[StudyRun]) -> list[StudyPipeline]:
     """A pipeline of seeded runs, once per seed: ``<name>_s<seed>`` pairs the SOL and SR
-    runs of that seed. Unseeded runs (and names not in the study, refused later) join
-    every seed as they are."""
-    unknown = [n for n in [*p.sol, *p.sr] if n not in names]
-    if unknown:
-        raise ValueError(f"pipeline {p.name!r} names runs not in the study: {unknown}")
+    runs of that seed. Unseeded runs join every seed as they are."""
     of = {(r.configuration, r.seed): r.name for r in runs if r.seed is not None}
     seeds = list(dict.fromkeys(r.seed for r in runs if r.configuration in [*p.sol, *p.sr]))
     plain = {r.name for r in runs if r.seed is None}
-    if not any(s is not None for s in seeds):
+    if not seeds:
         return [p]
 
     def pick(names: list[str], seed: int) -> list[str]:
@@ -368,17 +363,6 @@ class StudyConfig(Strict):
             _check_seeds(run.seeds, f"run {run.name!r}")
         return [expanded for run in runs for expanded in expand_matrix(run)]
 
-    @model_validator(mode="after")
-    def _expand_seeds(self) -> StudyConfig:
-        _check_seeds(self.seeds, "the study")
-        if self.seeds or any(r.seeds for r in self.runs):
-            names = {r.name for r in self.runs}
-            runs = expand_seeds(self.runs, self.seeds)
-            pipelines = [q for p in self.pipelines for q in _seeded_pipelines(p, runs, names)]
-            self.__dict__["runs"] = runs  # no re-validation: it would expand again
-            self.__dict__["pipelines"] = pipelines
-        return self
-
     def seeds_of(self) -> dict[str, list[str]]:
         """Configuration name -> the names of its runs (one per seed; itself unseeded)."""
         out: dict[str, list[str]] = {}
@@ -393,6 +377,16 @@ class StudyConfig(Strict):
             unknown = [n for n in [*p.sol, *p.sr] if n not in names]
             if unknown:
                 raise ValueError(f"pipeline {p.name!r} names runs not in the study: {unknown}")
+        return self
+
+    @model_validator(mode="after")
+    def _expand_seeds(self) -> StudyConfig:
+        _check_seeds(self.seeds, "the study")
+        if self.seeds or any(r.seeds for r in self.runs):
+            runs = expand_seeds(self.runs, self.seeds)
+            pipelines = [q for p in self.pipelines for q in _seeded_pipelines(p, runs)]
+            self.__dict__["runs"] = runs  # no re-validation: it would expand again
+            self.__dict__["pipelines"] = pipelines
         return self
 
     @model_validator(mode="after")

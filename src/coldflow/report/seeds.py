@@ -72,16 +72,18 @@ def seed_table(task: Any, configurations: SeededRuns, configs: Mapping[str, Any]
     )
 
 
-def _scores(task: Any, runs: Sequence[Path]) -> tuple[str, list[dict]] | None:
-    """The model row and each seed's per-simulation scores (None: a run has none)."""
-    out, model = [], None
+def _scores_by_seed(
+    task: Any, runs: Sequence[Path], configs: Mapping[str, Any]
+) -> tuple[str, dict[Any, dict]] | None:
+    """The model row and ``{seed: per-simulation scores}`` of a configuration's runs, each
+    evaluation read once (None: a run has no such scores)."""
+    out, model = {}, None
     for run in runs:
         ev = _evaluation(run)
         got = task.per_simulation(ev) if ev else None
         if got is None:
             return None
-        model, scores = got
-        out.append(scores)
+        model, out[configs[Path(run).name].seed] = got
     return (model, out) if out else None
 
 
@@ -112,6 +114,18 @@ def _loss_twin(cfg: Any, others: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _differences(
+    metrics: Sequence[str], a: list[dict], row_a: str, b: list[dict], row_b: str
+) -> dict[str, Any]:
+    """``{metric: paired_difference(a[row_a], b[row_b])}`` where both have the metric."""
+    diffs = {}
+    for m in metrics:
+        x, y = _matrix(a, row_a, m), _matrix(b, row_b, m)
+        if x is not None and y is not None and x.shape == y.shape:
+            diffs[m] = paired_difference(x, y)
+    return diffs
+
+
 def paired_rows(
     task: Any, configurations: SeededRuns, configs: Mapping[str, Any]
 ) -> list[tuple[str, str, dict[str, Any]]]:
@@ -119,38 +133,29 @@ def paired_rows(
     each configuration against each baseline row of its evaluations and against its MSE
     twin (same config, MSE loss; paired seed by seed over the seeds both have)."""
     first_cfg = {n: configs[Path(r[0]).name] for n, r in configurations.items() if r}
+    scores = {n: _scores_by_seed(task, r, configs) for n, r in configurations.items()}
     out = []
-    for name, runs in configurations.items():
-        got = _scores(task, runs)
+    for name, got in scores.items():
         if got is None:
             continue
-        model, per_seed = got
+        model, by_seed = got
+        per_seed = list(by_seed.values())
         metrics = list(per_seed[0].get(model, {}))
         # "source, ..." rows score methods on another input (the solver's frames)
         baselines = [r for r in per_seed[0] if r != model and not r.startswith("source,")]
         for base in baselines:
-            diffs = {}
-            for m in metrics:
-                a, b = _matrix(per_seed, model, m), _matrix(per_seed, base, m)
-                if a is not None and b is not None:
-                    diffs[m] = paired_difference(a, b)
+            diffs = _differences(metrics, per_seed, model, per_seed, base)
             if diffs:
                 out.append((name, base, diffs))
         twin = _loss_twin(first_cfg[name], {n: c for n, c in first_cfg.items() if n != name})
-        if twin is None:
+        if twin is None or scores[twin] is None:
             continue
-        seeds_a = {configs[Path(r).name].seed: r for r in runs}
-        seeds_b = {configs[Path(r).name].seed: r for r in configurations[twin]}
-        common = [s for s in seeds_a if s in seeds_b]
-        got_a = _scores(task, [seeds_a[s] for s in common]) if common else None
-        got_b = _scores(task, [seeds_b[s] for s in common]) if common else None
-        if got_a is None or got_b is None:
-            continue
-        diffs = {}
-        for m in metrics:
-            a, b = _matrix(got_a[1], model, m), _matrix(got_b[1], got_b[0], m)
-            if a is not None and b is not None and a.shape == b.shape:
-                diffs[m] = paired_difference(a, b)
+        twin_model, twin_seeds = scores[twin]
+        common = [s for s in by_seed if s in twin_seeds]
+        diffs = _differences(
+            metrics, [by_seed[s] for s in common], model, [twin_seeds[s] for s in common],
+            twin_model,
+        ) if common else {}  # fmt: skip
         if diffs:
             out.append((name, twin, diffs))
     return out

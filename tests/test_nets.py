@@ -84,7 +84,7 @@ def test_call_with_context_rules():
 
 def test_a_net_built_from_config_rejects_an_option_it_does_not_take():
     with pytest.raises(NetOptionError, match=r"model\.width: the 'unet' net takes no option "
-                       r"'width'; its options are channels, time_dim"):  # fmt: skip
+                       r"'width'; its options are channels, out_channels, time_dim"):  # fmt: skip
         build_net({"kind": "unet", "width": 8}, 1, (28, 28))
     # a constructor that passes **options on to another: the inner one's refusal, named
     with pytest.raises(NetOptionError, match=r"model\.depth: the 'sol_resnet_small' net"):

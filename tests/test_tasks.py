@@ -21,12 +21,14 @@ from coldflow.tasks import TASKS, kind_of, task_of
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*/*.yaml"))
 RUN_CONFIGS = [p for p in CONFIGS if p.parent.name in ("mnist",)
-               or {"sol", "ae", "sr"} & set(p.stem.split("_"))]  # fmt: skip
+               or {"sol", "ae", "sr", "ddpmsr", "coldsr"} & set(p.stem.split("_"))]  # fmt: skip
 
 
 def test_registry_covers_every_method_kind_in_configs():
     kinds = {kind_of(p) for p in RUN_CONFIGS}
-    assert kinds == set(TASKS) == {"ddpm", "cold", "sol", "autoencoder", "superres"}
+    assert kinds == set(TASKS) == {
+        "ddpm", "cold", "sol", "autoencoder", "superres", "diffusion_sr"
+    }  # fmt: skip
     for kind, task in TASKS.items():
         assert kind in task.kinds
 

@@ -74,20 +74,23 @@ class Unowned:
         return self
 
 
-def channel_scale(scale: torch.Tensor | Sequence[float] | None, net: nn.Module) -> torch.Tensor:
+def channel_scale(
+    scale: torch.Tensor | Sequence[float] | None, net: nn.Module | int, what: str = "scale"
+) -> torch.Tensor:
     """A ``[C]`` float32 tensor of positive per-channel scales for fields of ``net``.
 
-    ``None`` gives ones, one per ``net.in_channels``; otherwise ``scale`` must have one
-    value per channel of the net (where the net says how many it has).
+    ``None`` gives ones, one per ``net.in_channels`` (or per channel, when ``net`` is the
+    number of channels); otherwise ``scale`` must have one value per channel of the net
+    (where the net says how many it has). ``what`` names the scale in errors.
     """
-    channels = getattr(net, "in_channels", None)
+    channels = net if isinstance(net, int) else getattr(net, "in_channels", None)
     if scale is None:
         if channels is None:
             raise ValueError(f"{type(net).__name__} has no in_channels attribute; pass scale")
         return torch.ones(int(channels))
     s = torch.as_tensor(scale, dtype=torch.float32).detach().reshape(-1).clone()
     if channels is not None and s.numel() != int(channels):
-        raise ValueError(f"scale needs one value per field channel ({channels}), got {s.numel()}")
+        raise ValueError(f"{what} needs one value per field channel ({channels}), got {s.numel()}")
     if not torch.all(s > 0):
-        raise ValueError(f"scale must be positive, got {s.tolist()}")
+        raise ValueError(f"{what} must be positive, got {s.tolist()}")
     return s

@@ -79,20 +79,31 @@ class DDPM(nn.Module):
         self.register_buffer("beta", degradation.beta.clone(), persistent=False)
         self.register_buffer("alpha_bar", degradation.alpha_bar.clone(), persistent=False)
 
-    def predict(self, z_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Predicted noise at integer timesteps ``t`` [B]."""
-        return self.net(z_t, t.float() / self.n_T)
+    def predict(
+        self, z_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Predicted noise at integer timesteps ``t`` [B].
 
-    def forward(self, batch: torch.Tensor | tuple) -> torch.Tensor:
+        ``cond`` (conditional DDPM, e.g. the upsampled low-resolution field of
+        super-resolution) is concatenated to ``z_t`` along the channels: the network sees
+        ``[z_t, cond]`` and predicts the noise of ``z_t`` only.
+        """
+        x = z_t if cond is None else torch.cat([z_t, cond.to(z_t.dtype)], dim=1)
+        return self.net(x, t.float() / self.n_T)
+
+    def forward(
+        self, batch: torch.Tensor | tuple, cond: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Training loss of DDPM Algorithm 1: MSE between the noise and its prediction.
 
-        ``batch`` is the clean images x0, or a tuple whose first entry they are.
+        ``batch`` is the clean images x0, or a tuple whose first entry they are; ``cond``
+        the conditioning channels of a conditional model (see :meth:`predict`).
         """
         x0 = batch[0] if isinstance(batch, tuple | list) else batch
         t = torch.randint(1, self.n_T + 1, (x0.shape[0],), device=x0.device)
         eps = torch.randn_like(x0)
         z_t = self.degradation.degrade(x0, t, noise=eps)
-        return nn.functional.mse_loss(self.predict(z_t, t), eps)
+        return nn.functional.mse_loss(self.predict(z_t, t, cond), eps)
 
     @torch.no_grad()
     def sample(
@@ -106,6 +117,7 @@ class DDPM(nn.Module):
         snapshots: list[int] | tuple[int, ...] = (),
         generator: torch.Generator | None = None,
         result: str | None = None,
+        cond: torch.Tensor | None = None,
     ) -> SampleResult:
         """Draw ``n`` images of ``shape`` (C, H, W) starting from z_T ~ N(0, I).
 
@@ -127,6 +139,9 @@ class DDPM(nn.Module):
             Source of randomness (on the model's device) for reproducible samples.
         result
             Overrides the model's ``result`` (ancestral sampler only).
+        cond
+            Conditioning channels ``[n, C', H, W]`` given to every network call (see
+            :meth:`predict`); ``None``: unconditional.
         """
         result = result or self.result
         if result not in RESULTS:
@@ -146,7 +161,7 @@ class DDPM(nn.Module):
                 traj.append(z.clone())
                 traj_t.append(wanted[t])
             t_batch = torch.full((n,), t, device=device, dtype=torch.long)
-            eps = self.predict(z, t_batch)
+            eps = self.predict(z, t_batch, cond)
             if sampler == "ancestral" and t == 1 and result == "x0_estimate":
                 z = self._x0_estimate(z, eps, t)
             elif sampler == "ancestral":

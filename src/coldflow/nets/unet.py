@@ -50,13 +50,16 @@ class UNet(nn.Module):
     Parameters
     ----------
     in_channels
-        Image channels.
+        Input channels (the image, plus conditioning channels where a method adds them).
     image_shape
         (H, W); each side must be divisible by 2 ** (len(channels) - 1).
     channels
         Width at each resolution level, e.g. (32, 64, 64): 28 -> 14 -> 7 for MNIST.
     time_dim
         Width of the time embedding.
+    out_channels
+        Output channels; ``None``: as many as ``in_channels`` (an unconditional model's
+        image). A conditional model predicts fewer than it reads.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class UNet(nn.Module):
         image_shape: tuple[int, int] = (28, 28),
         channels: tuple[int, ...] = (32, 64, 64),
         time_dim: int = 64,
+        out_channels: int | None = None,
     ) -> None:
         super().__init__()
         factor = 2 ** (len(channels) - 1)
@@ -92,7 +96,7 @@ class UNet(nn.Module):
             self.up.append(ResBlock(c_prev + c, c, time_dim))
             c_prev = c
         self.out = nn.Sequential(
-            _norm(c_prev), nn.SiLU(), nn.Conv2d(c_prev, in_channels, 3, padding=1)
+            _norm(c_prev), nn.SiLU(), nn.Conv2d(c_prev, out_channels or in_channels, 3, padding=1)
         )
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

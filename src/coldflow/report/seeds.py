@@ -98,7 +98,20 @@ def _matrix(per_seed: list[dict], row: str, metric: str) -> np.ndarray | None:
 
 
 def _loss_twin(cfg: Any, others: Mapping[str, Any]) -> str | None:
-    """The configuration among ``others`` equal to ``cfg`` but for an MSE loss."""
+    """The configuration among ``others`` equal to ``cfg`` but for an MSE loss; for a
+    diffusion super-resolution, the MSE-trained super-resolution of the same data and
+    input (what a diffusion model must beat to be worth its sampling steps)."""
+    if cfg.method.kind == "diffusion_sr":
+        for name, other in others.items():
+            if (
+                other.method.kind == "superres"
+                and other.method.loss.name == "mse"
+                and other.method.input == cfg.method.input
+                and other.data.model_dump(exclude={"stride"})
+                == cfg.data.model_dump(exclude={"stride"})
+            ):
+                return name
+        return None
     if cfg.method.loss.name == "mse":
         return None
 
@@ -142,7 +155,10 @@ def paired_rows(
         per_seed = list(by_seed.values())
         metrics = list(per_seed[0].get(model, {}))
         # "source, ..." rows score methods on another input (the solver's frames)
-        baselines = [r for r in per_seed[0] if r != model and not r.startswith("source,")]
+        # (and a model's own variants, as the mean of a diffusion model's samples)
+        baselines = [
+            r for r in per_seed[0] if not r.startswith(model) and not r.startswith("source,")
+        ]
         for base in baselines:
             diffs = _differences(metrics, per_seed, model, per_seed, base)
             if diffs:

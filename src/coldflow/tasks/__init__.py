@@ -14,6 +14,7 @@ from coldflow.config import ConfigError, load_yaml
 from coldflow.tasks.base import Comparison, LoadedRun, Prepared, Task
 from coldflow.tasks.diffusion.cold import ColdTask
 from coldflow.tasks.diffusion.ddpm import DDPMTask
+from coldflow.tasks.recon.diffusion import DiffusionSRTask
 from coldflow.tasks.recon.task import AutoencoderTask, SuperResTask
 from coldflow.tasks.sol.task import SolTask
 
@@ -21,7 +22,14 @@ __all__ = ["TASKS", "Comparison", "LoadedRun", "Prepared", "Task", "kind_of", "t
 
 TASKS: dict[str, Task] = {
     task.kinds[0]: task
-    for task in (DDPMTask(), ColdTask(), SolTask(), AutoencoderTask(), SuperResTask())
+    for task in (
+        DDPMTask(),
+        ColdTask(),
+        SolTask(),
+        AutoencoderTask(),
+        SuperResTask(),
+        DiffusionSRTask(),
+    )
 }
 
 _DEFAULT_KIND = "ddpm"  # a diffusion config may leave out its method section

@@ -34,7 +34,10 @@ from coldflow.tasks.fluid import check_same_data_kind, data_config, read_stacked
 from coldflow.tasks.handle import check_counts, load_run, open_run
 from coldflow.tasks.sol.task import STATS_FILE, stored_data_config
 
-__all__ = ["evaluate_pipeline", "score_upsampled"]
+__all__ = ["SR_KINDS", "evaluate_pipeline", "score_upsampled"]
+
+SR_KINDS = ("superres", "diffusion_sr")
+"""Kinds of run a pipeline may use as its upsampler."""
 
 
 def score_upsampled(
@@ -80,12 +83,12 @@ def _centred(velocity: torch.Tensor, density: torch.Tensor | None) -> torch.Tens
     return out if density is None else torch.cat((out, density[:, :, None].float()), 2)
 
 
-def _load(runs: Sequence[Path], kind: str, device: str) -> list[Any]:
+def _load(runs: Sequence[Path], kinds: tuple[str, ...], device: str) -> list[Any]:
     loaded = []
     for run in runs:
         handle = open_run(run)
-        if handle.kind != kind:
-            raise UserError(f"{run} is a {handle.kind} run, not a {kind} run")
+        if handle.kind not in kinds:
+            raise UserError(f"{run} is a {handle.kind} run, not a {' or '.join(kinds)} run")
         loaded.append(load_run(handle, device))
     return loaded
 
@@ -107,7 +110,7 @@ def evaluate_pipeline(
     if not sol_runs:
         raise UserError("give at least one Solver-in-the-Loop run (--sol)")
     check_counts(steps=steps, start=start)
-    sols, srs = _load(sol_runs, "sol", device), _load(sr_runs, "superres", device)
+    sols, srs = _load(sol_runs, ("sol",), device), _load(sr_runs, SR_KINDS, device)
     path = Path(data or sols[0].cfg.data.test_path or sols[0].cfg.data.path)
     test_cfg = data_config(path)
     for run in sols:

@@ -21,6 +21,8 @@ from coldflow.config.training import FieldLossConfig, OptimizerConfig, TrainingC
 
 __all__ = [
     "AutoencoderConfig",
+    "DiffusionSRConfig",
+    "DiffusionUNetConfig",
     "AutoencoderNetConfig",
     "FieldsDataConfig",
     "FieldsEvaluationConfig",
@@ -61,6 +63,17 @@ class SuperResNetConfig(Strict):
     kind: Literal["field_superres"] = "field_superres"
     width: int = Field(32, ge=1)
     blocks: int = Field(4, ge=0, description="residual blocks")
+
+
+class DiffusionUNetConfig(Strict):
+    """U-Net of the diffusion super-resolution methods (:class:`coldflow.nets.unet.UNet`).
+
+    H and W of the high-resolution frames must be divisible by ``2 ** (len(channels) - 1)``.
+    """
+
+    kind: Literal["unet"] = "unet"
+    channels: tuple[int, ...] = Field((32, 64, 64), min_length=1, description="width per level")
+    time_dim: int = Field(64, ge=2, description="width of the time embedding")
 
 
 class AutoencoderConfig(Strict):
@@ -116,11 +129,77 @@ class SuperResConfig(OmitWhenDefault):
     source: SourceInputConfig = SourceInputConfig()
 
 
+class DiffusionSRConfig(SuperResConfig):
+    """Super-resolution by diffusion (:mod:`coldflow.methods.diffusion_sr`).
+
+    ``process: ddpm``: a conditional DDPM on the residual over bicubic, conditioned on the
+    bicubic field, predicting the noise; sampled with DDIM (``steps``, ``eta``) or the
+    ancestral sampler. ``process: cold``: cold diffusion whose degradation lowers the
+    resolution step by step to the low grid (``n_T`` steps), restored from the bicubic
+    field with the improved (Algorithm 2) or naive sampler. ``input`` and ``source`` are
+    those of :class:`SuperResConfig` (cold diffusion trains on the reference frames alone:
+    its degradation makes its inputs). The loss is the method's own: MSE on the noise
+    (ddpm), MSE or MAE of the restoration (cold).
+    """
+
+    omit_at_default: ClassVar[tuple[str, ...]] = ("input", "source")
+
+    kind: Literal["diffusion_sr"] = "diffusion_sr"  # type: ignore[assignment]
+    process: Literal["ddpm", "cold"] = "ddpm"
+    n_T: int | None = Field(
+        None, ge=1, description="diffusion steps; default 1000 (ddpm) or 16 (cold)"
+    )
+    beta1: float = Field(1e-4, gt=0, lt=1, description="ddpm: first beta of the linear schedule")
+    beta2: float = Field(0.02, gt=0, lt=1, description="ddpm: last beta")
+    sampler: Literal["ddim", "ancestral", "improved", "naive"] | None = Field(
+        None, description="default ddim (ddpm) or improved (cold)"
+    )
+    steps: int = Field(20, ge=1, description="ddpm with ddim: sampling steps")
+    eta: float = Field(0.0, ge=0, description="ddpm with ddim: stochasticity (0: deterministic)")
+
+    @model_validator(mode="after")
+    def _check_process(self) -> DiffusionSRConfig:
+        own = {"ddpm": ("ddim", "ancestral"), "cold": ("improved", "naive")}[self.process]
+        if self.sampler is not None and self.sampler not in own:
+            raise ValueError(
+                f"method.sampler {self.sampler!r} is not a sampler of process "
+                f"{self.process!r}; use one of {', '.join(own)}"
+            )
+        losses = ("mse",) if self.process == "ddpm" else ("mse", "mae")
+        if self.loss.name not in losses:
+            raise ValueError(
+                f"method.loss.name {self.loss.name!r}: a {self.process} super-resolution "
+                f"trains with its own objective; use {' or '.join(losses)}"
+            )
+        if self.process == "ddpm" and self.beta1 >= self.beta2:
+            raise ValueError(f"method.beta1 ({self.beta1}) must be below beta2 ({self.beta2})")
+        return self
+
+    @property
+    def steps_of_process(self) -> int:
+        """DDIM steps (ddpm with ddim), or the n_T steps every other sampler takes."""
+        if self.process == "ddpm" and self.chosen_sampler == "ddim":
+            return self.steps
+        return self.chosen_n_T
+
+    @property
+    def chosen_n_T(self) -> int:
+        """``n_T``, or the process's default."""
+        return self.n_T or (1000 if self.process == "ddpm" else 16)
+
+    @property
+    def chosen_sampler(self) -> str:
+        """``sampler``, or the process's default."""
+        return self.sampler or ("ddim" if self.process == "ddpm" else "improved")
+
+
 class FieldsEvaluationConfig(OmitWhenDefault):
     """`coldflow evaluate` of an autoencoder or super-resolution run."""
 
     # options added after runs existed: left out of the dump at default
-    omit_at_default: ClassVar[tuple[str, ...]] = ("solver_steps", "solver_starts")
+    omit_at_default: ClassVar[tuple[str, ...]] = (
+        "solver_steps", "solver_starts", "samples", "sampling_steps", "sweep_frames",
+    )  # fmt: skip
 
     metrics: list[str] = Field(
         default_factory=lambda: list(DEFAULT_FRAME_METRICS),
@@ -137,19 +216,32 @@ class FieldsEvaluationConfig(OmitWhenDefault):
         "1 .. solver_steps steps after starts on the downsampled test frames (0: not)",
     )
     solver_starts: int = Field(8, ge=1, description="start frames per test simulation")
+    samples: int = Field(
+        4, ge=1, description="diffusion SR: samples per test frame (their mean and spread)"
+    )
+    sampling_steps: list[int] = Field(
+        default_factory=lambda: [5, 10, 20, 50],
+        description="diffusion SR with DDIM: error and time per frame at each number of "
+        "sampling steps (on sweep_frames test frames)",
+    )
+    sweep_frames: int = Field(32, ge=1, description="test frames of the sampling-steps sweep")
     batch_size: int = Field(32, ge=1)
 
 
 FieldsNetConfig = Annotated[
-    Union[AutoencoderNetConfig, SuperResNetConfig],  # noqa: UP007
+    Union[AutoencoderNetConfig, SuperResNetConfig, DiffusionUNetConfig],  # noqa: UP007
     Field(discriminator="kind"),
 ]
 FieldsMethodConfig = Annotated[
-    Union[AutoencoderConfig, SuperResConfig],  # noqa: UP007
+    Union[AutoencoderConfig, SuperResConfig, DiffusionSRConfig],  # noqa: UP007
     Field(discriminator="kind"),
 ]
 
-_NET_OF = {"autoencoder": "field_autoencoder", "superres": "field_superres"}
+_NET_OF = {
+    "autoencoder": "field_autoencoder",
+    "superres": "field_superres",
+    "diffusion_sr": "unet",
+}
 
 
 class FieldsRunConfig(Strict):

@@ -23,11 +23,15 @@ from coldflow.tasks.fluid import outside_training_range
 
 __all__ = [
     "comparison",
+    "diffusion_table",
     "field_panels_figure",
+    "how_trained",
     "results_table",
     "run_figures",
     "solver_output_figure",
     "solver_output_table",
+    "spectra_figure",
+    "spread_figure",
 ]
 
 _FILES = {"autoencoder": "reconstruction.safetensors", "superres": "superres.safetensors"}
@@ -110,6 +114,17 @@ def run_figures(run: Path, mode: str, notes: list[str]) -> list[Figure]:
         save(figures, notes, target, caption,
              lambda p=panels: field_panels_figure(
                  p, truth, ev["channels"], ev.get("scene") == "karman"))  # fmt: skip
+        if "spread" in tensors:
+            target = Path(run) / "figures" / f"{mode}_spread{i}.png"
+            caption = (
+                f"Test frame {i + 1}: where the diffusion model is unsure. The reference, "
+                f"one sample, the mean of {ev['diffusion']['samples']} samples, the absolute "
+                "error of that mean and the samples' standard deviation (spread), on one "
+                "colour scale for the last two."
+            )
+            save(figures, notes, target, caption,
+                 lambda i=i: spread_figure(
+                     tensors, i, ev["channels"], ev.get("scene") == "karman"))  # fmt: skip
     return figures
 
 
@@ -119,10 +134,9 @@ def results_table(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]) 
         dict.fromkeys(m for ev in evaluations for row in ev["mean"].values() for m in row)
     )
     rows: list[list[Any]] = []
-    model_rows = ("autoencoder", "super-resolution", "source, super-resolved")
     first = evaluations[0]
     for row, values in first["mean"].items():
-        if row not in model_rows:
+        if not _is_model_row(row):
             rows.append(
                 [
                     row,
@@ -131,13 +145,12 @@ def results_table(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]) 
                 ]
             )
     for ev, label in zip(evaluations, labels, strict=True):
-        for row in model_rows:
-            if row in ev["mean"]:
-                values = ev["mean"][row]
-                t = ev["seconds_per_frame"].get(row, "")
-                rows.append(
-                    [f"{label}: {row} ({ev['loss']})", *(values.get(m, "") for m in metrics), t]
-                )
+        for row in [r for r in ev["mean"] if _is_model_row(r)]:
+            values = ev["mean"][row]
+            t = ev["seconds_per_frame"].get(row, "")
+            rows.append(
+                [f"{label}: {row} ({how_trained(ev)})", *(values.get(m, "") for m in metrics), t]
+            )
     intro = (
         f"{first['frames']} frames of the {first['split']} simulations "
         f"{first['simulations']} of {first['data']}."
@@ -145,10 +158,31 @@ def results_table(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]) 
     intro += "".join(f" {s}" for s in _protocol(first))
     skipped = {k: v for ev in evaluations for k, v in ev.get("skipped_metrics", {}).items()}
     lines = [intro, "", markdown_table(["model", *metrics, "s/frame"], rows)]
+    samples = {ev["diffusion"]["samples"] for ev in evaluations if ev.get("diffusion")}
+    if samples:
+        lines.append(
+            "A diffusion model's 'super-resolution' row is one sample per frame; its 'mean "
+            "of N samples' row averages N of them (cold diffusion's samples do not vary)."
+        )
     lines += [f"Not scored: {k} ({_short_reason(v)})." for k, v in skipped.items()]
     absent = {k: v for ev in evaluations for k, v in ev.get("skipped_baselines", {}).items()}
     lines += [f"Baseline left out: {k} ({v})." for k, v in absent.items()]
     return "\n".join(lines) + "\n"
+
+
+def _is_model_row(row: str) -> bool:
+    """A row of the run's own model (not a baseline shared by every run of the task)."""
+    return row in ("autoencoder", "source, super-resolved") or row.startswith("super-resolution")
+
+
+def how_trained(ev: dict[str, Any]) -> str:
+    """``"mse"``, ``"lsim"``, ... for a loss-trained model; ``"DDPM, 10 steps"`` or
+    ``"cold diffusion, 8 steps"`` for a diffusion super-resolution."""
+    d = ev.get("diffusion")
+    if not d:
+        return ev["loss"]
+    what = "DDPM" if d["process"] == "ddpm" else "cold diffusion"
+    return f"{what}, {d['steps']} steps"
 
 
 def _protocol(ev: dict[str, Any]) -> list[str]:
@@ -219,7 +253,7 @@ def per_simulation_table(
     scores = [per_simulation_scores(ev) for ev in evaluations]
     if scores[0] is None or metric not in scores[0].get(model, {}):
         return ""
-    base = [r for r in scores[0] if r != model and not r.startswith("source,")]
+    base = [r for r in scores[0] if not _is_model_row(r) and not r.startswith("source,")]
     ranges = first.get("training_range", {})
     params = {p["index"]: p for p in first.get("simulation_params", [])}
     sims = sorted(set(first["frame_simulation"]))
@@ -269,6 +303,21 @@ def comparison(runs: Sequence[Path], out: Path, labels: Sequence[str], mode: str
         per_sim = per_simulation_table([e for e, _ in evs], [lb for _, lb in evs], model)
         if per_sim:
             result.tables.append((f"{mode} per test simulation", per_sim))
+    if any(e.get("diffusion") for e, _ in evs):
+        table = diffusion_table([e for e, _ in evs], [lb for _, lb in evs])
+        result.tables.append(("diffusion and loss-trained super-resolution", table))
+    spectral = [(e, lb) for e, lb in evs if e.get("spectra")]
+    if spectral:
+        target = Path(out) / "figures" / f"{mode}_spectra.png"
+        caption = (
+            "Kinetic-energy spectrum E(k) of the test frames' velocity (mean over frames; "
+            "k in units of one over the high-resolution cell): the reference, the "
+            "baselines and every run's output. Where a line drops below the reference at "
+            "high k, that upsampler has lost the small scales."
+        )
+        evals, names = [e for e, _ in spectral], [lb for _, lb in spectral]
+        save(result.figures, result.notes, target, caption,
+             lambda: spectra_figure(evals, names))  # fmt: skip
     solver = [(e, lb) for e, lb in evs if e.get("solver_output")]
     if solver:
         table = solver_output_table([e for e, _ in solver], [lb for _, lb in solver])
@@ -291,7 +340,7 @@ def _solver_rows(evaluations, labels):
     first = evaluations[0]["solver_output"]
     rows = [(r, first, r) for r in first["mean"] if r != "super-resolution"]
     for ev, label in zip(evaluations, labels, strict=True):
-        name = f"{label}: super-resolution ({ev['loss']})"
+        name = f"{label}: super-resolution ({how_trained(ev)})"
         rows.append((name, ev["solver_output"], "super-resolution"))
     return rows
 
@@ -338,4 +387,122 @@ def solver_output_figure(evaluations: Sequence[dict[str, Any]], labels: Sequence
         ax.set_xlabel("low-resolution solver steps k since the start")
         ax.set_ylabel(metric.replace("_", " "))
         ax.legend(fontsize="small")
+    return fig
+
+
+DIFFUSION_METRICS = ("rel_l1", "lsim", "lse_top")
+"""The columns of the diffusion table (where the evaluations have them)."""
+
+
+def diffusion_table(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]) -> str:
+    """Markdown: bicubic and the nearest training frame, then every run's model rows (the
+    loss-trained upsamplers and the diffusion models side by side): rel. L1, LSiM, the
+    top-octave spectral error, the spread across samples and the time per frame; then each
+    diffusion model's error and time against its sampling steps."""
+    first = evaluations[0]
+    metrics = [m for m in DIFFUSION_METRICS if m in first["mean"]["bicubic"]]
+    head = ["model", *(metric_spec(m).label for m in metrics), "spread", "s/frame"]
+    rows: list[list[Any]] = []
+    for base in ("bicubic", "nearest training frame"):
+        if base in first["mean"]:
+            values = first["mean"][base]
+            rows.append([base, *(values.get(m, "") for m in metrics), "",
+                         first["seconds_per_frame"].get(base, "")])  # fmt: skip
+    for ev, label in zip(evaluations, labels, strict=True):
+        d = ev.get("diffusion") or {}
+        spread = d.get("spread", {}).get("relative", 0.0) if d else ""
+        for row in [r for r in ev["mean"] if r.startswith("super-resolution")]:
+            values = ev["mean"][row]
+            t = ev["seconds_per_frame"].get("super-resolution", "")
+            if row != "super-resolution":  # the mean of N costs N samples
+                t = t * d["samples"] if isinstance(t, float) else t
+            rows.append([f"{label}: {row} ({how_trained(ev)})",
+                         *(values.get(m, "") for m in metrics), spread, t])  # fmt: skip
+    lines = [
+        "Every upsampler on the same test frames. Spread: the standard deviation across a "
+        "diffusion model's samples, summed over the scored cells, relative to the "
+        "reference (rel. L1's normalisation); a deterministic model's is 0 (blank for the "
+        "baselines). Top-octave spectral error: the log-spectral error of the kinetic "
+        "energy in the highest octave of wavenumbers, the small scales an MSE-trained "
+        "upsampler smooths. Seconds per frame of one sample (of N for the mean).",
+        "",
+        markdown_table(head, rows),
+    ]
+    for ev, label in zip(evaluations, labels, strict=True):
+        d = ev.get("diffusion")
+        if not d or not d.get("sweep"):
+            continue
+        corr = d["spread"].get("error_correlation")
+        if corr is not None:
+            lines.append(
+                f"{label}: the spread correlates with the error of the mean at "
+                f"{corr:.2f} over the scored cells (mean over test frames)."
+            )
+        m = [x for x in metrics if x in d["sweep"][0]["mean"]]
+        sweep_rows = [
+            [s["steps"], s["sampler"], *(s["mean"][x] for x in m), s["seconds_per_frame"]]
+            for s in d["sweep"]
+        ]
+        lines += [
+            "",
+            f"{label}: against the sampler's steps, on {d['sweep'][0]['frames']} evenly "
+            "spread test frames:",
+            "",
+            markdown_table(
+                ["steps", "sampler", *(metric_spec(x).label for x in m), "s/frame"], sweep_rows
+            ).rstrip("\n"),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def spectra_figure(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]):
+    """The mean kinetic-energy spectrum of the reference, bicubic, the nearest training
+    frame and every run's super-resolution (and mean of samples), log-log."""
+    from coldflow.report.spectra import spectrum_figure
+
+    first = evaluations[0]["spectra"]
+    k = first["k"]
+    lines = {"reference": (k, first["energy"]["reference"])}
+    for base in ("bicubic", "nearest training frame"):
+        if base in first["energy"]:
+            lines[base] = (k, first["energy"][base])
+    for ev, label in zip(evaluations, labels, strict=True):
+        for row, energy in ev["spectra"]["energy"].items():
+            if row.startswith("super-resolution"):
+                lines[f"{label}: {row.replace('super-resolution', how_trained(ev))}"] = (
+                    ev["spectra"]["k"],
+                    energy,
+                )
+    return spectrum_figure(lines, reference="reference", title="test frames, mean E(k)")
+
+
+def spread_figure(
+    tensors: dict[str, torch.Tensor], i: int, channels: Sequence[str], transpose: bool
+):
+    """One row per channel: reference, one sample, the mean of the samples, the absolute
+    error of the mean, and the spread (standard deviation across the samples)."""
+    ref = tensors["reference"][i]
+    cols = [("reference", ref), ("one sample", tensors["superres"][i]),
+            ("mean of samples", tensors["mean"][i])]  # fmt: skip
+    err = (tensors["mean"][i] - ref).abs()
+    spread = tensors["spread"][i]
+    with style_context():
+        fig, axes = new_figure(len(channels), 5, width=FULL_WIDTH, height=1.7 * len(channels) + 0.4)
+        axes = np.asarray(axes).reshape(len(channels), 5)
+        for r, channel in enumerate(channels):
+            lim = float(ref[r].abs().max()) or 1.0
+            top = max(float(err[r].max()), float(spread[r].max())) or 1.0
+            panels = [*((n, v[r], DIVERGING_CMAP, -lim, lim) for n, v in cols),
+                      ("|error of mean|", err[r], "magma", 0.0, top),
+                      ("spread", spread[r], "magma", 0.0, top)]  # fmt: skip
+            for c, (name, v, cmap, lo, hi) in enumerate(panels):
+                v = v.numpy().T if transpose else v.numpy()
+                im = axes[r, c].imshow(v, origin="lower", cmap=cmap, vmin=lo, vmax=hi)
+                axes[r, c].set_xticks([])
+                axes[r, c].set_yticks([])
+                if r == 0:
+                    axes[r, c].set_title(name, fontsize="small")
+                if c in (2, 4):
+                    fig.colorbar(im, ax=axes[r, c], shrink=0.8)
+            axes[r, 0].set_ylabel(channel, fontsize="small")
     return fig

@@ -45,6 +45,7 @@ from coldflow.metrics import (
     metric_spec,
     score_fields,
 )
+from coldflow.metrics.spectrum import energy_spectrum
 from coldflow.nets import NETS
 from coldflow.report.html import Comparison
 from coldflow.runs import RunDir, save_tensors
@@ -124,7 +125,19 @@ class _FieldTask(FluidTask):
     def prepare(self, cfg: FieldsRunConfig, stored: dict[str, Any]) -> Prepared:
         fields = _fields(cfg, cfg.data.path)
         dataset = self._training_frames(cfg, fields)
-        stats = stored.get(STATS_FILE) or {
+        stats = stored.get(STATS_FILE) or self._stats(cfg, dataset, fields)
+        spec = cfg.method.loss
+        loss = build_field_loss(
+            spec.name, grid="centered", fit=spec.fit, pad_mode=spec.pad_mode, **spec.options
+        )
+        hooks = self._validation(cfg, fields)
+        model = self._model(cfg, stats, loss)
+        return Prepared(model, _Items(dataset), hooks=hooks, files={STATS_FILE: stats})
+
+    def _stats(self, cfg: FieldsRunConfig, dataset: Any, fields: tuple[str, ...]) -> dict:
+        """What ``field_stats.json`` records of the training frames: the channel scales,
+        the frame shape and factor, the data set and its config."""
+        return {
             "scale": dataset.channel_std().tolist(),
             "channels": dataset.channels,
             "fields": list(fields),
@@ -134,13 +147,6 @@ class _FieldTask(FluidTask):
             "data": str(cfg.data.path),
             "data_config": data_config_text(cfg.data.path),
         }
-        spec = cfg.method.loss
-        loss = build_field_loss(
-            spec.name, grid="centered", fit=spec.fit, pad_mode=spec.pad_mode, **spec.options
-        )
-        hooks = self._validation(cfg, fields)
-        model = self._model(cfg, stats, loss)
-        return Prepared(model, _Items(dataset), hooks=hooks, files={STATS_FILE: stats})
 
     def _validation(self, cfg: FieldsRunConfig, fields: tuple[str, ...]) -> list[Any]:
         """The loss on the data set's ``val`` frames after every epoch (made like the
@@ -290,7 +296,7 @@ def baseline_findings(label: str, model: str, mean: dict[str, dict[str, float]])
     """Sentences on ``mean[model]`` against every other row of ``mean`` (the ``source,
     ...`` rows aside): first against the strongest baseline in each metric, then against
     each baseline in turn."""
-    rows = [r for r in mean if r != model and not r.startswith("source")]
+    rows = [r for r in mean if not r.startswith(model) and not r.startswith("source")]
     if not rows:
         return []
     metrics = list(mean[model])
@@ -473,13 +479,27 @@ class SuperResTask(_FieldTask):
             scores["source, super-resolved"] = score(source_sr, high)
             scores["source, bicubic"] = score(upsample(source, f, "bicubic"), high)
         timing = {"super-resolution": t_sr, "bicubic": t_bic}
+        rows, extra, more = self._model_extras(loaded, frames, score, sr, fns, mask)
+        scores |= rows
         result = self._result(loaded, path, frames, scores, timing, skipped, mask)
-        result |= {"factor": f} | nearest_note
+        result |= {"factor": f} | nearest_note | extra
+        fields = {"reference": high, "bicubic": bicubic, "super-resolution": sr}
+        fields |= {"nearest training frame": nearest} if nearest is not None else {}
+        fields |= {r: more[k] for r, k in (("super-resolution, mean", "mean"),) if k in more}
+        result["spectra"] = mean_spectra(fields, frames.channels)
         result |= self._solver_output(loaded, path, frames, score, nearest is not None)
         examples = {"low": low, "bicubic": bicubic, "superres": sr, "reference": high}
         examples |= {"nearest": nearest} if nearest is not None else {}
+        examples |= more
         self._save_examples(loaded, "superres.safetensors", examples, frames)
         return result
+
+    def _model_extras(
+        self, loaded: LoadedRun, frames: FieldFrames, score, sr: torch.Tensor, fns, mask
+    ) -> tuple[dict, dict, dict]:
+        """What a kind of upsampler adds to the evaluation: ``(score rows, evaluation
+        entries, example tensors)``; nothing for a deterministic network."""
+        return {}, {}, {}
 
     def _solver_output(
         self, loaded: LoadedRun, path: Path, frames: FieldFrames, score, with_nearest: bool
@@ -543,6 +563,21 @@ class SuperResTask(_FieldTask):
             "nearest_searched": {"frames": len(train), "mirror_axes": list(axes)},
         }
         return nearest, note
+
+
+def mean_spectra(fields: dict[str, torch.Tensor], channels: Sequence[str]) -> dict[str, Any] | None:
+    """``{"k": [...], "energy": {name: E(k)}}``: the kinetic-energy spectrum of each field's
+    velocity (its first two channels, cell-centred ``v_y, v_x``), averaged over frames;
+    wavenumbers in units of one over the high-resolution cell (every cell counted, the
+    obstacle's too). ``None`` where the frames have no velocity pair."""
+    if len(channels) < 2:
+        return None
+    out: dict[str, Any] = {"energy": {}}
+    for name, x in fields.items():
+        k, energy = energy_spectrum(x[:, :2].double())
+        out["k"] = k.tolist()
+        out["energy"][name] = energy.mean(0).tolist()
+    return out
 
 
 def _source_frames(path: Path, frames: FieldFrames) -> torch.Tensor | None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,27 @@ def test_the_plan_lists_a_skipped_configuration_once_with_its_seeds(tmp_path, ca
     out = capsys.readouterr().out
     assert out.count("skipped (") == 1 and "run vgg (seeds 0, 1): skipped" in out
     assert "run mse_s0: to train, 2 epochs" in out and "run mse_s1: to train" in out
+
+
+def test_a_pipeline_runs_again_when_more_of_its_runs_have_finished(tmp_path, monkeypatch):
+    import types
+
+    import coldflow.tasks.pipeline.evaluation as pe
+    from coldflow.study import _pipelines
+
+    calls = []
+
+    def fake(sol, sr, target, **_):
+        calls.append(([p.name for p in sol], [p.name for p in sr]))
+        target.mkdir(parents=True, exist_ok=True)
+        runs = {"sol": [p.name for p in sol], "sr": [p.name for p in sr]}
+        (target / "pipeline.json").write_text(json.dumps({"runs": runs}))
+
+    monkeypatch.setattr(pe, "evaluate_pipeline", fake)
+    p = types.SimpleNamespace(name="k", sol=["sol_a"], sr=["sr_a", "sr_b"], steps=5, metrics=[])
+    study = types.SimpleNamespace(pipelines=[p])
+    assert _pipelines(study, tmp_path, {"sr_a"}) == []  # no SOL run finished: none
+    _pipelines(study, tmp_path, {"sol_a", "sr_a"})
+    _pipelines(study, tmp_path, {"sol_a", "sr_a"})  # nothing new: not again
+    _pipelines(study, tmp_path, {"sol_a", "sr_a", "sr_b"})
+    assert calls == [(["sol_a"], ["sr_a"]), (["sol_a"], ["sr_a", "sr_b"])]

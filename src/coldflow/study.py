@@ -210,7 +210,8 @@ def _run(spec: Any, cfg: BaseModel, run_dir: Path) -> None:
 
 
 def _pipelines(study: StudyConfig, out: Path, finished: set[str]) -> list[tuple[str, Path]]:
-    """Run every pipeline whose runs are finished (once); ``(name, pipeline.md)`` each."""
+    """Run every pipeline whose runs are finished (again when more of its runs have
+    finished since it ran); ``(name, pipeline.md)`` each."""
     from coldflow.tasks.pipeline.evaluation import evaluate_pipeline
 
     done = []
@@ -220,7 +221,9 @@ def _pipelines(study: StudyConfig, out: Path, finished: set[str]) -> list[tuple[
         sr = [n for n in p.sr if n in finished]
         if not sol:
             continue
-        if not (target / "pipeline.json").is_file():
+        stored = target / "pipeline.json"
+        ran = json.loads(stored.read_text()).get("runs") if stored.is_file() else None
+        if ran != {"sol": sol, "sr": sr}:
             print(f"pipeline {p.name}: {len(sol)} SOL x {len(sr)} SR runs", flush=True)
             evaluate_pipeline(
                 [out / n for n in sol], [out / n for n in sr], target, steps=p.steps,

@@ -30,10 +30,13 @@ from torch import nn
 from coldflow.degradations.noise import LinearNoise
 from coldflow.methods.common import SampleResult, snapshot_steps
 
-__all__ = ["DDIM_STEPS", "DDPM", "RESULTS", "ddim_timesteps"]
+__all__ = ["DDIM_STEPS", "DDPM", "PREDICTIONS", "RESULTS", "ddim_timesteps"]
 
 DDIM_STEPS = 50
 """DDIM steps of a sampling call (and of a config) that names none."""
+
+PREDICTIONS = ("eps", "v")
+"""What the network predicts: the noise, or v (see :class:`DDPM`)."""
 
 RESULTS = ("x0_estimate", "last_step")
 """What the ancestral sampler returns: the noiseless x0 estimate at t = 1, or the seed's z_0."""
@@ -61,6 +64,14 @@ class DDPM(nn.Module):
         ``"x0_estimate"`` (default): the ancestral sampler's last step returns the
         noiseless estimate of x0; ``"last_step"``: the seed's z_0 (residual noise, see
         the module docstring).
+    prediction
+        What the network predicts: ``"eps"`` (the noise, DDPM's and the MNIST study's) or
+        ``"v"`` (Salimans & Ho 2022, ``v = sqrt(abar) eps - sqrt(1 - abar) x0``, trained
+        with the MSE of v). Sampling converts v to the noise it implies,
+        ``eps = sqrt(1 - abar) z + sqrt(abar) v``, so both use the same samplers. With v
+        the x0 estimate ``sqrt(abar) z - sqrt(1 - abar) v`` never multiplies the
+        network's error by ``sqrt((1 - abar) / abar)`` (160 at t = n_T of the default
+        schedule), which eps-prediction does at high noise.
     """
 
     def __init__(
@@ -68,11 +79,15 @@ class DDPM(nn.Module):
         net: nn.Module,
         degradation: LinearNoise,
         result: str = "x0_estimate",
+        prediction: str = "eps",
     ) -> None:
         super().__init__()
         if result not in RESULTS:
             raise ValueError(f"DDPM result must be one of {RESULTS}, got {result!r}")
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"DDPM prediction must be one of {PREDICTIONS}, got {prediction!r}")
         self.result = result
+        self.prediction = prediction
         self.net = net
         self.degradation = degradation
         self.n_T = degradation.n_T
@@ -86,8 +101,16 @@ class DDPM(nn.Module):
 
         ``cond`` (conditional DDPM, e.g. the upsampled low-resolution field of
         super-resolution) is concatenated to ``z_t`` along the channels: the network sees
-        ``[z_t, cond]`` and predicts the noise of ``z_t`` only.
+        ``[z_t, cond]`` and predicts for ``z_t`` only. A v-predicting network's output is
+        converted to the noise it implies.
         """
+        out = self._net(z_t, t, cond)
+        if self.prediction == "eps":
+            return out
+        abar = self.alpha_bar[t].to(z_t.dtype).view(-1, *([1] * (z_t.ndim - 1)))
+        return (1 - abar).sqrt() * z_t + abar.sqrt() * out  # the noise this v implies
+
+    def _net(self, z_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None):
         x = z_t if cond is None else torch.cat([z_t, cond.to(z_t.dtype)], dim=1)
         return self.net(x, t.float() / self.n_T)
 
@@ -103,7 +126,11 @@ class DDPM(nn.Module):
         t = torch.randint(1, self.n_T + 1, (x0.shape[0],), device=x0.device)
         eps = torch.randn_like(x0)
         z_t = self.degradation.degrade(x0, t, noise=eps)
-        return nn.functional.mse_loss(self.predict(z_t, t, cond), eps)
+        if self.prediction == "eps":
+            return nn.functional.mse_loss(self._net(z_t, t, cond), eps)
+        abar = self.alpha_bar[t].to(x0.dtype).view(-1, *([1] * (x0.ndim - 1)))
+        v = abar.sqrt() * eps - (1 - abar).sqrt() * x0
+        return nn.functional.mse_loss(self._net(z_t, t, cond), v)
 
     @torch.no_grad()
     def sample(

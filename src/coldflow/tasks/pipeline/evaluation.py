@@ -186,6 +186,7 @@ def evaluate_pipeline(
         "metrics": list(metrics),
         "channels": ["v_y", "v_x", *(["density"] if uses_density else [])],
         "high_res_seconds_per_frame": high_seconds,
+        "runs": {"sol": [r.run.path.name for r in sols], "sr": [r.run.path.name for r in srs]},
         "pipelines": rows,
         "device": str(dev),
     }

@@ -156,6 +156,9 @@ class DiffusionSRConfig(SuperResConfig):
     )
     steps: int = Field(20, ge=1, description="ddpm with ddim: sampling steps")
     eta: float = Field(0.0, ge=0, description="ddpm with ddim: stochasticity (0: deterministic)")
+    prediction: Literal["v", "eps"] = Field(
+        "v", description="ddpm: the network predicts v (default) or the noise eps"
+    )
 
     @model_validator(mode="after")
     def _check_process(self) -> DiffusionSRConfig:

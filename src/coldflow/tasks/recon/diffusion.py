@@ -120,7 +120,7 @@ class DiffusionSRTask(SuperResTask):
             return DDPMSuperResolution(
                 net, C, stats["scale"], stats.get("residual_scale"), stats["factor"],
                 n_T=m.chosen_n_T, beta1=m.beta1, beta2=m.beta2, sampler=m.chosen_sampler,
-                steps=m.steps, eta=m.eta,
+                steps=m.steps, eta=m.eta, prediction=m.prediction,
             )  # fmt: skip
         net = UNet(in_channels=C, image_shape=(H, W), **options)
         return ColdSuperResolution(

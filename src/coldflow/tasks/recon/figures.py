@@ -23,6 +23,7 @@ from coldflow.tasks.fluid import outside_training_range
 
 __all__ = [
     "comparison",
+    "diffusion_findings",
     "diffusion_table",
     "field_panels_figure",
     "how_trained",
@@ -506,3 +507,65 @@ def spread_figure(
                     fig.colorbar(im, ax=axes[r, c], shrink=0.8)
             axes[r, 0].set_ylabel(channel, fontsize="small")
     return fig
+
+
+def _top_energy(ev: dict[str, Any], row: str) -> float | None:
+    """The share of the reference's kinetic energy in the highest octave that ``row``
+    has (1: all of it; mean spectra of the test frames)."""
+    sp = ev.get("spectra") or {}
+    if "top_octave" not in sp or row not in sp["energy"]:
+        return None
+    lo, hi = sp["top_octave"]
+    ref = sum(sp["energy"]["reference"][lo:hi])
+    return sum(sp["energy"][row][lo:hi]) / ref if ref > 0 else None
+
+
+def diffusion_findings(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]) -> list[str]:
+    """Per diffusion model: how much of the reference's top-octave energy it recovers
+    beside the MSE-trained super-resolution (same input) and bicubic, and at what price
+    in rel. L1, LSiM and time per frame (means over the test frames; the seed page's
+    paired differences say which of these differences exceed the spread)."""
+    mse = {
+        ev.get("training_input", "downsampled"): (ev, lb)
+        for ev, lb in zip(evaluations, labels, strict=True)
+        if not ev.get("diffusion") and ev.get("loss") == "mse"
+    }
+    out = []
+    for ev, label in zip(evaluations, labels, strict=True):
+        if not ev.get("diffusion"):
+            continue
+        twin = mse.get(ev.get("training_input", "downsampled"))
+        parts = []
+        share = _top_energy(ev, "super-resolution")
+        bic = _top_energy(ev, "bicubic")
+        if share is not None and bic is not None:
+            words = f"has {100 * share:.0f} % of the reference's energy in the top octave"
+            words += f" (bicubic {100 * bic:.0f} %"
+            if twin and (t := _top_energy(twin[0], "super-resolution")) is not None:
+                words += f", {twin[1]} {100 * t:.0f} %"
+            parts.append(words + ")")
+        sr, base = (
+            ev["mean"]["super-resolution"],
+            twin[0]["mean"]["super-resolution"] if twin else None,
+        )
+        for m in ("lse_top", "rel_l1", "lsim"):
+            if m not in sr:
+                continue
+            text = f"{metric_spec(m).label} {sr[m]:.4g}"
+            if base and m in base:
+                text += f" against {base[m]:.4g} for {twin[1]}"
+            text += (
+                f" and {ev['mean']['bicubic'][m]:.4g} for bicubic"
+                if m in ev["mean"]["bicubic"]
+                else ""
+            )
+            parts.append(text)
+        t = ev["seconds_per_frame"].get("super-resolution")
+        if t is not None:
+            cost = f"{t:.3g} s per frame"
+            other = twin[0]["seconds_per_frame"].get("super-resolution") if twin else None
+            if other:
+                cost += f" ({t / other:.0f} times {twin[1]}'s)"
+            parts.append(cost)
+        out.append(f"{label} ({how_trained(ev)}, one sample per frame): " + "; ".join(parts) + ".")
+    return out

@@ -45,7 +45,7 @@ from coldflow.metrics import (
     metric_spec,
     score_fields,
 )
-from coldflow.metrics.spectrum import energy_spectrum
+from coldflow.metrics.spectrum import energy_spectrum, octave_bands
 from coldflow.nets import NETS
 from coldflow.report.html import Comparison
 from coldflow.runs import RunDir, save_tensors
@@ -231,17 +231,22 @@ class _FieldTask(FluidTask):
         then which baselines it beats in which metrics (:func:`baseline_findings`); for
         super-resolution also on the low-resolution solver's output."""
         model = "autoencoder" if self.mode == "autoencoder" else "super-resolution"
-        out = []
+        out, evaluations = [], []
         for run, label in zip(runs, labels, strict=True):
             path = Path(run) / "evaluation.json"
             if not path.is_file():
                 continue
             ev = json.loads(path.read_text())
             out += baseline_findings(label, model, ev["mean"])
+            evaluations.append((ev, label))
             solver = ev.get("solver_output")
             if solver:  # what an upsampler meets at the end of the cheap simulator
                 where = f"{label} on solver output (1-{solver['steps']} steps from test frames)"
                 out += baseline_findings(where, model, solver["mean"])[:1]
+        if any(ev.get("diffusion") for ev, _ in evaluations):
+            from coldflow.tasks.recon.figures import diffusion_findings
+
+            out += diffusion_findings([e for e, _ in evaluations], [lb for _, lb in evaluations])
         return out
 
     def compare(self, runs: Sequence[Path], out: Path, labels: Sequence[str]) -> Comparison:
@@ -482,7 +487,7 @@ class SuperResTask(_FieldTask):
         rows, extra, more = self._model_extras(loaded, frames, score, sr, fns, mask)
         scores |= rows
         result = self._result(loaded, path, frames, scores, timing, skipped, mask)
-        result |= {"factor": f} | nearest_note | extra
+        result |= {"factor": f, "training_input": cfg.method.input} | nearest_note | extra
         fields = {"reference": high, "bicubic": bicubic, "super-resolution": sr}
         fields |= {"nearest training frame": nearest} if nearest is not None else {}
         fields |= {r: more[k] for r, k in (("super-resolution, mean", "mean"),) if k in more}
@@ -566,13 +571,15 @@ class SuperResTask(_FieldTask):
 
 
 def mean_spectra(fields: dict[str, torch.Tensor], channels: Sequence[str]) -> dict[str, Any] | None:
-    """``{"k": [...], "energy": {name: E(k)}}``: the kinetic-energy spectrum of each field's
-    velocity (its first two channels, cell-centred ``v_y, v_x``), averaged over frames;
-    wavenumbers in units of one over the high-resolution cell (every cell counted, the
-    obstacle's too). ``None`` where the frames have no velocity pair."""
+    """``{"k": [...], "energy": {name: E(k)}, "top_octave": [first, stop]}``: the
+    kinetic-energy spectrum of each field's velocity (its first two channels, cell-centred
+    ``v_y, v_x``) per shell, averaged over frames; wavenumbers in units of one over the
+    high-resolution cell (every cell counted, the obstacle's too); the shells of the
+    highest octave. ``None`` where the frames have no velocity pair."""
     if len(channels) < 2:
         return None
-    out: dict[str, Any] = {"energy": {}}
+    H, W = next(iter(fields.values())).shape[-2:]
+    out: dict[str, Any] = {"energy": {}, "top_octave": list(octave_bands(H, W)[-1])}
     for name, x in fields.items():
         k, energy = energy_spectrum(x[:, :2].double())
         out["k"] = k.tolist()

@@ -106,3 +106,37 @@ def test_the_mse_twin_differs_in_the_loss_only(tmp_path, width):
     runs_l, more = _runs(tmp_path, "l", "lsim", [[0.1, 0.2], [0.2, 0.1]], base, width=width)
     pairs = paired_rows(StandIn(), {"m": runs_m, "l": runs_l}, configs | more)
     assert (("l", "m") in {(a, b) for a, b, _ in pairs}) == (width == 8)
+
+
+def test_the_thesis_answer_uses_only_the_independent_metrics_and_the_training_times(tmp_path):
+    from coldflow.report.seeds import thesis_findings
+
+    def run(name: str, seconds: list[float]) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        lines = [
+            {"epoch": i + 1, "name": "epoch_seconds", "value": s} for i, s in enumerate(seconds)
+        ]
+        (d / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+        return d
+
+    configurations = {
+        "sr_lsim": [run("sr_lsim_s0", [30.0, 30.0]), run("sr_lsim_s1", [30.0, 30.0])],
+        "sr_mse": [run("sr_mse_s0", [10.0, 10.0]), run("sr_mse_s1", [10.0, 10.0])],
+    }
+    base = np.array([[1.0, 1.1, 0.9], [1.05, 1.0, 0.95]])
+    diffs = {
+        "lsim": paired_difference(base - 0.5, base),  # trained on: not part of the answer
+        "vort_l1": paired_difference(base - 0.2, base),  # lower is better: better
+        "ssim": paired_difference(base - 0.2, base),  # higher is better: worse
+        "div": paired_difference(base + np.array([[0.01, -0.01, 0.0]] * 2), base),  # tie
+    }
+    pairs = [("sr_lsim", "bicubic", diffs), ("sr_lsim", "sr_mse", diffs)]
+    (sentence,) = thesis_findings(pairs, configurations)  # the bicubic row is no twin
+    assert sentence.startswith("sr_lsim against sr_mse, on the metrics no loss trains on (2 seeds)")
+    from coldflow.metrics.spec import metric_spec
+
+    vort, ssim, div = (metric_spec(m).label for m in ("vort_l1", "ssim", "div"))
+    assert f"mixed: better in {vort}, worse in {ssim}; cannot be told apart in {div}." in sentence
+    assert metric_spec("lsim").label not in sentence
+    assert "Training took 3.0 times as long (60 s against 20 s per run)." in sentence

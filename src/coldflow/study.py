@@ -301,7 +301,13 @@ def _thumbnails(figures: Sequence[Figure], runs: Sequence[Path], compared: Path,
 def _over_seeds(study: StudyConfig, task: Task, runs: list[Path], configs: dict) -> list[str]:
     """The markdown of a group's results over seeds: each configuration's mean with a 95 %
     interval over its seeds, and paired verdicts against the baselines and MSE."""
-    from coldflow.report.seeds import paired_rows, paired_table, seed_findings, seed_table
+    from coldflow.report.seeds import (
+        paired_rows,
+        paired_table,
+        seed_findings,
+        seed_table,
+        thesis_findings,
+    )
 
     of = {name: c for c, names in study.seeds_of().items() for name in names}
     configurations: dict[str, list[Path]] = {}
@@ -326,6 +332,17 @@ def _over_seeds(study: StudyConfig, task: Task, runs: list[Path], configs: dict)
             *[f"- {f}" for f in seed_findings(pairs, n)],
             "",
         ]
+        thesis = thesis_findings(pairs, configurations)
+        if thesis:
+            md += [
+                "### The thesis's question: does a loss that judges structure beat MSE?",
+                "",
+                "On the metrics no loss is trained on, paired over seeds and test "
+                "simulations (95 %), and at what cost in training time:",
+                "",
+                *[f"- {f}" for f in thesis],
+                "",
+            ]
     return md
 
 

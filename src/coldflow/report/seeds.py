@@ -27,7 +27,14 @@ from coldflow.metrics.intervals import format_interval, mean_interval, paired_di
 from coldflow.metrics.spec import UnknownMetricError, metric_spec
 from coldflow.report.html import markdown_table
 
-__all__ = ["SeededRuns", "paired_rows", "paired_table", "seed_findings", "seed_table"]
+__all__ = [
+    "SeededRuns",
+    "paired_rows",
+    "paired_table",
+    "seed_findings",
+    "seed_table",
+    "thesis_findings",
+]
 
 SeededRuns = Mapping[str, Sequence[Path]]
 """Configuration name -> the directories of its finished runs (one per seed)."""
@@ -238,3 +245,63 @@ def paired_table(pairs: Sequence[tuple[str, str, dict[str, Any]]]) -> str:
             )
         rows.append([name, against, *cells])
     return markdown_table(["configuration", "against", *(_label(m) for m in metrics)], rows)
+
+
+def _training_seconds(run: Path) -> float | None:
+    """The wall time of a run's epochs (the sum of its logged ``epoch_seconds``)."""
+    from coldflow.runs import RunDir
+
+    values = [
+        float(e["value"]) for e in RunDir(run).read_metrics() if e.get("name") == "epoch_seconds"
+    ]
+    return sum(values) if values else None
+
+
+def thesis_findings(
+    pairs: Sequence[tuple[str, str, dict[str, Any]]], configurations: SeededRuns
+) -> list[str]:
+    """The thesis's question, one sentence per configuration compared with its MSE twin:
+    on the metrics no loss trains on (:data:`INDEPENDENT_METRICS`: vorticity, divergence,
+    SSIM, top-octave spectrum), is it better, worse, or indistinguishable at 95 %, and how
+    long did it train against the MSE twin (mean over seeds)."""
+    from coldflow.config.metric_defaults import INDEPENDENT_METRICS
+
+    out = []
+    for name, against, diffs in pairs:
+        if against not in configurations:  # a baseline row, not the MSE twin
+            continue
+        independent = {m: iv for m, iv in diffs.items() if m in INDEPENDENT_METRICS}
+        if not independent:
+            continue
+        said: dict[str, list[str]] = {"better": [], "worse": [], "tie": []}
+        for m, iv in independent.items():
+            said[_word(m, iv)].append(_label(m))
+        if said["better"] and not said["worse"]:
+            head = f"yes: better in {', '.join(said['better'])}"
+        elif said["worse"] and not said["better"]:
+            head = f"no: worse in {', '.join(said['worse'])}"
+        elif said["better"]:
+            head = (
+                f"mixed: better in {', '.join(said['better'])}, worse in {', '.join(said['worse'])}"
+            )
+        else:
+            head = "no: it cannot be told apart from MSE"
+        if said["tie"] and (said["better"] or said["worse"]):
+            head += f"; cannot be told apart in {', '.join(said['tie'])}"
+        times = [
+            [t for r in configurations[c] if (t := _training_seconds(r)) is not None]
+            for c in (name, against)
+        ]
+        cost = ""
+        if all(times):
+            mine, theirs = (sum(t) / len(t) for t in times)
+            cost = (
+                f" Training took {mine / theirs:.1f} times as long ({mine:.0f} s against "
+                f"{theirs:.0f} s per run)."
+            )
+        n = len(configurations[name])
+        out.append(
+            f"{name} against {against}, on the metrics no loss trains on ({n} seed"
+            f"{'s' if n != 1 else ''}): {head}.{cost}"
+        )
+    return out

@@ -56,17 +56,41 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(payload, dtype=dtype).reshape(shape)
 
 
+SPLITS = ("train", "val", "test")
+"""MNIST's splits here: ``train`` and ``val`` divide the official training file, ``test``
+is the official test file."""
+
+VAL_SHARE = 6
+"""``val`` is the last ``1 / VAL_SHARE`` of the official training file (10,000 of its
+60,000 digits) and ``train`` the rest (50,000): every choice made from data during
+training (the FID curve, the conditional restorations of cold diffusion) reads ``val``;
+only evaluation reads ``test``."""
+
+
+def split_sizes(n: int) -> tuple[int, int]:
+    """``(train, val)`` digits of a training file of ``n`` digits."""
+    val = n // VAL_SHARE
+    return n - val, val
+
+
 def load_mnist(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(images uint8 [N, 28, 28], labels int64 [N])`` for ``train`` or ``test``."""
-    if split not in ("train", "test"):
-        raise ValueError(f"MNIST split must be 'train' or 'test', got {split!r}")
-    images = read_idx(hub.resolve(f"mnist-{split}-images"))
-    labels = read_idx(hub.resolve(f"mnist-{split}-labels")).astype(np.int64)
+    """Return ``(images uint8 [N, 28, 28], labels int64 [N])`` of ``split`` (:data:`SPLITS`):
+    ``train`` (the first 50,000 digits of the official training file), ``val`` (its last
+    10,000) or ``test`` (the official test file)."""
+    if split not in SPLITS:
+        raise ValueError(f"MNIST split must be one of {', '.join(SPLITS)}, got {split!r}")
+    file = "test" if split == "test" else "train"
+    images = read_idx(hub.resolve(f"mnist-{file}-images"))
+    labels = read_idx(hub.resolve(f"mnist-{file}-labels")).astype(np.int64)
     if len(images) != len(labels):
         raise IDXError(
-            f"MNIST {split}: {len(images)} images but {len(labels)} labels; the files do not "
+            f"MNIST {file}: {len(images)} images but {len(labels)} labels; the files do not "
             "belong together (`coldflow data mnist` verifies them)"
         )
+    if split != "test":
+        train, _ = split_sizes(len(images))
+        part = slice(None, train) if split == "train" else slice(train, None)
+        images, labels = images[part], labels[part]
     return images, labels
 
 
@@ -92,7 +116,8 @@ def mnist_dataset(
     Parameters
     ----------
     split
-        ``"train"`` (60,000 images) or ``"test"`` (10,000).
+        ``"train"`` (50,000 images), ``"val"`` (10,000, held out of the training file) or
+        ``"test"`` (10,000); see :func:`load_mnist`.
     value_range
         Pixel range; the seed study uses ``(-0.5, 0.5)``.
     subset

@@ -75,7 +75,7 @@ def memorisation(
         ``[N, 1, 28, 28]`` generated digits in ``value_range``.
     train_digits
         Search the first ``train_digits`` training images (the ones a run with
-        ``data.train_subset`` saw); all 60,000 when ``None``.
+        ``data.train_subset`` saw); all 50,000 of the training split when ``None``.
     n_test
         Held-out test digits to compare with (default: as many as samples, at most 10,000).
 
@@ -117,8 +117,8 @@ def real_fid_floor(extractor: Any, n: int, device: str | torch.device = "cpu") -
     """
     from coldflow.metrics.fid import frechet_distance, mnist_real_statistics
 
-    if not 2 <= n <= 60000:
-        raise ValueError(f"the FID floor needs 2 to 60,000 training digits, got {n}")
+    if not 2 <= n <= 50000:
+        raise ValueError(f"the FID floor needs 2 to 50,000 training digits, got {n}")
     real = mnist_real_statistics(extractor, "test", n=10000, device=device)
     train = mnist_real_statistics(extractor, "train", n=n, device=device)
     return frechet_distance(*train, *real)

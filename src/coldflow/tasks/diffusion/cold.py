@@ -109,10 +109,11 @@ class ColdTask(DiffusionTask):
 
     @staticmethod
     def conditional_inputs(
-        model: nn.Module, cfg: DiffusionRunConfig, n: int
+        model: nn.Module, cfg: DiffusionRunConfig, n: int, split: str = "test"
     ) -> tuple[torch.Tensor, ...]:
-        """Held-out test images and their degradation to t = n_T (seeded noise if hybrid)."""
-        x = mnist_dataset("test", tuple(cfg.data.range), n).tensors[0]
+        """Held-out images of ``split`` (``val`` during training, ``test`` in evaluation)
+        and their degradation to t = n_T (seeded noise if hybrid)."""
+        x = mnist_dataset(split, tuple(cfg.data.range), n).tensors[0]
         noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(cfg.seed + 5))
         return x, fully_degraded(model, x, noise)
 
@@ -156,7 +157,7 @@ class ColdTask(DiffusionTask):
     def epoch(self, model: nn.Module, cfg: DiffusionRunConfig) -> tuple[dict, dict]:
         fid, sampler = cfg.evaluation.fid, cfg.evaluation.fid.sampler
         grid = draw(model, cfg.sampling.n_grid, seed=cfg.seed + 1, sampler=sampler)
-        x, x_T = self.conditional_inputs(model, cfg, cfg.method.conditional_images)
+        x, x_T = self.conditional_inputs(model, cfg, cfg.method.conditional_images, "val")
         cond = draw(model, len(x), start=x_T, sampler=sampler, batch_size=fid.batch_size)
         q = self.quality(cond.images, x, cfg)
         metrics = {"cond_rmse": q["rmse"], "cond_ssim": q["ssim"]}
@@ -164,7 +165,7 @@ class ColdTask(DiffusionTask):
             samples = draw(
                 model, fid.n_samples, seed=cfg.seed + 2, batch_size=fid.batch_size, sampler=sampler
             )
-            metrics["fid"] = fid_of_samples(samples.images, cfg, device_of(model))
+            metrics["fid"] = fid_of_samples(samples.images, cfg, device_of(model), split="val")
         n = cfg.sampling.n_grid
         return metrics, {"images": grid.images, "images_conditional": cond.images[:n]}
 
@@ -173,7 +174,7 @@ class ColdTask(DiffusionTask):
         snaps = s.snapshot_timesteps
         uncond = draw(model, n, seed=cfg.seed + 3, sampler=s.sampler, snapshots=snaps)
         black = draw(model, n, seed=cfg.seed + 3, sampler=s.sampler, prior="black")
-        x, x_T = self.conditional_inputs(model, cfg, n)
+        x, x_T = self.conditional_inputs(model, cfg, n, "val")
         cond = draw(model, n, start=x_T, sampler=s.sampler, snapshots=snaps)
         out = {
             "images": uncond.images,

@@ -155,7 +155,7 @@ class DiffusionTask(Task):
 
     def describe(self, cfg: DiffusionRunConfig) -> str:
         t, model = cfg.training, cfg.model.kind
-        digits = cfg.data.train_subset or 60000
+        digits = cfg.data.train_subset or 50000
         return (
             f"{cfg.method.kind} with {build_degradation(cfg.degradation).describe()}; "
             f"{model} net, {t.epochs} epochs on {digits} training digits, batch {t.batch_size}, "
@@ -204,7 +204,7 @@ class DiffusionTask(Task):
         return [
             Figure(figs / "samples.png", "Final samples of every run"),
             Figure(figs / "samples_black_start.png", "Final samples from the black start"),
-            Figure(figs / "samples_conditional.png", "Restorations of held-out test digits"),
+            Figure(figs / "samples_conditional.png", "Restorations of held-out validation digits"),
         ]
 
     def tables(self, runs: Sequence[Path], labels: Sequence[str]) -> list[tuple[str, str]]:
@@ -266,7 +266,7 @@ class DDPMTask(DiffusionTask):
             samples = draw(
                 model, fid.n_samples, seed=cfg.seed + 2, batch_size=fid.batch_size, **opts
             )
-            metrics["fid"] = fid_of_samples(samples.images, cfg, device_of(model))
+            metrics["fid"] = fid_of_samples(samples.images, cfg, device_of(model), split="val")
         return metrics, {"images": grid.images}
 
     def final(self, model: nn.Module, cfg: DiffusionRunConfig) -> dict[str, torch.Tensor]:

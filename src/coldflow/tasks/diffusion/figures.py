@@ -112,12 +112,12 @@ def _grid_caption(key: str, shown: int, total: int, cfg: DiffusionRunConfig | No
         + f"), {of}.",
         "images_black_start": f"Final unconditional samples from the black start ({sampler}; "
         f"the black image plus the symmetry noise), {of}.",
-        "images_conditional": f"Conditional restorations ({sampler}) of held-out test digits "
-        f"degraded to t = {n_T}, {of}.",
-        "images_conditional_input": f"Inputs of the conditional restorations: held-out test "
-        f"digits degraded to t = {n_T} (not samples), {of}.",
-        "images_conditional_original": f"The original held-out test digits of the conditional "
-        f"restorations (not samples), {of}.",
+        "images_conditional": f"Conditional restorations ({sampler}) of held-out validation "
+        f"digits degraded to t = {n_T}, {of}.",
+        "images_conditional_input": f"Inputs of the conditional restorations: held-out "
+        f"validation digits degraded to t = {n_T} (not samples), {of}.",
+        "images_conditional_original": f"The original held-out validation digits of the "
+        f"conditional restorations (not samples), {of}.",
     }
     return captions.get(key, f"Saved images ({key}), {of}.")
 
@@ -125,9 +125,9 @@ def _grid_caption(key: str, shown: int, total: int, cfg: DiffusionRunConfig | No
 _GRID_NAMES = {
     "images": "Final samples (configured start)",
     "images_black_start": "Final unconditional samples from the black start",
-    "images_conditional": "Conditional restorations of held-out test digits",
+    "images_conditional": "Conditional restorations of held-out validation digits",
     "images_conditional_input": "Inputs of the conditional restorations (not samples)",
-    "images_conditional_original": "Original test digits of the restorations (not samples)",
+    "images_conditional_original": "Original validation digits of the restorations (not samples)",
 }
 
 

@@ -1,5 +1,5 @@
 """Figures of diffusion schedules: the main curve of each run's degradation, and one
-MNIST test digit degraded at fractions of ``n_T`` below it."""
+MNIST validation digit degraded at fractions of ``n_T`` below it."""
 
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ __all__ = [
 ]
 
 STRIP_FRACTIONS = (0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
-"""Fractions of ``n_T`` at which the schedule figure shows a degraded test digit."""
+"""Fractions of ``n_T`` at which the schedule figure shows a degraded digit."""
 
-_DIGIT_INDEX = 0  # the MNIST test image shown degraded (a 7)
+_DIGIT_INDEX = 0  # the first validation digit (held out of the training file), shown degraded
 
 
 def strip_timesteps(n_T: int, fractions: Sequence[float] = STRIP_FRACTIONS) -> list[int]:
@@ -68,14 +68,15 @@ def _degraded_strip(degradation: Any, x0: torch.Tensor, seed: int) -> tuple[torc
 
 
 def _example_digit(value_range: Sequence[float]) -> torch.Tensor | None:
-    """MNIST test image ``_DIGIT_INDEX`` [1, 28, 28], or None when the files are not local.
+    """MNIST validation image ``_DIGIT_INDEX`` [1, 28, 28], or None when the files are not
+    local (a run's figures never open the test digits: only evaluation does).
 
     The report never downloads: it uses the files only if :func:`hub.locate` finds them.
     """
-    if hub.locate("mnist-test-images") is None or hub.locate("mnist-test-labels") is None:
+    if hub.locate("mnist-train-images") is None or hub.locate("mnist-train-labels") is None:
         return None
     try:
-        dataset = mnist_dataset("test", tuple(value_range), subset=_DIGIT_INDEX + 1)
+        dataset = mnist_dataset("val", tuple(value_range), subset=_DIGIT_INDEX + 1)
     except (hub.HubError, ValueError, OSError) as e:
         warnings.warn(f"schedule figure without the digit strip: {e}", stacklevel=3)
         return None
@@ -144,7 +145,7 @@ def schedules_caption(curves: Sequence[ScheduleCurve]) -> str:
 def schedule_figures(
     run: RunDir, config: DiffusionRunConfig | None, label: str, notes: list[str], out: list[Figure]
 ) -> None:
-    """The schedule of one run, above a test digit degraded along it (when MNIST is here),
+    """The schedule of one run, above a validation digit degraded along it (when MNIST is here),
     saved as ``figures/schedule.png`` and appended to ``out``."""
     if config is None:
         return
@@ -157,7 +158,7 @@ def schedule_figures(
     else:
         strip, ts = _degraded_strip(degradation, digit, config.seed)
         caption += (
-            f" Below: MNIST test digit #{_DIGIT_INDEX} degraded at t = "
+            f" Below: MNIST validation digit #{_DIGIT_INDEX} degraded at t = "
             f"{', '.join(map(str, ts))} (t=0 is the clean image; fixed seed; "
             "pixels clipped to the data range)."
         )

@@ -28,7 +28,8 @@ NEIGHBOURS = 3
 """k of the k-nearest-neighbour radii of precision and recall (Kynkäänniemi et al. 2019)."""
 
 TEST_DIGITS = 10000
-"""The MNIST test set: FID's real statistics, and the most digits precision and recall use."""
+"""Real digits of FID's statistics (all 10,000 of the test or val split), and the most
+digits precision and recall use."""
 
 
 @functools.lru_cache(maxsize=2)
@@ -46,9 +47,11 @@ def sample_scores(
     device: torch.device,
     progress: bool = False,
     precision_recall: bool = True,
+    split: str = "test",
 ) -> dict[str, float]:
-    """FID of ``images`` against the MNIST test set and, on the same features (one pass of
-    the configured extractor over the samples), improved precision and recall.
+    """FID of ``images`` against the MNIST test set (or, during training, the ``val``
+    digits held out of the training file) and, on the same features (one pass of the
+    configured extractor over the samples), improved precision and recall.
 
     Precision and recall (:func:`coldflow.metrics.precision_recall.precision_recall`,
     k = :data:`NEIGHBOURS`) compare the first ``m = min(len(images), 10000)`` samples with
@@ -73,14 +76,14 @@ def sample_scores(
     name = cfg.evaluation.fid.extractor
     t0 = time.perf_counter()
     if progress:
-        print(f"  FID: {name} features of {len(images)} samples and the test set", flush=True)
+        print(f"  FID: {name} features of {len(images)} samples and the {split} set", flush=True)
     extractor = feature_extractor(name, device)
-    real = mnist_real_statistics(extractor, "test", n=TEST_DIGITS, device=device)
+    real = mnist_real_statistics(extractor, split, n=TEST_DIGITS, device=device)
     features = compute_features(images, extractor, tuple(cfg.data.range), device=device)
     scores = {"fid": fid_from_features(features, real, name)}
     m = min(len(features), TEST_DIGITS)
     if precision_recall and m > NEIGHBOURS:
-        digits = mnist_real_features(extractor, "test", n=m, device=device)
+        digits = mnist_real_features(extractor, split, n=m, device=device)
         p, r = improved_precision_recall(digits, features[:m], k=NEIGHBOURS)
         scores |= {"precision": p, "recall": r}
     if progress:
@@ -95,10 +98,15 @@ def sample_scores(
 
 
 def fid_of_samples(
-    images: torch.Tensor, cfg: DiffusionRunConfig, device: torch.device, progress: bool = False
+    images: torch.Tensor,
+    cfg: DiffusionRunConfig,
+    device: torch.device,
+    progress: bool = False,
+    split: str = "test",
 ) -> float:
-    """FID alone of ``images`` (:func:`sample_scores` without precision and recall)."""
-    return sample_scores(images, cfg, device, progress, precision_recall=False)["fid"]
+    """FID alone of ``images`` (:func:`sample_scores` without precision and recall) against
+    ``split``: ``val`` for the curve during training, ``test`` in evaluation."""
+    return sample_scores(images, cfg, device, progress, precision_recall=False, split=split)["fid"]
 
 
 def check_fid_count(n: int) -> None:

@@ -35,6 +35,7 @@ from coldflow.tasks.diffusion.sampling import (
     with_trajectory,
 )
 from coldflow.tasks.diffusion.scoring import (
+    SPLITS_READ,
     check_fid_count,
     fid_of_samples,
     real_baselines,
@@ -241,6 +242,7 @@ class ColdTask(DiffusionTask):
             "result": getattr(model, "result", "restoration"),
             "n_samples": n,
             "extractor": cfg.evaluation.fid.extractor,
+            "splits_read": SPLITS_READ,
         }
 
     loss_name: ClassVar[str] = "image MSE (or L1) ||x0 - R(x_t, t)|| (cold diffusion)"

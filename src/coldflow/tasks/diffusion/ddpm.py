@@ -35,6 +35,7 @@ from coldflow.tasks.diffusion.findings import (
 )
 from coldflow.tasks.diffusion.sampling import IMAGE_SHAPE, device_of, draw, with_trajectory
 from coldflow.tasks.diffusion.scoring import (
+    SPLITS_READ,
     check_fid_count,
     fid_of_samples,
     real_baselines,
@@ -302,6 +303,7 @@ class DDPMTask(DiffusionTask):
         baselines, neighbours = real_baselines(res.images, cfg, loaded.device, progress=True)
         save_nearest(loaded.run, res.images, neighbours)
         out = {**scores, **opts, "n_samples": n, "extractor": fid.extractor}
+        out["splits_read"] = SPLITS_READ
         return out | baselines
 
     def summary(self, evaluation: dict[str, Any]) -> dict[str, float]:

@@ -16,6 +16,7 @@ from coldflow.runs import RunDir, save_tensors
 from coldflow.tasks.diffusion.config import DiffusionRunConfig
 
 __all__ = [
+    "SPLITS_READ",
     "check_fid_count",
     "feature_extractor",
     "fid_of_samples",
@@ -23,6 +24,10 @@ __all__ = [
     "sample_scores",
     "save_nearest",
 ]
+
+SPLITS_READ = {"training": "train", "while training (FID curve, figures)": "val",
+               "evaluation": "test"}  # fmt: skip
+"""Which MNIST split each stage reads; every evaluation records it."""
 
 NEIGHBOURS = 3
 """k of the k-nearest-neighbour radii of precision and recall (Kynkäänniemi et al. 2019)."""

@@ -42,7 +42,7 @@ _ADDED_SECTIONS = (
     "/mean/PCA/", "/mean/DCT/", "/per_frame/PCA/", "/per_frame/DCT/", "/pca_", "/dct_numbers",
     "/nearest_training", "/nearest_searched", "/scored_cells", "/obstacle_cells",
     "/solver_output/", "/frame_simulation", "/simulation_params", "/training_range",
-    "/spectra/", "/training_input",
+    "/spectra/", "/training_input", "/splits_read",
 )  # fmt: skip
 
 

@@ -282,3 +282,8 @@ def test_the_diffusion_finding_reports_the_top_octave_energy_and_its_price():
     assert "top octave (bicubic 25 %, sr_mse 50 %)" in sentence
     assert "rel. L1 0.02 against 0.01 for sr_mse and 0.04 for bicubic" in sentence
     assert "0.1 s per frame (100 times sr_mse's)" in sentence
+
+
+def test_the_unet_takes_widths_whose_skip_sums_are_not_multiples_of_eight():
+    net = UNet(2, (16, 8), channels=(4, 8), time_dim=8, out_channels=1)  # 8 + 4 = 12 channels
+    assert net(torch.randn(2, 2, 16, 8), torch.rand(2)).shape == (2, 1, 16, 8)

@@ -57,16 +57,24 @@ def runs(tmp_path_factory):
     )
     sr3 = tmp / "sr3.yaml"
     sr3.write_text(sr.read_text().replace("density: false", "density: true"))
+    dsr = tmp / "dsr.yaml"
+    dsr.write_text(
+        f"name: dsr\ndata: {{path: {data}, density: false}}\n"
+        "model: {channels: [4, 8], time_dim: 8}\n"
+        "method: {kind: diffusion_sr, process: ddpm, n_T: 8, steps: 2}\n"
+        "training: {epochs: 1, batch_size: 8, progress: false, device: cpu}\n"
+    )
     return (
         data,
         train(sol, tmp / "sol").path,
         train(sr, tmp / "sr").path,
         train(sr3, tmp / "sr3").path,
+        train(dsr, tmp / "dsr").path,
     )
 
 
 def test_pipeline_table_speedups_and_figures(runs, tmp_path):
-    data, sol, sr, _ = runs
+    data, sol, sr, *_ = runs
     result = evaluate_pipeline(
         [sol], [sr], tmp_path / "p", data, steps=3, metrics=["mse", "rel_l1"]
     )
@@ -87,12 +95,17 @@ def test_pipeline_table_speedups_and_figures(runs, tmp_path):
         assert (tmp_path / "p" / "figures" / fig).stat().st_size > 1000
 
 
-def test_pipeline_rows_are_the_stored_source_upsampled_and_speedups_are_time_ratios(runs, tmp_path):
+@pytest.mark.parametrize("upsampler", ["sr", "diffusion"])
+def test_pipeline_rows_are_the_stored_source_upsampled_and_speedups_are_time_ratios(
+    runs, tmp_path, upsampler
+):
     """Known answers: from the data set's start frame the uncorrected solver is the data
     set's own source run, so "source -> bicubic" is the bicubic upsampling of the stored
-    source frames and "source -> SR" the SR run's upscaling of them, scored here without
-    the pipeline; every speed-up is the high-resolution time over the row's time."""
-    data, sol, sr, _ = runs
+    source frames and "source -> SR" the SR run's upscaling of them (a loss-trained or a
+    conditional-DDPM super-resolution), scored here without the pipeline; every speed-up
+    is the high-resolution time over the row's time."""
+    data, sol, sr, _, dsr = runs
+    sr = dsr if upsampler == "diffusion" else sr
     metrics = ["mse", "rel_l1"]
     result = evaluate_pipeline([sol], [sr], tmp_path / "p", data, steps=4, metrics=metrics)
     fns = metric_functions(metrics, "centered")
@@ -128,7 +141,7 @@ def test_pipeline_rows_are_the_stored_source_upsampled_and_speedups_are_time_rat
 
 
 def test_pipeline_refuses_runs_of_the_wrong_kind_or_channels(runs, tmp_path):
-    data, sol, sr, sr3 = runs
+    data, sol, sr, sr3, _ = runs
     with pytest.raises(UserError, match="not a sol run"):
         evaluate_pipeline([sr], [], tmp_path, data, steps=2)
     with pytest.raises(UserError, match="data.density: false"):

@@ -24,7 +24,10 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 1000.0) 
 
 
 def _norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(min(8, channels), channels)
+    """GroupNorm with the most groups, up to 8, that divide ``channels`` (8 for the usual
+    multiples of 8; a skip concatenation such as 8 + 4 = 12 channels gets 6)."""
+    groups = max(g for g in range(1, min(8, channels) + 1) if channels % g == 0)
+    return nn.GroupNorm(groups, channels)
 
 
 class ResBlock(nn.Module):

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from coldflow.report.style import color, new_figure, styled
 
@@ -62,6 +63,7 @@ def spectrum_figure(
         ax.loglog(k[shown], energy[shown], label=label, **style)
     if nyquist is not None:
         ax.axvline(nyquist, color="#888888", linestyle=":", linewidth=1.0)
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a short log axis collide
     ax.set_xlabel("wavenumber k")
     ax.set_ylabel("energy per shell E(k)")
     if title:

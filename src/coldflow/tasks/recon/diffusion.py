@@ -157,9 +157,9 @@ class DiffusionSRTask(SuperResTask):
                 "sweep": self._sweep(loaded, frames, fns, mask),
             }
         }
-        examples = {"mean": mean, "sample": samples[min(1, n - 1)]}
-        if n > 1:
-            examples["spread"] = samples.std(dim=0)
+        examples = {"sample": samples[min(1, n - 1)]}
+        if n > 1:  # a deterministic sampler's mean is its one sample
+            examples |= {"mean": mean, "spread": samples.std(dim=0)}
         return rows, extra, examples
 
     def _sweep(self, loaded: LoadedRun, frames, fns, mask) -> list[dict[str, Any]]:

@@ -468,8 +468,9 @@ def spectra_figure(evaluations: Sequence[dict[str, Any]], labels: Sequence[str])
         if base in first["energy"]:
             lines[base] = (k, first["energy"][base])
     for ev, label in zip(evaluations, labels, strict=True):
+        one = (ev.get("diffusion") or {}).get("samples", 1) < 2  # its mean is its sample
         for row, energy in ev["spectra"]["energy"].items():
-            if row.startswith("super-resolution"):
+            if row.startswith("super-resolution") and not (one and row != "super-resolution"):
                 lines[f"{label}: {row.replace('super-resolution', how_trained(ev))}"] = (
                     ev["spectra"]["k"],
                     energy,

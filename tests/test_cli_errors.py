@@ -377,7 +377,7 @@ CASES: list = [
     (
         "evaluate-pipeline/sol-as-sr",
         ["evaluate-pipeline", "--sol", "{sol}", "--sr", "{sol}", "--out", "{root}/p"],
-        ["sol", "not a superres run"],
+        ["sol", "not a superres or diffusion_sr run"],
     ),
     (
         "evaluate-pipeline/yaml-as-run",

@@ -251,7 +251,10 @@ class OmitWhenDefault(Strict):
     @model_serializer(mode="wrap")
     def _omit_defaults(self, handler) -> dict[str, Any]:
         data = handler(self)
+        fields = type(self).model_fields
         for name in self.omit_at_default:
-            if name in data and getattr(self, name) == type(self).model_fields[name].default:
+            if name in data and getattr(self, name) == fields[name].get_default(
+                call_default_factory=True
+            ):
                 del data[name]
         return data

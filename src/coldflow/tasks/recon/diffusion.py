@@ -22,7 +22,6 @@ user gets from one call). The evaluation adds:
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from coldflow.nets.superres import upsample
 from coldflow.nets.unet import UNet
 from coldflow.tasks.base import LoadedRun
 from coldflow.tasks.recon.config import FieldsRunConfig
-from coldflow.tasks.recon.task import SuperResTask
+from coldflow.tasks.recon.task import SuperResTask, _timed
 
 __all__ = ["DiffusionSRTask", "residual_scale", "spread_scores"]
 
@@ -180,12 +179,9 @@ class DiffusionSRTask(SuperResTask):
         try:
             for steps, sampler in settings:
                 model.sampler = sampler
-                model.upscale(low[: ev.batch_size].to(dev), steps=steps)
-                t0 = time.perf_counter()
-                up = torch.cat(
-                    [model.upscale(c.to(dev), steps=steps).cpu() for c in low.split(ev.batch_size)]
+                up, seconds = _timed(
+                    lambda c, s=steps: model.upscale(c.to(dev), steps=s), low, ev.batch_size
                 )
-                seconds = (time.perf_counter() - t0) / k
                 scores = score_fields(fns, up, high, batch_size=ev.batch_size, mask=mask)
                 out.append({
                     "steps": steps, "sampler": sampler, "frames": k, "seconds_per_frame": seconds,

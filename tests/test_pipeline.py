@@ -135,9 +135,27 @@ def test_pipeline_rows_are_the_stored_source_upsampled_and_speedups_are_time_rat
             ), (name, m)
     high_s = result["high_res_seconds_per_frame"]
     table = (tmp_path / "p" / "pipeline.md").read_text()
+    jobs = result["timing"]["jobs"]  # one process, interleaved rounds
+    assert result["timing"]["repeats"] == 3 and high_s == jobs["high-resolution solver"]["seconds"]
     for name, row in result["pipelines"].items():
+        step, up = jobs[f"solver {row['solver']}"], jobs[f"upsampling {row['upsampling']}"]
+        assert len(step["rounds"]) == len(up["rounds"]) == 3
+        assert step["low"] <= step["seconds"] <= step["high"]
+        assert row["seconds_per_frame"] == pytest.approx(step["seconds"] + up["seconds"])
+        assert row["seconds_range"] == pytest.approx(
+            [step["low"] + up["low"], step["high"] + up["high"]]
+        )
         assert row["speedup"] == pytest.approx(high_s / row["seconds_per_frame"], rel=1e-12)
-        assert f"| {row['speedup']:.1f}x |" in table.split(f"| {name} |")[1].split("\n")[0]
+        low, high_ = row["speedup_range"]
+        per_round = [h / (a + b) for h, a, b in zip(jobs["high-resolution solver"]["rounds"],
+                                                    step["rounds"], up["rounds"])]  # fmt: skip
+        assert (low, high_) == pytest.approx((min(per_round), max(per_round)))
+        line = table.split(f"| {name} |")[1].split("\n")[0]
+        assert f"| {row['speedup']:.1f}x ({low:.1f}-{high_:.1f}) |" in line
+    # the rows keep the order they were built in (solver by solver), not an error order
+    assert list(result["pipelines"]) == [
+        f"{s} -> {u}" for s in ["source", f"SOL {sol.name}"] for u in ["bicubic", f"SR {sr.name}"]
+    ]
 
 
 def test_pipeline_refuses_runs_of_the_wrong_kind_or_channels(runs, tmp_path):

@@ -213,6 +213,15 @@ def test_train_resume_equals_uninterrupted_and_evaluate(karman_h5, tmp_path):
     assert set(result["mean"]) == {"source", "corrected", "nearest_training"}
     assert result["verdict"]
     assert set(result["seconds_per_step"]) == {"source", "corrected", "reference_high"}
+    # the three solvers are timed in the same interleaved rounds: median inside its spread
+    assert result["timing"]["repeats"] == 3 and result["timing"]["steps"] >= 1
+    for kind, (low, high) in result["seconds_per_step_range"].items():
+        assert 0 < low <= result["seconds_per_step"][kind] <= high, kind
+    from coldflow.tasks.sol.figures import sol_table
+
+    table = sol_table([result], ["full"])
+    per_sim = result["seconds_per_step"]["reference_high"] / result["batch"]
+    assert f"| {per_sim:.4g} (" in table.split("| reference (high-res solver) |")[1]
     assert (full.path / "evaluation.json").is_file()
     # rollouts of every test simulation are kept, the first also as an animation
     for sim in result["simulations"]:

@@ -259,16 +259,21 @@ def evaluate_pipeline(
     start: int = typer.Option(None, help="First frame (default: the data set's warm-up)."),
     metric: list[str] = typer.Option(list(DEFAULT_FIELD_METRICS), "--metric", help="Metrics."),
     device: str = typer.Option("cpu", help="cpu | cuda"),
+    repeats: int = typer.Option(3, help="Interleaved timing rounds of every solver and upsampler."),
+    timing_steps: int = typer.Option(10, help="Steps (or frames) of each job per timing round."),
 ) -> None:
     """The cheap simulator: low-res solver (plain or SOL-corrected), then bicubic or SR,
-    compared with the high-resolution solver at its resolution, with time per frame."""
+    compared with the high-resolution solver at its resolution, with time per frame (the
+    median of interleaved rounds in one process, with their spread)."""
     from coldflow.tasks.pipeline.evaluation import evaluate_pipeline as run_pipeline
     from coldflow.tasks.pipeline.evaluation import pipeline_table
 
     _check_device(device, "--device")
     check_writable_dir(out, "--out")
     with _on_ctrl_c(lambda: f"{out / 'pipeline.json'} {_UNCHANGED}"):
-        result = run_pipeline(sol, sr or [], out, data, steps, start, metric, device)
+        result = run_pipeline(
+            sol, sr or [], out, data, steps, start, metric, device, repeats, timing_steps
+        )
     console.print(pipeline_table(result), markup=False, highlight=False)
     console.print(f"written: {out / 'pipeline.md'}")
 

@@ -8,9 +8,13 @@ the high-resolution reference of that frame:
 - ``SOL -> bicubic``, ``SOL -> SR``: the solver corrected by a Solver-in-the-Loop run.
 
 Wall time per simulated frame of each pipeline (solver step + upsampling, per simulation)
-is measured in the same process as the high-resolution solver's, so the speed-ups are
-comparable. ``coldflow evaluate-pipeline`` writes ``pipeline.json``, ``pipeline.md`` and
-the figures error against step and error against cost.
+is measured in the same process as the high-resolution solver's, in ``repeats``
+interleaved rounds (:func:`~coldflow.metrics.timing.interleaved_seconds`): every solver,
+every upsampler and the high-resolution solver run once per round, so a load spike on a
+shared machine hits all of them alike. A pipeline's time is its solver's median plus its
+upsampler's, its speed-up the high-resolution solver's median over that; the spread is
+the lowest and highest round. ``coldflow evaluate-pipeline`` writes ``pipeline.json``,
+``pipeline.md`` and the figures error against step and error against cost.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from coldflow.errors import UserError
 from coldflow.io import write_json, write_text
 from coldflow.methods.superres import upsample
 from coldflow.metrics import DEFAULT_FIELD_METRICS, metric_functions, score_fields
+from coldflow.metrics.timing import interleaved_seconds
 from coldflow.physics import FluidState, build_scene, faces_to_centered
 from coldflow.report.html import markdown_table
 from coldflow.tasks.fluid import check_same_data_kind, data_config, read_stacked
@@ -102,14 +107,18 @@ def evaluate_pipeline(
     start: int | None = None,
     metrics: Sequence[str] = DEFAULT_FIELD_METRICS,
     device: str = "cpu",
+    repeats: int = 3,
+    timing_steps: int = 10,
 ) -> dict[str, Any]:
     """Roll out every pipeline on the test simulations and compare at high resolution.
 
-    Returns the content of ``out/pipeline.json``.
+    ``repeats`` interleaved rounds of ``timing_steps`` steps (or upsampled frames) of
+    every solver and upsampler give the times. Returns the content of
+    ``out/pipeline.json``.
     """
     if not sol_runs:
         raise UserError("give at least one Solver-in-the-Loop run (--sol)")
-    check_counts(steps=steps, start=start)
+    check_counts(steps=steps, start=start, repeats=repeats, timing_steps=timing_steps)
     sols, srs = _load(sol_runs, ("sol",), device), _load(sr_runs, SR_KINDS, device)
     path = Path(data or sols[0].cfg.data.test_path or sols[0].cfg.data.path)
     test_cfg = data_config(path)
@@ -137,7 +146,7 @@ def evaluate_pipeline(
         if n < 1:
             raise UserError(f"{path}: no frames after start frame {first}")
         frames = list(range(first + 1, first + n + 1))
-        high = torch.stack(
+        high_frames = torch.stack(
             [
                 torch.from_numpy(read_centered(data_file, s, "reference", frames, fields))
                 for s in sims
@@ -153,30 +162,49 @@ def evaluate_pipeline(
         params = torch.tensor([[s.params[k] for k in data_file.param_names] for s in sims])
     dev = sols[0].device
     p, v0, d0 = params.to(dev), v0.to(dev), None if d0 is None else d0.to(dev)
-    with torch.no_grad():  # trace the step once before timing
-        sols[0].model.step(FluidState(v0, d0), p.to(v0.dtype))
-    rollouts = {"source": sols[0].model.rollout(v0, p, n, density=d0, correct=False)}
-    for run in sols:
-        rollouts[f"SOL {run.run.path.name}"] = run.model.rollout(v0, p, n, density=d0)
+    solvers = {"source": (sols[0].model, False)}
+    solvers |= {f"SOL {run.run.path.name}": (run.model, True) for run in sols}
+    rollouts = {
+        name: model.rollout(v0, p, n, density=d0, correct=correct)
+        for name, (model, correct) in solvers.items()
+    }
     upscalers: dict[str, Callable] = {"bicubic": lambda x: upsample(x, test_cfg.factor, "bicubic")}
     for run in srs:
         upscalers[f"SR {run.run.path.name}"] = lambda x, m=run.model: m.upscale(x.to(dev))
-    high_scene = build_scene(test_cfg)
-    high_seconds = _high_res_seconds(high_scene, hv0, hd0, params, steps=min(n, 10))
+    lows = {
+        name: _centred(roll.velocity[1:], None if roll.density is None else roll.density[1:])
+        for name, roll in rollouts.items()
+    }
+    timing = _timings(
+        solvers, upscalers, build_scene(test_cfg), (hv0, hd0, params), (v0, p, d0),
+        lows["source"], min(n, timing_steps), repeats,
+    )  # fmt: skip
+    high = timing["high-resolution solver"]
     rows: dict[str, dict[str, Any]] = {}
-    for solver, roll in rollouts.items():
-        low = _centred(roll.velocity[1:], None if roll.density is None else roll.density[1:])
-        step_s = float(torch.tensor(roll.step_seconds).mean()) / len(sims)
+    for solver, low in lows.items():
+        step = timing[f"solver {solver}"]
         for up_name, up in upscalers.items():
-            per_step, up_s = score_upsampled(low, high, up, fns)
-            cost = step_s + up_s
+            per_step, _ = score_upsampled(low, high_frames, up, fns)
+            upsampling = timing[f"upsampling {up_name}"]
+            cost = step["seconds"] + upsampling["seconds"]
+            per_round = [
+                h / (a + b)
+                for h, a, b in zip(
+                    high["rounds"], step["rounds"], upsampling["rounds"], strict=True
+                )
+            ]
             rows[f"{solver} -> {up_name}"] = {
                 "solver": solver,
                 "upsampling": up_name,
                 "per_step": per_step,
                 "mean": {m: sum(v) / len(v) for m, v in per_step.items()},
                 "seconds_per_frame": cost,
-                "speedup": high_seconds / cost,
+                "seconds_range": [
+                    step["low"] + upsampling["low"],
+                    step["high"] + upsampling["high"],
+                ],
+                "speedup": high["seconds"] / cost,
+                "speedup_range": [min(per_round), max(per_round)],
             }
     result = {
         "data": str(path),
@@ -185,7 +213,9 @@ def evaluate_pipeline(
         "simulations": [s.index for s in sims],
         "metrics": list(metrics),
         "channels": ["v_y", "v_x", *(["density"] if uses_density else [])],
-        "high_res_seconds_per_frame": high_seconds,
+        "high_res_seconds_per_frame": high["seconds"],
+        "high_res_seconds_range": [high["low"], high["high"]],
+        "timing": {"repeats": repeats, "steps": min(n, timing_steps), "jobs": timing},
         "runs": {"sol": [r.run.path.name for r in sols], "sr": [r.run.path.name for r in srs]},
         "pipelines": rows,
         "device": str(dev),
@@ -199,46 +229,97 @@ def evaluate_pipeline(
     return result
 
 
-def _high_res_seconds(scene, v0, d0, params, steps: int) -> float:
-    """Seconds per frame and simulation of the high-resolution solver (one warm-up step)."""
-    hp = scene.params_tensor({k: params[:, i] for i, k in enumerate(scene.param_names)})
-    state = FluidState(v0.to(scene.dtype), None if d0 is None else d0.to(scene.dtype))
-    with torch.no_grad():
-        state = scene.step(state, hp)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            state = scene.step(state, hp)
-    return (time.perf_counter() - t0) / steps / len(v0)
+def _timings(
+    solvers: dict[str, tuple[Any, bool]],
+    upscalers: dict[str, Callable],
+    high_scene: Any,
+    high_start: tuple,
+    low_start: tuple,
+    low: torch.Tensor,
+    steps: int,
+    repeats: int,
+) -> dict[str, dict[str, Any]]:
+    """Seconds per frame and simulation of the high-resolution solver, of every
+    low-resolution solver and of every upsampler (on ``steps`` frames of ``low``), in
+    interleaved rounds (:func:`~coldflow.metrics.timing.interleaved_seconds`)."""
+    hv0, hd0, params = high_start
+    v0, p, d0 = low_start
+    batch = len(v0)
+    hp = high_scene.params_tensor({k: params[:, i] for i, k in enumerate(high_scene.param_names)})
+    h0 = FluidState(hv0.to(high_scene.dtype), None if hd0 is None else hd0.to(high_scene.dtype))
+
+    def high_solver() -> int:
+        state = h0
+        with torch.no_grad():
+            for _ in range(steps):
+                state = high_scene.step(state, hp)
+        return steps * batch
+
+    def solver(model: Any, correct: bool) -> Callable[[], int]:
+        def job() -> int:
+            model.rollout(v0, p, steps, density=d0, correct=correct)
+            return steps * batch
+
+        return job
+
+    def upsampler(up: Callable) -> Callable[[], int]:
+        def job() -> int:
+            with torch.no_grad():
+                for t in range(steps):
+                    up(low[t]).cpu()
+            return steps * batch
+
+        return job
+
+    jobs: dict[str, Callable[[], int]] = {"high-resolution solver": high_solver}
+    jobs |= {f"solver {name}": solver(m, c) for name, (m, c) in solvers.items()}
+    jobs |= {f"upsampling {name}": upsampler(up) for name, up in upscalers.items()}
+    return interleaved_seconds(jobs, repeats)
 
 
 def pipeline_table(result: dict[str, Any]) -> str:
-    """Markdown: every pipeline's mean errors at high resolution, cost and speed-up."""
+    """Markdown: every pipeline's mean errors at high resolution, cost and speed-up, in the
+    order the pipelines were built (solver by solver), each time with its spread over the
+    interleaved rounds where they were recorded."""
     metrics = result["metrics"]
+
+    def spread(value: float, span: list[float] | None, fmt: str, unit: str = "") -> str:
+        text = f"{value:{fmt}}{unit}"
+        return f"{text} ({span[0]:{fmt}}-{span[1]:{fmt}})" if span else text
+
     rows = [
         [
             name,
             *(row["mean"][m] for m in metrics),
-            row["seconds_per_frame"],
-            f"{row['speedup']:.1f}x",
+            spread(row["seconds_per_frame"], row.get("seconds_range"), ".4g"),
+            spread(row["speedup"], row.get("speedup_range"), ".1f", "x"),
         ]
-        for name, row in sorted(
-            result["pipelines"].items(), key=lambda kv: kv[1]["mean"][metrics[0]]
-        )
+        for name, row in result["pipelines"].items()
     ]
     rows.append(
         [
             "high-resolution solver (reference)",
             *["0"] * len(metrics),
-            result["high_res_seconds_per_frame"],
+            spread(
+                result["high_res_seconds_per_frame"], result.get("high_res_seconds_range"), ".4g"
+            ),
             "1x",
         ]
+    )
+    timing = result.get("timing")
+    how = (
+        f"median of {timing['repeats']} interleaved rounds of {timing['steps']} steps of every "
+        "solver and upsampler in one process (lowest-highest round in brackets); speed-up: "
+        "the high-resolution solver's median over the pipeline's"
+        if timing
+        else "measured in one process"
     )
     intro = (
         f"{result['steps']} steps from frame {result['start']} of the test simulations "
         f"{result['simulations']} of {result['data']}, compared with the high-resolution "
         f"reference at every step ({', '.join(result['channels'])}; means over steps and "
         "simulations). s/frame: wall time per simulated frame and simulation, solver step "
-        "plus upsampling, measured in one process."
+        f"plus upsampling, {how}."
     )
     return "\n".join(
         [intro, "", markdown_table(["pipeline", *metrics, "s/frame", "speed-up"], rows)]

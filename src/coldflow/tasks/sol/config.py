@@ -110,13 +110,20 @@ class SolMethodConfig(OmitWhenDefault):
     )
 
 
-class SolEvaluationConfig(Strict):
+class SolEvaluationConfig(OmitWhenDefault):
     """`coldflow evaluate` of a SOL run."""
+
+    omit_at_default: ClassVar[tuple[str, ...]] = ("timing_repeats",)
 
     steps: int = Field(100, ge=1, description="rollout steps")
     start: int | None = Field(None, ge=0, description="first frame (default: data warm-up)")
     metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_FIELD_METRICS))
-    timing_steps: int = Field(10, ge=1, description="steps timed for the high-res solver")
+    timing_steps: int = Field(
+        10, ge=1, description="steps of each solver per timed round (source, corrected, high-res)"
+    )
+    timing_repeats: int = Field(
+        3, ge=1, description="interleaved timed rounds of the three solvers (median and spread)"
+    )
 
 
 class SolRunConfig(Strict):

@@ -501,6 +501,7 @@ def evaluate_rollouts(
     }
     stored = {
         "high_start": (high0, high_density, params),
+        "low_start": (v0, p, d0),
         "tensors": {  # every test simulation, by index
             s.index: {
                 "reference": ref[:, j],

@@ -75,7 +75,8 @@ def sol_table(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]) -> s
     """Markdown table: source, the training baselines and each corrected run.
 
     Means of every metric over steps and simulations, the change of relative L1 against
-    the source, and each run's own time per step (the whole batch of simulations).
+    the source, and each run's own time per step and simulation (the median of its
+    interleaved timing rounds, lowest-highest round in brackets, where they were recorded).
     """
     _check_comparable(evaluations, labels)
     src = evaluations[0]
@@ -84,27 +85,28 @@ def sol_table(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]) -> s
     rows: list[list[Any]] = []
     for kind, name in _ROWS.items():
         if kind in src["mean"]:
-            seconds = src["seconds_per_step"].get(kind, "")
-            rows.append([name, *(src["mean"][kind][m] for m in metrics), "", seconds])
+            rows.append([name, *(src["mean"][kind][m] for m in metrics), "", _seconds(src, kind)])
     for ev, label in zip(evaluations, labels, strict=True):
         gain = ev["improvement"].get("rel_l1")
         rows.append(
             [f"SOL {label} ({ev['loss']}, m={ev['m']})"]
             + [ev["mean"]["corrected"][m] for m in metrics]
-            + ["" if gain is None else f"{-100 * gain:+.1f} %", ev["seconds_per_step"]["corrected"]]
+            + ["" if gain is None else f"{-100 * gain:+.1f} %", _seconds(ev, "corrected")]
         )
     rows.append(
-        [
-            "reference (high-res solver)",
-            *["0"] * len(metrics),
-            "",
-            src["seconds_per_step"].get("reference_high", ""),
-        ]
+        ["reference (high-res solver)", *["0"] * len(metrics), "", _seconds(src, "reference_high")]
+    )
+    timing = src.get("timing")
+    how = (
+        f"s/step per simulation, median of {timing['repeats']} interleaved rounds of "
+        f"{timing['steps']} steps of the three solvers"
+        if timing
+        else "s/step per simulation, one timed rollout each"
     )
     intro = (
         f"Rollouts of {src['steps']} steps from frame {src['start']} of "
         f"{len(src['simulations'])} {src['split']} simulations of {src['data']} (means over "
-        "steps and simulations; s/step for the whole batch)."
+        f"steps and simulations; {how})."
     )
     verdicts = [
         f"{lb}: {ev['verdict']}"
@@ -115,6 +117,19 @@ def sol_table(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]) -> s
     if src.get("per_simulation") and src.get("simulations"):
         out += "\n" + per_simulation_table(evaluations, labels)
     return out
+
+
+def _seconds(ev: dict[str, Any], kind: str) -> str | float:
+    """Seconds per step and simulation of one solver of an evaluation (``""``: not timed),
+    with the spread of its timing rounds where it was recorded."""
+    seconds = ev.get("seconds_per_step", {}).get(kind)
+    if seconds is None:
+        return ""
+    batch = ev.get("batch") or len(ev.get("simulations") or [None])
+    span = ev.get("seconds_per_step_range", {}).get(kind)
+    if not span:
+        return seconds / batch
+    return f"{seconds / batch:.4g} ({span[0] / batch:.4g}-{span[1] / batch:.4g})"
 
 
 def per_simulation_table(

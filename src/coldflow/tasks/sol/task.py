@@ -10,7 +10,6 @@ and compares each state with the downsampled reference of its frame.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -199,14 +198,34 @@ def _symmetric(cfg: Any) -> bool:
     return scene.kind == "karman" and scene.obstacle_center[1] == 50.0  # domain width 100
 
 
-def _time_steps(scene: Scene, state: FluidState, params: dict, steps: int) -> float:
-    """Seconds per step of ``scene`` (one untimed step first: tracing)."""
-    with torch.no_grad():
-        state = scene.step(state, params)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            state = scene.step(state, params)
-    return (time.perf_counter() - t0) / steps
+def _solver_timings(
+    model: Any, low_start: tuple, high: Scene, high_state: FluidState, hp: Any, ev: Any
+) -> dict[str, dict[str, Any]]:
+    """Seconds per step (the whole batch) of the source solver, the corrected solver and
+    the high-resolution solver, in ``ev.timing_repeats`` interleaved rounds of
+    ``ev.timing_steps`` steps each (:func:`~coldflow.metrics.timing.interleaved_seconds`),
+    so that the three times share the machine's load."""
+    from coldflow.metrics.timing import interleaved_seconds
+
+    v0, p, d0 = low_start
+    steps = ev.timing_steps
+
+    def low(correct: bool):
+        def job() -> int:
+            model.rollout(v0, p, steps, density=d0, correct=correct)
+            return steps
+
+        return job
+
+    def reference_high() -> int:
+        state = high_state
+        with torch.no_grad():
+            for _ in range(steps):
+                state = high.step(state, hp)
+        return steps
+
+    jobs = {"source": low(False), "corrected": low(True), "reference_high": reference_high}
+    return interleaved_seconds(jobs, ev.timing_repeats)
 
 
 class SolTask(FluidTask):
@@ -327,9 +346,14 @@ class SolTask(FluidTask):
         v0, d0, params = rollout.pop("high_start")
         state = FluidState(v0.to(high.dtype), None if d0 is None else d0.to(high.dtype))
         hp = high.params_tensor({k: params[:, i] for i, k in enumerate(high.param_names)})
-        result["seconds_per_step"]["reference_high"] = _time_steps(
-            high, state, hp, cfg.evaluation.timing_steps
+        timing = _solver_timings(
+            loaded.model, rollout.pop("low_start"), high, state, hp, cfg.evaluation
         )
+        result["seconds_per_step"] = {k: t["seconds"] for k, t in timing.items()}
+        result["seconds_per_step_range"] = {k: [t["low"], t["high"]] for k, t in timing.items()}
+        result["timing"] = {
+            "repeats": cfg.evaluation.timing_repeats, "steps": cfg.evaluation.timing_steps,
+        }  # fmt: skip
         result |= {
             "run": str(loaded.run.path),
             "name": cfg.name,

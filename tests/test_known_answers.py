@@ -333,6 +333,49 @@ def test_ddpm_findings_support_the_seed_claims_only_when_the_numbers_do(tmp_path
     assert f"{MATCH} not supported by these numbers" in text
 
 
+def _seeded_ddpm_runs(tmp: Path, fids: dict[str, list[float]]) -> tuple[list[Path], list[str]]:
+    """Runs ``<name>_s<seed>`` of a seeded study (config named ``<name>``, seed ``seed``)."""
+    under = ["degradation.beta1=1e-5", "degradation.beta2=1e-3"]  # alpha_bar_T ~ 0.6
+    runs, labels = [], []
+    for name, values in fids.items():
+        for seed, fid in enumerate(values):
+            sets = [f"name={name}", f"seed={seed}", *(under if name == "model2_T1000" else [])]
+            ev = {"fid": fid, "n_samples": 500, "sampler": "ancestral"}
+            runs.append(_diffusion_run(tmp, f"{name}_s{seed}", QUICK, sets, ev))
+            labels.append(f"{name}_s{seed}")
+    return runs, labels
+
+
+def test_seeded_ddpm_findings_judge_the_claims_by_paired_intervals(tmp_path):
+    fids = {
+        "diffusion_model": [20.0, 21.0, 19.0],
+        "model1": [10.0, 11.0, 10.5],
+        "model2": [10.4, 10.6, 11.2],
+        "model2_T1000": [40.0, 42.0, 41.0],
+    }
+    said = ddpm_findings(*_seeded_ddpm_runs(tmp_path / "yes", fids))
+    text = " ".join(said)
+    # one line of means over seeds, lowest first; no per-run ranking of 12 runs
+    assert said[0].startswith("FID over seeds (mean ± 95 % interval, lowest first): model1 ")
+    assert "(3 seeds)" in said[0] and "model1_s0" not in text
+    assert "model1 and model2 cannot be told apart in FID at this size" in text
+    assert "model1 beats diffusion_model in FID" in text
+    assert f"{MATCH} supported by these numbers (95 %)." in text
+    assert f"{T1000} supported by these numbers" in text
+    # model1's difference from the default straddles zero: no "beats", claim not supported
+    fids["model1"] = [10.0, 30.0, 12.0]
+    fids["model2_T1000"] = [12.0, 25.0, 11.0]
+    text = " ".join(ddpm_findings(*_seeded_ddpm_runs(tmp_path / "no", fids)))
+    assert "model1 and diffusion_model cannot be told apart in FID at this size" in text
+    assert "model1 beats diffusion_model" not in text
+    assert f"{MATCH} not supported by these numbers (95 %)." in text
+    assert f"{T1000} not supported by these numbers" in text
+    # one seed each: the spread over seeds is unknown, so nothing beats anything
+    one = {k: v[:1] for k, v in fids.items()}
+    text = " ".join(ddpm_findings(*_seeded_ddpm_runs(tmp_path / "one", one)))
+    assert "beats" not in text and f"{MATCH} not supported" in text and "± inf" in text
+
+
 def _grid(kind: str, n: int = 16, seed: int = 0) -> torch.Tensor:
     """``[n, 1, 28, 28]`` images in [-0.5, 0.5]: ``black`` (+ tiny noise), ``alike`` (one
     bright blob repeated), or ``diverse`` (bright blobs at random places)."""

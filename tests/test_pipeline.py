@@ -147,8 +147,10 @@ def test_pipeline_rows_are_the_stored_source_upsampled_and_speedups_are_time_rat
         )
         assert row["speedup"] == pytest.approx(high_s / row["seconds_per_frame"], rel=1e-12)
         low, high_ = row["speedup_range"]
-        per_round = [h / (a + b) for h, a, b in zip(jobs["high-resolution solver"]["rounds"],
-                                                    step["rounds"], up["rounds"])]  # fmt: skip
+        rounds = zip(
+            jobs["high-resolution solver"]["rounds"], step["rounds"], up["rounds"], strict=True
+        )
+        per_round = [h / (a + b) for h, a, b in rounds]
         assert (low, high_) == pytest.approx((min(per_round), max(per_round)))
         line = table.split(f"| {name} |")[1].split("\n")[0]
         assert f"| {row['speedup']:.1f}x ({low:.1f}-{high_:.1f}) |" in line

@@ -7,6 +7,7 @@ gives; each seed-study claim is stated as supported or not by these numbers.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 
 from coldflow.data import from_range
 from coldflow.degradations import build_degradation
+from coldflow.metrics.intervals import Interval, format_interval, mean_interval, verdict
 from coldflow.runs import RunDir, read_evaluation
 from coldflow.tasks.diffusion.config import DiffusionRunConfig
 
@@ -28,9 +30,11 @@ __all__ = [
     "baseline_findings",
     "black_start_collapse",
     "cold_findings",
+    "configurations",
     "ddpm_findings",
     "read_config",
     "read_evaluation",
+    "seeded_ddpm_findings",
 ]
 
 
@@ -77,8 +81,29 @@ UNDER_DIFFUSED = 0.01
 """alpha_bar_T above this leaves visible signal in z_T ~ N(0, I) (under-diffused)."""
 
 
+def configurations(runs: Sequence[Path], labels: Sequence[str]) -> dict[str, dict[int, Path]]:
+    """``{configuration: {seed: run}}``: a study's seeded runs ``<name>_s<seed>`` (whose
+    config is named ``<name>``) grouped by configuration; any other run is a configuration
+    of its own, under its label."""
+    out: dict[str, dict[int, Path]] = {}
+    for run, label in zip(runs, labels, strict=True):
+        cfg = read_config(run)
+        seeded = cfg is not None and label == f"{cfg.name}_s{cfg.seed}"
+        name = cfg.name if seeded else label
+        out.setdefault(name, {})[cfg.seed if cfg is not None else 0] = run
+    return out
+
+
 def ddpm_findings(runs: Sequence[Path], labels: Sequence[str]) -> list[str]:
-    """Sentences on the DDPM runs' FIDs and schedules (generated from their files)."""
+    """Sentences on the DDPM runs' FIDs and schedules (generated from their files).
+
+    Where the runs are a study's seeded runs (``<name>_s<seed>``), the sentences are those
+    of :func:`seeded_ddpm_findings`: means over seeds and verdicts from paired intervals
+    (with one seed the spread is unknown and no claim is supported).
+    """
+    groups = configurations(runs, labels)
+    if set(groups) != set(labels):  # seeded runs: judged over seeds, even one
+        return seeded_ddpm_findings(groups)
     fids = {lb: f for lb, r in zip(labels, runs, strict=True) if (f := _fid(r)) is not None}
     configs = {lb: read_config(r) for lb, r in zip(labels, runs, strict=True)}
     abar = {lb: alpha_bar_T(c) for lb, c in configs.items() if c is not None}
@@ -125,6 +150,84 @@ def ddpm_findings(runs: Sequence[Path], labels: Sequence[str]) -> list[str]:
             f"{sentence}: its FID {value:.4g} is {value / fids[ref][0]:.2f}x that of {ref} "
             f"({fids[ref][0]:.4g}), {'clearly worse' if worse else 'not clearly worse'} "
             f"(threshold {WORSE_FACTOR}x);{claim}"
+        )
+    return out
+
+
+def _paired(a: dict[int, float], b: dict[int, float]) -> tuple[Interval, int]:
+    """The 95 % Student-t interval of ``a - b`` over the seeds both have, and their count."""
+    common = sorted(set(a) & set(b))
+    if not common:
+        return Interval(math.nan, -math.inf, math.inf), 0
+    return mean_interval([a[s] - b[s] for s in common]), len(common)
+
+
+def _said(iv: Interval, a: str, b: str, n: int) -> str:
+    """``verdict`` on FID (lower is better) of ``a - b`` paired over ``n`` seeds."""
+    if n == 0:
+        return f"{a} and {b} share no seed to pair"
+    return verdict(a, b, iv, "FID") + f" over {n} paired seeds"
+
+
+def seeded_ddpm_findings(groups: dict[str, dict[int, Path]]) -> list[str]:
+    """The DDPM findings over seeds: each configuration's FID as mean ± 95 % interval over
+    its seeds; "A beats B" only where the interval of the seed-paired difference excludes
+    zero, otherwise "cannot be told apart at this size"; the seed study's claims judged by
+    those intervals (model1 and model2 *match* when their difference's interval holds zero
+    and each *beats* the default schedule when its own excludes it; model2 at T = 1000 is
+    *clearly worse* when its difference from the best fully diffused configuration
+    excludes zero and its mean FID is at least :data:`WORSE_FACTOR` times that one's).
+
+    Parameters
+    ----------
+    groups
+        ``{configuration: {seed: run}}`` (:func:`configurations`).
+    """
+    fids: dict[str, dict[int, float]] = {}
+    abar: dict[str, float] = {}
+    for name, seeds in groups.items():
+        got = {s: f[0] for s, r in seeds.items() if (f := _fid(r)) is not None}
+        if got:
+            fids[name] = got
+            cfg = read_config(next(iter(seeds.values())))
+            abar[name] = alpha_bar_T(cfg) if cfg is not None else 0.0
+    if not fids:
+        return ["No DDPM run has an FID yet (evaluation.json or a logged FID)."]
+    means = {n: mean_interval(list(v.values())) for n, v in fids.items()}
+    ranked = sorted(fids, key=lambda n: means[n].mean)
+    listed = ", ".join(
+        f"{n} {format_interval(means[n].mean, means[n].half_width)} ({len(fids[n])} seeds)"
+        for n in ranked
+    )
+    out = [f"FID over seeds (mean ± 95 % interval, lowest first): {listed}."]
+    best = ranked[0]
+    for other in ranked[1:]:
+        iv, n = _paired(fids[best], fids[other])
+        out.append(_said(iv, best, other, n) + ".")
+    if {"diffusion_model", "model1", "model2"} <= set(fids):
+        m1, n1 = _paired(fids["model1"], fids["diffusion_model"])
+        m2, n2 = _paired(fids["model2"], fids["diffusion_model"])
+        m12, n12 = _paired(fids["model1"], fids["model2"])
+        beat = n1 > 0 and n2 > 0 and m1.high < 0 and m2.high < 0
+        match = n12 > 0 and not m12.excludes_zero()
+        out.append(
+            f"{_said(m12, 'model1', 'model2', n12)}; {_said(m1, 'model1', 'diffusion_model', n1)}"
+            f"; {_said(m2, 'model2', 'diffusion_model', n2)}: the seed study's claim that "
+            "model1 and model2 match each other and beat the default schedule is "
+            f"{'supported' if beat and match else 'not supported'} by these numbers (95 %)."
+        )
+    full = [n for n in fids if abar.get(n, 0.0) <= UNDER_DIFFUSED]
+    if "model2_T1000" in fids and abar.get("model2_T1000", 0.0) > UNDER_DIFFUSED and full:
+        ref = min(full, key=lambda n: means[n].mean)
+        iv, n = _paired(fids["model2_T1000"], fids[ref])
+        ratio = means["model2_T1000"].mean / means[ref].mean
+        worse = n > 0 and iv.low > 0 and ratio >= WORSE_FACTOR
+        out.append(
+            f"model2_T1000 ends its schedule at alpha_bar_T = {abar['model2_T1000']:.3f} and "
+            f"samples from pure noise: its mean FID is {ratio:.2f}x that of {ref}; "
+            f"{_said(iv, 'model2_T1000', ref, n)}: the seed study's claim that model2 at "
+            f"T = 1000 is clearly worse is {'supported' if worse else 'not supported'} by "
+            f"these numbers (worse beyond the interval and at least {WORSE_FACTOR}x)."
         )
     return out
 

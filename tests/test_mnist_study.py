@@ -24,7 +24,10 @@ QUICK_BLUR = ROOT / "configs" / "mnist" / "quick_blur.yaml"
 def test_shipped_study_files_validate(name):
     path = ROOT / "configs" / "studies" / f"{name}.yaml"
     study = load_config(path, StudyConfig)
-    configs = {r.name: load_config_file(path.parent / r.config, r.set) for r in study.runs}
+    configs = {
+        r.configuration or r.name: load_config_file(path.parent / r.config, r.set)
+        for r in study.runs
+    }
     if name != "demo":
         assert set(configs) == {
             "diffusion_model", "model1", "model2", "model2_T1000", "blur_model"
@@ -36,7 +39,11 @@ def test_shipped_study_files_validate(name):
         assert all(c.evaluation.interval == 9 for c in configs.values())
     if name == "mnist_cpu":
         # the seed networks and schedules, at a CPU scale
-        full = {r.name: load_config_file(path.parent / r.config) for r in study.runs}
+        full = {
+            r.configuration or r.name: load_config_file(path.parent / r.config) for r in study.runs
+        }
+        # three seeds of every configuration, all of seed 0 first
+        assert [r.seed for r in study.runs] == [s for s in range(3) for _ in range(5)]
         for run, cfg in configs.items():
             assert cfg.model == full[run].model and cfg.degradation == full[run].degradation
             assert cfg.training.epochs < 100 and cfg.data.train_subset

@@ -37,12 +37,13 @@ _ADDED = {
 }  # fmt: skip
 # ... and sections added to the fluid evaluations since: the PCA and DCT codecs beside the
 # autoencoder, the nearest frame's labels, the scored cells, SR on solver output, each
-# frame's simulation with the simulations' parameters and the training range
+# frame's simulation with the simulations' parameters and the training range, how the
+# solvers were timed
 _ADDED_SECTIONS = (
     "/mean/PCA/", "/mean/DCT/", "/per_frame/PCA/", "/per_frame/DCT/", "/pca_", "/dct_numbers",
     "/nearest_training", "/nearest_searched", "/scored_cells", "/obstacle_cells",
     "/solver_output/", "/frame_simulation", "/simulation_params", "/training_range",
-    "/spectra/", "/training_input", "/splits_read",
+    "/spectra/", "/training_input", "/splits_read", "/timing/",
 )  # fmt: skip
 
 

@@ -153,7 +153,7 @@ def test_pipeline_rows_are_the_stored_source_upsampled_and_speedups_are_time_rat
         per_round = [h / (a + b) for h, a, b in rounds]
         assert (low, high_) == pytest.approx((min(per_round), max(per_round)))
         line = table.split(f"| {name} |")[1].split("\n")[0]
-        assert f"| {row['speedup']:.1f}x ({low:.1f}-{high_:.1f}) |" in line
+        assert f"| {row['speedup']:.2g}x ({low:.2g}-{high_:.2g}) |" in line
     # the rows keep the order they were built in (solver by solver), not an error order
     assert list(result["pipelines"]) == [
         f"{s} -> {u}" for s in ["source", f"SOL {sol.name}"] for u in ["bicubic", f"SR {sr.name}"]

@@ -292,7 +292,7 @@ def pipeline_table(result: dict[str, Any]) -> str:
             name,
             *(row["mean"][m] for m in metrics),
             spread(row["seconds_per_frame"], row.get("seconds_range"), ".4g"),
-            spread(row["speedup"], row.get("speedup_range"), ".1f", "x"),
+            spread(row["speedup"], row.get("speedup_range"), ".2g", "x"),
         ]
         for name, row in result["pipelines"].items()
     ]

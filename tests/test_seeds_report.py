@@ -140,3 +140,30 @@ def test_the_thesis_answer_uses_only_the_independent_metrics_and_the_training_ti
     assert f"mixed: better in {vort}, worse in {ssim}; cannot be told apart in {div}." in sentence
     assert metric_spec("lsim").label not in sentence
     assert "Training took 3.0 times as long (60 s against 20 s per run)." in sentence
+
+
+def test_pipelines_over_seeds_name_rows_by_configuration_and_pair_by_seed():
+    from coldflow.report.seeds import pipeline_seed_table
+
+    def result(seed: int, base: float, sol: float) -> dict:
+        def row(e: float) -> dict:
+            return {"mean": {"rel_l1": e, "lsim": 2 * e}, "seconds_per_frame": 0.5, "speedup": 2.0}
+
+        return {"pipelines": {
+            "source -> bicubic": row(base),
+            f"SOL sol_mse_s{seed} -> bicubic": row(sol),
+        }}  # fmt: skip
+
+    of = {"sol_mse_s0": "sol_mse", "sol_mse_s1": "sol_mse", "sol_mse_s2": "sol_mse"}
+    # the corrected solver is better by 0.1 on every seed: a point interval below zero
+    table, said = pipeline_seed_table([result(s, 0.3 + s, 0.2 + s) for s in range(3)], of)
+    assert table.splitlines()[2].startswith("| source -> bicubic | 3 |")
+    assert "| SOL sol_mse -> bicubic | 3 | 1.2 ± 2.5 |" in table  # mean 1.2 over 0.2, 1.2, 2.2
+    assert said == [
+        "SOL sol_mse -> bicubic beats source -> bicubic in rel. L1 "
+        "(difference -0.1 [-0.1, -0.1], 3 seeds, 95 %)."
+    ]
+    # better on one seed, worse on another: cannot be told apart
+    _, said = pipeline_seed_table([result(0, 0.3, 0.2), result(1, 0.3, 0.5)], of)
+    assert said[0].startswith("SOL sol_mse -> bicubic cannot be told apart from source -> bicubic")
+    assert pipeline_seed_table([result(0, 0.3, 0.2)], of) == ("", [])

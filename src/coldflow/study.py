@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -346,6 +347,33 @@ def _over_seeds(study: StudyConfig, task: Task, runs: list[Path], configs: dict)
     return md
 
 
+def _pipelines_over_seeds(study: StudyConfig, pipelines: Sequence[tuple[str, Path]]) -> list[str]:
+    """Markdown: each study pipeline run with several seeds, over its seeds
+    (:func:`~coldflow.report.seeds.pipeline_seed_table`); nothing without seeds."""
+    from coldflow.report.seeds import pipeline_seed_table
+
+    of = {name: c for c, names in study.seeds_of().items() for name in names}
+    by_base: dict[str, list[dict]] = {}
+    for name, table_path in pipelines:  # seeded pipelines are named <name>_s<seed>
+        base = m.group(1) if (m := re.fullmatch(r"(.+)_s\d+", name)) else name
+        stored = table_path.parent / "pipeline.json"
+        if stored.is_file():
+            by_base.setdefault(base, []).append(json.loads(stored.read_text()))
+    md = []
+    for base, results in by_base.items():
+        table, said = pipeline_seed_table(results, of)
+        if table:
+            md += [
+                f"## Pipeline {base} over seeds: mean ± 95 % interval (Student t over seeds)",
+                "",
+                table,
+                "",
+                *[f"- {s}" for s in said],
+                "",
+            ]
+    return md
+
+
 def write_study_page(
     study: StudyConfig,
     out: Path,
@@ -407,6 +435,7 @@ def write_study_page(
             md += _over_seeds(study, task, runs, configs)
         for caption, table in extra.tables:
             md += [f"### {caption}", "", table]
+    md += _pipelines_over_seeds(study, pipelines)
     for pname, table_path in pipelines:
         md += [f"## Pipeline {pname}: low-resolution solver + upsampling", ""]
         md += [table_path.read_text(), ""]

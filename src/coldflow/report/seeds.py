@@ -31,6 +31,7 @@ __all__ = [
     "SeededRuns",
     "paired_rows",
     "paired_table",
+    "pipeline_seed_table",
     "seed_findings",
     "seed_table",
     "thesis_findings",
@@ -305,3 +306,75 @@ def thesis_findings(
             f"{'s' if n != 1 else ''}): {head}.{cost}"
         )
     return out
+
+
+PIPELINE_METRICS = ("rel_l1", "lsim", "lse_top", "vort_l1")
+"""Columns of the pipelines-over-seeds table, where the pipelines scored them."""
+
+
+def _pipeline_row_name(row: str, configuration_of: Mapping[str, str]) -> str:
+    """A pipeline row of one seed's runs named by their configurations:
+    ``SOL karman_sol_mse_s0 -> SR karman_srsolver_mse_s0`` -> ``SOL karman_sol_mse -> SR
+    karman_srsolver_mse``."""
+    words = [configuration_of.get(w, w) for w in row.split(" ")]
+    return " ".join(words)
+
+
+def pipeline_seed_table(
+    results: Sequence[dict[str, Any]], configuration_of: Mapping[str, str]
+) -> tuple[str, list[str]]:
+    """The pipelines of one study pipeline over its seeds: every row (named by its
+    configurations) as mean ± 95 % interval over seeds (Student t) of its errors, its
+    time per frame and speed-up; and, per row, whether it beats ``source -> bicubic``
+    (the cheapest pipeline) in rel. L1, paired seed by seed: "beats" only where the
+    interval of the per-seed differences excludes zero.
+
+    Parameters
+    ----------
+    results
+        ``pipeline.json`` of each seed (the same test simulations and steps).
+    configuration_of
+        Run name -> its configuration (``karman_sol_mse_s0`` -> ``karman_sol_mse``).
+
+    Returns
+    -------
+    tuple
+        ``(markdown table, verdict sentences)``; ``("", [])`` for fewer than two seeds.
+    """
+    if len(results) < 2:
+        return "", []
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for result in results:
+        for name, row in result["pipelines"].items():
+            rows.setdefault(_pipeline_row_name(name, configuration_of), []).append(row)
+    # the uncorrected solver's rows first, then each SOL run's (pipeline.json may be sorted)
+    rows = dict(sorted(rows.items(), key=lambda kv: (not kv[0].startswith("source "), kv[0])))
+    metrics = [m for m in PIPELINE_METRICS if all(m in r["mean"] for v in rows.values() for r in v)]
+    table = []
+    for name, per_seed in rows.items():
+        cells = [name, len(per_seed)]
+        for m in metrics:
+            iv = mean_interval([r["mean"][m] for r in per_seed])
+            cells.append(format_interval(iv.mean, iv.half_width))
+        for key in ("seconds_per_frame", "speedup"):
+            iv = mean_interval([r[key] for r in per_seed])
+            cells.append(format_interval(iv.mean, iv.half_width))
+        table.append(cells)
+    head = ["pipeline", "seeds", *(_label(m) for m in metrics), "s/frame", "speed-up"]
+    said = []
+    base = "source -> bicubic"
+    if base in rows and "rel_l1" in metrics:
+        ref = [r["mean"]["rel_l1"] for r in rows[base]]
+        for name, per_seed in rows.items():
+            if name == base or len(per_seed) != len(ref):
+                continue
+            iv = mean_interval(
+                [r["mean"]["rel_l1"] - b for r, b in zip(per_seed, ref, strict=True)]
+            )
+            word = _word("rel_l1", iv)
+            text = {"better": "beats", "worse": "is worse than", "tie": "cannot be told apart from"}
+            said.append(
+                f"{name} {text[word]} {base} in rel. L1 (difference {iv.mean:+.3g} "
+                f"[{iv.low:+.3g}, {iv.high:+.3g}], {len(ref)} seeds, 95 %)."
+            )
+    return markdown_table(head, table), said

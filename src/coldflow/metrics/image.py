@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from torch.nn import functional as F
 
 __all__ = ["rmse", "ssim"]
 
@@ -17,6 +16,17 @@ def _gaussian_window(size: int, sigma: float, dtype, device) -> torch.Tensor:
     x = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))
     return g / g.sum()
+
+
+def _band(g: torch.Tensor, n: int) -> torch.Tensor:
+    """``[n, n - len(g) + 1]`` matrix whose column j holds ``g`` at rows j ... j + len(g) - 1:
+    ``x @ _band(g, n)`` is the valid correlation of the last axis of ``x`` with ``g``."""
+    k = len(g)
+    out = torch.zeros(n, n - k + 1, dtype=g.dtype, device=g.device)
+    cols = torch.arange(n - k + 1, device=g.device)
+    for i in range(k):
+        out[cols + i, cols] = g[i]
+    return out
 
 
 def ssim(
@@ -41,18 +51,17 @@ def ssim(
             f"ssim needs two [B, C, H, W] tensors of one shape, got {a.shape}, {b.shape}"
         )
     a, b = a.double(), b.double()
-    c = a.shape[1]
     window = min(window, a.shape[-1], a.shape[-2])
     g = _gaussian_window(window, sigma, a.dtype, a.device)
-    kernel = (g[:, None] * g[None, :]).expand(c, 1, window, window)
-
-    def filt(x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, kernel, groups=c)
-
-    mu_a, mu_b = filt(a), filt(b)
-    var_a = filt(a * a) - mu_a**2
-    var_b = filt(b * b) - mu_b**2
-    cov = filt(a * b) - mu_a * mu_b
+    # The 2-D Gaussian is separable, and a valid 1-D filtering is a product with a banded
+    # matrix: rows, then columns, as two matrix products over the five maps at once (BLAS in
+    # float64 is far faster than a grouped float64 convolution, and exact to rounding).
+    maps = torch.stack([a, b, a * a, b * b, a * b])
+    filtered = _band(g, a.shape[-2]).T @ maps @ _band(g, a.shape[-1])
+    mu_a, mu_b, aa, bb, ab = filtered.unbind(0)
+    var_a = aa - mu_a**2
+    var_b = bb - mu_b**2
+    cov = ab - mu_a * mu_b
     peak = torch.as_tensor(data_range, dtype=a.dtype, device=a.device)
     if peak.ndim:  # one range per sample
         peak = peak.reshape(-1, 1, 1, 1)

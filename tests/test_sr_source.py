@@ -98,3 +98,96 @@ def test_solver_output_scores_per_step_equal_a_direct_computation(karman_h5):
         assert np.isclose(out["per_step"]["bicubic"]["mae"][k - 1], float(direct), rtol=1e-5)
     assert len(out["per_step"]["bicubic"]["mae"]) == 3 and out["simulations"] == [2]
     assert np.isclose(out["mean"]["bicubic"]["mae"], np.mean(out["per_step"]["bicubic"]["mae"]))
+
+
+def _sol_run(tmp: Path, data: Path) -> Path:
+    """A one-epoch Solver-in-the-Loop run on ``data``."""
+    from coldflow.experiment import train
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    cfg = tmp / "sol.yaml"
+    cfg.write_text(
+        f"name: sol\ndata: {{path: {data}}}\n"
+        "model: {kind: sol_resnet_small, width: 4, blocks: 1, kernel_size: 3}\n"
+        "method: {kind: sol, m: 2}\n"
+        "training: {epochs: 1, batch_size: 4, progress: false, device: cpu}\n"
+    )
+    return train(cfg, tmp / "sol").path
+
+
+def test_sol_input_pairs_follow_the_corrected_solver(karman_h5, tmp_path, monkeypatch):
+    """Known answers: a SOL run whose correction is zero gives exactly the source pairs;
+    a trained one gives pairs whose k-th state is its own corrected rollout."""
+    from coldflow.tasks.handle import load_run
+    from coldflow.tasks.recon.source import sol_stepper
+
+    cfg = SourceInputConfig(steps=(1, 3), starts=2, per_start=2)
+    source = source_training_frames(karman_h5, "train", ("velocity",), cfg, seed=3)
+    run = _sol_run(tmp_path, karman_h5)
+
+    def zeroed(run_dir, device):  # the run with its network's weights zeroed: no correction
+        loaded = load_run(run_dir, device)
+        for p in loaded.model.net.parameters():
+            p.data.zero_()
+        return loaded
+
+    monkeypatch.setattr("coldflow.tasks.handle.load_run", zeroed)
+    zero = sol_stepper(run, karman_h5)
+    monkeypatch.undo()
+    same = source_training_frames(karman_h5, "train", ("velocity",), cfg, seed=3, stepper=zero)
+    assert torch.equal(same.k, source.k) and torch.equal(same.frame, source.frame)
+    torch.testing.assert_close(same.tensors["low"], source.tensors["low"], rtol=0, atol=1e-6)
+    assert torch.equal(same.tensors["high"], source.tensors["high"])
+
+    sol = source_training_frames(
+        karman_h5, "train", ("velocity",), cfg, seed=3, stepper=sol_stepper(run, karman_h5)
+    )
+    assert float((sol.tensors["low"] - source.tensors["low"]).abs().max()) > 1e-6
+    model = load_run(run, device="cpu").model
+    dcfg = data_config(karman_h5)
+    scene = build_scene(dcfg, dcfg.low_resolution)
+    with FieldData(karman_h5) as data:
+        sim = data.simulations("train")[int(sol.sim[0])]
+        start = int(sol.frame[0] - sol.k[0])
+        v = torch.from_numpy(data.read(sim, "downsampled", "velocity", [start]))
+        params = torch.tensor([[float(sim.params[n]) for n in scene.param_names]])
+        state = FluidState(v.to(scene.dtype))
+        with torch.no_grad():
+            for _ in range(int(sol.k[0])):
+                state = model.step(state, params.to(scene.dtype))
+    torch.testing.assert_close(
+        sol.tensors["low"][0], faces_to_centered(state.velocity.float())[0], rtol=0, atol=1e-6
+    )
+
+
+def test_sol_input_is_checked(karman_h5, tmp_path):
+    from coldflow.config import ConfigError
+    from coldflow.tasks.recon.config import SuperResConfig
+    from coldflow.tasks.recon.source import sol_stepper
+
+    with pytest.raises(ValueError, match="method.sol_run"):
+        SuperResConfig(input="sol")
+    with pytest.raises(ValueError, match="method.input=sol"):
+        SuperResConfig(sol_run="runs/x")
+    with pytest.raises(ConfigError, match="no trained run"):
+        sol_stepper(tmp_path / "missing", karman_h5)
+
+
+def test_an_sr_run_trains_on_a_sol_runs_corrected_states(karman_h5, tmp_path):
+    from coldflow.experiment import train
+    from coldflow.tasks import task_for
+    from coldflow.tasks.handle import open_run
+
+    sol = _sol_run(tmp_path / "sol", karman_h5)
+    cfg = tmp_path / "sr.yaml"
+    cfg.write_text(
+        f"name: sr\ndata: {{path: {karman_h5}, density: false}}\n"
+        "model: {width: 4, blocks: 1}\n"
+        f"method: {{kind: superres, input: sol, sol_run: {sol}, "
+        "source: {steps: [1, 3], starts: 2, per_start: 1}}\n"
+        "training: {epochs: 1, batch_size: 4, progress: false, device: cpu}\n"
+    )
+    handle = open_run(train(cfg, tmp_path / "sr").path)
+    assert handle.cfg.method.input == "sol" and handle.cfg.method.sol_run == str(sol)
+    assert "on SOL output" in task_for(handle.cfg).describe(handle.cfg)
+    assert handle.run.checkpoints()

@@ -215,6 +215,7 @@ def source_rollouts(
     fields: Sequence[str] = ("velocity",),
     with_reference: bool = True,
     keep: Callable[[int], Sequence[int]] | None = None,
+    stepper: Callable[[Any, dict[str, torch.Tensor]], Any] | None = None,
 ) -> SourceRollouts:
     """Run the data set's low-resolution solver ``steps`` steps from ``starts`` frames
     (evenly spread after the warm-up) of every ``split`` simulation.
@@ -243,6 +244,11 @@ def source_rollouts(
         ``keep(i)`` lists the steps of run ``i`` to keep (the others are dropped, to save
         memory); then ``low`` and ``high`` hold only those, ``[N, len(keep(i)), ...]``
         (the same length for every run). Default: every step ``0 .. K``.
+    stepper
+        ``stepper(state, params) -> state``: one step of another low-resolution solver,
+        e.g. a Solver-in-the-Loop run's corrected one
+        (:func:`coldflow.tasks.recon.source.sol_stepper`); ``params``
+        is the scene's ``{name: [B] tensor}``. Default: the data set's own solver.
     """
     from coldflow.data.frames import channel_names, read_centered
     from coldflow.physics import build_scene, faces_to_centered
@@ -275,7 +281,7 @@ def source_rollouts(
             states = [state]
             with torch.no_grad():
                 for _ in range(steps):
-                    state = scene.step(state, params)
+                    state = (stepper or scene.step)(state, params)
                     states.append(state)
             first = len(sim_ids)
             wanted = [keep(first + j) if keep else range(steps + 1) for j in range(len(frames))]

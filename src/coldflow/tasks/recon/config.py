@@ -117,16 +117,36 @@ class SuperResConfig(OmitWhenDefault):
     at the end of a cheap simulator meets, see :class:`SourceInputConfig`).
     """
 
-    omit_at_default: ClassVar[tuple[str, ...]] = ("input", "source")
+    omit_at_default: ClassVar[tuple[str, ...]] = ("input", "source", "sol_run")
 
     kind: Literal["superres"] = "superres"
     loss: FieldLossConfig = FieldLossConfig()
-    input: Literal["downsampled", "source"] = Field(
+    input: Literal["downsampled", "source", "sol"] = Field(
         "downsampled",
-        description="training input: downsampled reference frames, or the low-resolution "
-        "solver's states (method.source)",
+        description="training input: downsampled reference frames, the low-resolution "
+        "solver's states (method.source), or the states of a Solver-in-the-Loop run's "
+        "corrected solver (method.sol_run; starts and steps from method.source)",
     )
     source: SourceInputConfig = SourceInputConfig()
+    sol_run: str | None = Field(
+        None,
+        description="input sol: the trained Solver-in-the-Loop run directory whose corrected "
+        "solver makes the training inputs (relative paths: from the working directory)",
+    )
+
+    @model_validator(mode="after")
+    def _check_sol_run(self) -> SuperResConfig:
+        if self.input == "sol" and not self.sol_run:
+            raise ValueError(
+                "method.input sol needs method.sol_run: the Solver-in-the-Loop run directory "
+                "whose corrected rollouts are the training inputs"
+            )
+        if self.sol_run and self.input != "sol":
+            raise ValueError(
+                f"method.sol_run is set but method.input is {self.input!r}: set "
+                "method.input=sol to train on that run's corrected rollouts, or drop sol_run"
+            )
+        return self
 
 
 class DiffusionSRConfig(SuperResConfig):

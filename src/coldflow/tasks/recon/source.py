@@ -6,6 +6,8 @@ solver runs (numerical diffusion, phase error). Two things here use such states:
 
 - :func:`source_training_frames`: training pairs (solver state ``k`` steps after a start
   on the downsampled reference, reference at that frame), ``method.input: source``;
+- the same pairs from a Solver-in-the-Loop run's corrected solver (``method.input: sol``,
+  :func:`sol_stepper`): what an upsampler at the end of SOL meets;
 - :func:`solver_output_scores`: the evaluation of any upsampler on short solver runs
   from the test frames, error against ``k`` (``evaluation.solver_steps``).
 """
@@ -19,12 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from coldflow.config import ConfigError
 from coldflow.data.frames import channel_names, channel_std
 from coldflow.data.store import FieldData
-from coldflow.tasks.fluid import source_rollouts
+from coldflow.tasks.fluid import data_config, source_rollouts
 from coldflow.tasks.recon.config import SourceInputConfig
 
-__all__ = ["SourceFrames", "solver_output_scores", "source_training_frames"]
+__all__ = ["SourceFrames", "sol_stepper", "solver_output_scores", "source_training_frames"]
 
 
 class SourceFrames:
@@ -74,10 +77,60 @@ def _draw_steps(cfg: SourceInputConfig, runs: int, seed: int) -> list[list[int]]
     return [sorted(rng.choice(pool, cfg.per_start, replace=False).tolist()) for _ in range(runs)]
 
 
+def sol_stepper(run_dir: str | Path, path: str | Path) -> Callable[[Any, dict], Any]:
+    """One step of a trained Solver-in-the-Loop run's corrected solver (solver step, then
+    its learned correction), as ``stepper(state, params)`` for
+    :func:`coldflow.tasks.fluid.source_rollouts` on the data set ``path``.
+
+    Raises
+    ------
+    ConfigError
+        When ``run_dir`` holds no trained run, is not a Solver-in-the-Loop run, or its
+        solver has another scene or resolution than the low resolution of ``path``.
+    """
+    from coldflow.tasks.handle import load_run
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file() or not (run_dir / "checkpoints").is_dir():
+        raise ConfigError(
+            f"method.sol_run {run_dir}: no trained run there; train the Solver-in-the-Loop "
+            "run first, or fix the path"
+        )
+    loaded = load_run(run_dir, device="cpu")
+    kind = getattr(loaded.cfg.method, "kind", None)
+    if kind != "sol":
+        raise ConfigError(
+            f"method.sol_run {run_dir}: a {kind} run, not a Solver-in-the-Loop run "
+            "(method.kind sol)"
+        )
+    model, dcfg = loaded.model, data_config(path)
+    ours = (dcfg.scene.kind, tuple(dcfg.low_resolution))
+    theirs = (model.scene.name, tuple(model.scene.resolution))
+    if ours != theirs:
+        raise ConfigError(
+            f"method.sol_run {run_dir}: its solver runs scene {theirs[0]} at {theirs[1]}, "
+            f"the data set {path} has {ours[0]} at low resolution {ours[1]}; use a SOL run "
+            "trained on this data set"
+        )
+    names = model.scene.param_names
+
+    def step(state: Any, params: dict[str, torch.Tensor]) -> Any:
+        with torch.no_grad():
+            return model.step(state, torch.stack([params[n] for n in names], dim=1))
+
+    return step
+
+
 def source_training_frames(
-    path: str | Path, split: str, fields: Sequence[str], cfg: SourceInputConfig, seed: int
+    path: str | Path,
+    split: str,
+    fields: Sequence[str],
+    cfg: SourceInputConfig,
+    seed: int,
+    stepper: Callable[[Any, dict], Any] | None = None,
 ) -> SourceFrames:
-    """Training pairs for ``method.input: source`` (see :class:`SourceInputConfig`).
+    """Training pairs for ``method.input: source`` (see :class:`SourceInputConfig`), or,
+    with ``stepper`` (:func:`sol_stepper`), for ``method.input: sol``.
 
     The steps kept from each start are drawn with ``numpy.random.default_rng(seed)``, so
     the same run always trains on the same pairs (an interrupted run resumes exactly).
@@ -86,7 +139,9 @@ def source_training_frames(
         n_runs = cfg.starts * len(data.simulations(split))
         factor = int(data.attrs["factor"])
     picks = _draw_steps(cfg, n_runs, seed)
-    rolls = source_rollouts(path, split, cfg.steps[1], cfg.starts, fields, keep=picks.__getitem__)
+    rolls = source_rollouts(
+        path, split, cfg.steps[1], cfg.starts, fields, keep=picks.__getitem__, stepper=stepper
+    )
     per = cfg.per_start
     k = torch.tensor([s for p in picks[: len(rolls.sim)] for s in p])
     return SourceFrames(

@@ -431,17 +431,23 @@ class SuperResTask(_FieldTask):
     def _training_frames(
         self, cfg: FieldsRunConfig, fields: tuple[str, ...], split: str | None = None
     ) -> Any:
-        """Downsampled reference frames, or (``method.input: source``) the low-resolution
-        solver's states paired with the reference (:mod:`coldflow.tasks.recon.source`)."""
-        if cfg.method.input == "source":
-            from coldflow.tasks.recon.source import source_training_frames
+        """Downsampled reference frames, or the low-resolution solver's states
+        (``method.input: source``) or a SOL run's corrected states (``sol``) paired with
+        the reference (:mod:`coldflow.tasks.recon.source`)."""
+        if cfg.method.input in ("source", "sol"):
+            from coldflow.tasks.recon.source import sol_stepper, source_training_frames
 
             split = split or cfg.data.split
-            return source_training_frames(cfg.data.path, split, fields, cfg.method.source, cfg.seed)
+            stepper = None
+            if cfg.method.input == "sol":
+                stepper = sol_stepper(cfg.method.sol_run, cfg.data.path)
+            return source_training_frames(
+                cfg.data.path, split, fields, cfg.method.source, cfg.seed, stepper=stepper
+            )
         return super()._training_frames(cfg, fields, split)
 
     def describe(self, cfg: FieldsRunConfig) -> str:
-        on = " on solver output" if cfg.method.input == "source" else ""
+        on = {"source": " on solver output", "sol": " on SOL output"}.get(cfg.method.input, "")
         return f"superres{on}, {cfg.method.loss.name} loss"
 
     def _model(self, cfg: FieldsRunConfig, stats: dict, loss: nn.Module | None) -> nn.Module:

@@ -28,7 +28,9 @@ from coldflow.tasks.diffusion.findings import (
     ALIKE_SPREAD,
     EMPTY_INK,
     black_start_collapse,
+    blur_vs_ddpm_findings,
     cold_findings,
+    configurations,
     ddpm_findings,
 )
 from coldflow.tasks.recon.baselines import nearest_frames
@@ -374,6 +376,46 @@ def test_seeded_ddpm_findings_judge_the_claims_by_paired_intervals(tmp_path):
     one = {k: v[:1] for k, v in fids.items()}
     text = " ".join(ddpm_findings(*_seeded_ddpm_runs(tmp_path / "one", one)))
     assert "beats" not in text and f"{MATCH} not supported" in text and "± inf" in text
+
+
+def test_seeded_findings_give_precision_and_recall_and_blur_against_ddpm(tmp_path):
+    """Known answers: precision/recall over seeds with paired verdicts; blur against the
+    DDPM configuration of lowest FID, each FID taken above its own real-digit floor."""
+    runs, labels = [], []
+    for name, fids, precision in (
+        ("diffusion_model", [20.0, 21.0, 19.0], [0.50, 0.52, 0.51]),
+        ("model1", [10.0, 11.0, 10.5], [0.70, 0.40, 0.55]),  # straddles diffusion_model's
+    ):
+        for seed, (fid, p) in enumerate(zip(fids, precision, strict=True)):
+            ev = {"fid": fid, "precision": p, "recall": 0.3, "fid_real_train": 5.0}
+            sets = [f"name={name}", f"seed={seed}"]
+            runs.append(_diffusion_run(tmp_path, f"{name}_s{seed}", QUICK, sets, ev))
+            labels.append(f"{name}_s{seed}")
+    text = " ".join(ddpm_findings(runs, labels))
+    assert "model1 precision 0.55 ± " in text and "recall 0.3 ± 0" in text
+    assert "model1 and diffusion_model cannot be told apart in precision at this size" in text
+
+    # blur: FID 40 at a floor of 30 (excess 10) against model1's 10.5 - 5 = 5.5 (mean)
+    cold = {}
+    for seed, (fid, floor) in enumerate(((40.0, 30.0), (41.0, 30.0), (39.5, 30.0))):
+        ev = {
+            "unconditional_fid": {"gmm": fid, "black": 900.0},
+            "unconditional_precision": {"gmm": 0.9, "black": 0.0},
+            "fid_real_train": floor,
+        }
+        sets = ["name=blur_model", f"seed={seed}"]
+        cold[seed] = _diffusion_run(tmp_path, f"blur_model_s{seed}", QUICK_BLUR, sets, ev)
+    ddpm = configurations(runs, labels)
+    said = blur_vs_ddpm_findings(ddpm, {"blur_model": cold})
+    assert len(said) == 1 and "against model1 (the DDPM configuration of lowest FID)" in said[0]
+    assert "model1 beats blur_model in FID above the floor" in said[0]
+    # model1's precision varies over seeds (0.40 ... 0.70): the gap to 0.9 straddles zero
+    assert "blur_model and model1 cannot be told apart in precision at this size" in said[0]
+    # the same through the task hook, from a study's groups
+    task = TASKS["ddpm"]
+    groups = {"ddpm": runs, "cold": list(cold.values())}
+    assert task.study_findings(groups) == said
+    assert task.study_findings({"ddpm": runs}) == []
 
 
 def _grid(kind: str, n: int = 16, seed: int = 0) -> torch.Tensor:

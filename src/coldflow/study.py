@@ -435,6 +435,12 @@ def write_study_page(
             md += _over_seeds(study, task, runs, configs)
         for caption, table in extra.tables:
             md += [f"### {caption}", "", table]
+    across: list[str] = []
+    for task in dict.fromkeys(task_for(configs[r[0].name]) for r in groups.values()):
+        across += task.study_findings(groups)
+    if across:
+        md += ["## Across groups", "", "Findings (generated from the numbers):"]
+        md += [*(f"- {f}" for f in across), ""]
     md += _pipelines_over_seeds(study, pipelines)
     for pname, table_path in pipelines:
         md += [f"## Pipeline {pname}: low-resolution solver + upsampling", ""]

@@ -179,6 +179,12 @@ class Task:
         from their files (never written by hand); shown on a study's page."""
         return []
 
+    def study_findings(self, groups: dict[str, list[Path]]) -> list[str]:
+        """Sentences comparing runs across a study's groups (``{group: [run dirs]}``, every
+        group of the study, of any task), e.g. one method against another task's runs;
+        shown once per task on the study's page. None by default."""
+        return []
+
     def summary(self, evaluation: dict[str, Any]) -> dict[str, float]:
         """The headline numbers of an ``evaluation.json`` for a study's results table."""
         return {}

@@ -29,6 +29,8 @@ from coldflow.tasks.diffusion.findings import (
     alpha_bar_T,
     baseline_cells,
     baseline_findings,
+    blur_vs_ddpm_findings,
+    configurations,
     ddpm_findings,
     read_config,
     read_evaluation,
@@ -257,6 +259,19 @@ class DDPMTask(DiffusionTask):
 
     def findings(self, runs: Sequence[Path], labels: Sequence[str]) -> list[str]:
         return ddpm_findings(runs, labels) + baseline_findings(runs, labels)
+
+    def study_findings(self, groups: dict[str, list[Path]]) -> list[str]:
+        """Blur (cold diffusion) against DDPM, paired by seed (:func:`blur_vs_ddpm_findings`)."""
+        by_kind: dict[str, list[Path]] = {"ddpm": [], "cold": []}
+        for runs in groups.values():
+            for run in runs:
+                cfg = read_config(run)
+                if cfg is not None and cfg.method.kind in by_kind:
+                    by_kind[cfg.method.kind].append(run)
+        if not by_kind["ddpm"] or not by_kind["cold"]:
+            return []
+        ddpm, cold = (configurations(r, [p.name for p in r]) for r in by_kind.values())
+        return blur_vs_ddpm_findings(ddpm, cold)
 
     def epoch(self, model: nn.Module, cfg: DiffusionRunConfig) -> tuple[dict, dict]:
         fid = cfg.evaluation.fid

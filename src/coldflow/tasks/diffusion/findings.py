@@ -29,6 +29,7 @@ __all__ = [
     "baseline_cells",
     "baseline_findings",
     "black_start_collapse",
+    "blur_vs_ddpm_findings",
     "cold_findings",
     "configurations",
     "ddpm_findings",
@@ -204,6 +205,7 @@ def seeded_ddpm_findings(groups: dict[str, dict[int, Path]]) -> list[str]:
     for other in ranked[1:]:
         iv, n = _paired(fids[best], fids[other])
         out.append(_said(iv, best, other, n) + ".")
+    out += _precision_recall_findings(groups, ranked, best)
     if {"diffusion_model", "model1", "model2"} <= set(fids):
         m1, n1 = _paired(fids["model1"], fids["diffusion_model"])
         m2, n2 = _paired(fids["model2"], fids["diffusion_model"])
@@ -230,6 +232,123 @@ def seeded_ddpm_findings(groups: dict[str, dict[int, Path]]) -> list[str]:
             f"these numbers (worse beyond the interval and at least {WORSE_FACTOR}x)."
         )
     return out
+
+
+def _scores(ev: dict | None, key: str) -> float | None:
+    """An unconditional score of an evaluation: DDPM's ``precision``, ``recall`` or ``fid``,
+    cold diffusion's from its first (GMM) start."""
+    if ev is None:
+        return None
+    if key in ev:
+        return float(ev[key])
+    by_start = ev.get(f"unconditional_{key}") or {}
+    start = "gmm" if "gmm" in by_start else next(iter(by_start), None)
+    return None if start is None else float(by_start[start])
+
+
+def _over_seeds(seeds: dict[int, Path], key: str) -> dict[int, float]:
+    return {s: v for s, r in seeds.items() if (v := _scores(read_evaluation(r), key)) is not None}
+
+
+def _precision_recall_findings(
+    groups: dict[str, dict[int, Path]], ranked: Sequence[str], best: str
+) -> list[str]:
+    """Precision and recall (Kynkäänniemi et al. 2019) of each configuration over seeds,
+    and the best-FID configuration against each other one on both, paired by seed."""
+    scores = {
+        key: {n: v for n in ranked if (v := _over_seeds(groups[n], key))}
+        for key in ("precision", "recall")
+    }
+    if not scores["precision"]:
+        return []
+    cells = []
+    for n in ranked:
+        parts = []
+        for key in ("precision", "recall"):
+            if n in scores[key]:
+                iv = mean_interval(list(scores[key][n].values()))
+                parts.append(f"{key} {format_interval(iv.mean, iv.half_width)}")
+        if parts:
+            cells.append(f"{n} {', '.join(parts)}")
+    out = [
+        "Precision (share of samples inside the real digits' feature manifold) and recall "
+        "(share of real digits inside the samples'), over seeds, mean ± 95 % interval: "
+        + "; ".join(cells)
+        + "."
+    ]
+    for key in ("precision", "recall"):
+        if best not in scores[key]:
+            continue
+        for other in ranked:
+            if other == best or other not in scores[key]:
+                continue
+            iv, n = _paired(scores[key][best], scores[key][other])
+            if n:
+                said = verdict(best, other, iv, key, lower_is_better=False)
+                out.append(f"{said} over {n} paired seeds.")
+    return out
+
+
+def blur_vs_ddpm_findings(
+    ddpm: dict[str, dict[int, Path]], cold: dict[str, dict[int, Path]]
+) -> list[str]:
+    """Cold diffusion (blur) against the best DDPM configuration, paired by seed.
+
+    The two are scored on different sample counts (a blur sample costs ``n_T`` network
+    calls), and FID is biased upwards the fewer samples it sees; so each FID is compared as
+    its excess over what as many real training digits score (``fid_real_train``, the
+    floor at that count), and precision and recall beside it.
+
+    Parameters
+    ----------
+    ddpm, cold
+        ``{configuration: {seed: run}}`` (:func:`configurations`) of the DDPM and the cold
+        diffusion runs.
+    """
+    excess = {}
+    for name, seeds in {**ddpm, **cold}.items():
+        got = {}
+        for s, r in seeds.items():
+            ev = read_evaluation(r)
+            fid = _scores(ev, "fid")
+            if fid is not None and ev is not None and "fid_real_train" in ev:
+                got[s] = fid - float(ev["fid_real_train"])
+        if got:
+            excess[name] = got
+    ranked = sorted((n for n in ddpm if n in excess), key=lambda n: _mean(excess[n]))
+    if not ranked:
+        return []
+    best, out = ranked[0], []
+    for name in cold:
+        if name not in excess:
+            continue
+        iv, n = _paired(excess[name], excess[best])
+        a, b = (
+            mean_interval(list(excess[name].values())),
+            mean_interval(list(excess[best].values())),
+        )
+        line = (
+            f"{name} (cold diffusion) against {best} (the DDPM configuration of lowest FID), "
+            f"FID above the real-digit floor at each run's sample count: "
+            f"{format_interval(a.mean, a.half_width)} against "
+            f"{format_interval(b.mean, b.half_width)}; "
+            + (
+                verdict(name, best, iv, "FID above the floor") + f" over {n} paired seeds"
+                if n
+                else f"{name} and {best} share no seed to pair"
+            )
+        )
+        for key in ("precision", "recall"):
+            pa, pb = _over_seeds(cold[name], key), _over_seeds(ddpm[best], key)
+            piv, pn = _paired(pa, pb)
+            if pn:
+                line += f"; {verdict(name, best, piv, key, lower_is_better=False)}"
+        out.append(line + ".")
+    return out
+
+
+def _mean(values: dict[int, float]) -> float:
+    return sum(values.values()) / len(values)
 
 
 def _ink(images: torch.Tensor, value_range: Sequence[float]) -> tuple[float, float]:

@@ -550,6 +550,26 @@ def test_ddim_eta_1_uses_the_posterior_variance_and_ancestral_uses_beta():
                        torch.zeros(4096))  # fmt: skip
 
 
+def test_ddim_large_variance_is_the_ancestral_step_and_the_skipped_jumps_beta():
+    noise = LinearNoise(beta1=0.01, beta2=0.2, n_T=10)
+    model = DDPM(nn.Identity(), noise)
+    abar = noise.alpha_bar64
+    g = torch.Generator().manual_seed(5)
+    z, eps = torch.randn(64, generator=g), torch.randn(64, generator=g)
+    for t in range(2, noise.n_T + 1):  # every step: exactly the ancestral sampler's step
+        large = model._ddim_step(z, eps, t, t - 1, 1.0, torch.Generator().manual_seed(7), "large")
+        ancestral = model._ancestral_step(z, eps, t, torch.Generator().manual_seed(7))
+        torch.testing.assert_close(large, ancestral, rtol=1e-4, atol=1e-5)
+    # a skipped jump 9 -> 3: variance eta^2 (1 - abar_9 / abar_3), larger than eq. (16)'s
+    large = _noise_scale(lambda z, e, g: model._ddim_step(z, e, 9, 3, 0.5, g, "large"))
+    small = _noise_scale(lambda z, e, g: model._ddim_step(z, e, 9, 3, 0.5, g))
+    want = 0.25 * (1 - abar[9] / abar[3])
+    torch.testing.assert_close(large**2, torch.full_like(large, float(want)), rtol=1e-4, atol=0)
+    assert float(small[0] ** 2) < 0.99 * float(want)
+    with pytest.raises(ValueError, match="variance"):
+        model.sample(2, (1, 2, 2), sampler="ddim", variance="huge")
+
+
 def test_ddim_without_skipped_steps_visits_every_timestep():
     """The variance test above is the whole sampler's: DDIM with steps = n_T steps
     t -> t - 1 through every timestep, as the ancestral sampler does."""

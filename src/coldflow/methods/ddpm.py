@@ -20,6 +20,10 @@ without skipped steps that is the posterior variance
 beta~_t = (1 - abar_{t-1}) / (1 - abar_t) beta_t < beta_t (DDPM's "fixed small"; diffusers'
 ``"fixed_small"``). Both share the posterior mean, so DDIM at eta = 1 is the ancestral
 sampler with the smaller variance, not the ancestral sampler with skipped steps.
+``variance="large"`` gives DDIM (with skipped steps too) the ancestral sampler's choice:
+the same mean as eta = 1 and noise of variance eta^2 (1 - abar_t / abar_prev), which is
+beta_t without skipped steps; so DDIM with eta = 1, ``variance="large"`` and every step is
+the ancestral sampler, and a study can compare the two variances at any number of steps.
 """
 
 from __future__ import annotations
@@ -30,10 +34,14 @@ from torch import nn
 from coldflow.degradations.noise import LinearNoise
 from coldflow.methods.common import SampleResult, snapshot_steps
 
-__all__ = ["DDIM_STEPS", "DDPM", "PREDICTIONS", "RESULTS", "ddim_timesteps"]
+__all__ = ["DDIM_STEPS", "DDPM", "PREDICTIONS", "RESULTS", "VARIANCES", "ddim_timesteps"]
 
 DDIM_STEPS = 50
 """DDIM steps of a sampling call (and of a config) that names none."""
+
+VARIANCES = ("small", "large")
+"""DDIM's noise variance: eq. (16) ("small", the posterior variance at eta = 1) or the
+ancestral sampler's ("large", eta^2 (1 - abar_t / abar_prev))."""
 
 PREDICTIONS = ("eps", "v")
 """What the network predicts: the noise, or v (see :class:`DDPM`)."""
@@ -141,6 +149,7 @@ class DDPM(nn.Module):
         sampler: str = "ancestral",
         steps: int | None = None,
         eta: float = 0.0,
+        variance: str = "small",
         snapshots: list[int] | tuple[int, ...] = (),
         generator: torch.Generator | None = None,
         result: str | None = None,
@@ -159,6 +168,9 @@ class DDPM(nn.Module):
             DDIM stochasticity: 0 is deterministic; 1 gives, without skipped steps, the
             posterior variance beta~_t = (1 - abar_{t-1}) / (1 - abar_t) beta_t ("fixed
             small"), not the ancestral sampler's beta_t (see the module docstring).
+        variance
+            DDIM's noise: ``"small"`` (eq. 16) or ``"large"`` (the ancestral sampler's,
+            eta^2 (1 - abar_t / abar_prev), on the same mean); see :data:`VARIANCES`.
         snapshots
             Timesteps at which to record the state (see :class:`SampleResult`). For DDIM
             the nearest visited timestep at or above each requested one is recorded.
@@ -171,6 +183,8 @@ class DDPM(nn.Module):
             :meth:`predict`); ``None``: unconditional.
         """
         result = result or self.result
+        if variance not in VARIANCES:
+            raise ValueError(f"DDIM variance must be one of {VARIANCES}, got {variance!r}")
         if result not in RESULTS:
             raise ValueError(f"DDPM result must be one of {RESULTS}, got {result!r}")
         device = self.alpha_bar.device
@@ -195,7 +209,7 @@ class DDPM(nn.Module):
                 z = self._ancestral_step(z, eps, t, generator)
             else:
                 t_prev = ts[i + 1] if i + 1 < len(ts) else 0
-                z = self._ddim_step(z, eps, t, t_prev, eta, generator)
+                z = self._ddim_step(z, eps, t, t_prev, eta, generator, variance)
         trajectory = torch.stack(traj) if traj else None
         return SampleResult(images=z, trajectory=trajectory, timesteps=traj_t)
 
@@ -212,15 +226,18 @@ class DDPM(nn.Module):
             z = z + beta.sqrt() * torch.randn(z.shape, device=z.device, generator=generator)
         return z
 
-    def _ddim_step(self, z, eps, t, t_prev, eta, generator):
+    def _ddim_step(self, z, eps, t, t_prev, eta, generator, variance="small"):
         """One DDIM step t -> t_prev; noise variance sigma^2 of eq. (16), which for
-        t_prev = t - 1 and eta = 1 is the posterior variance beta~_t (not beta_t)."""
+        t_prev = t - 1 and eta = 1 is the posterior variance beta~_t (not beta_t), or
+        with ``variance="large"`` eta^2 (1 - abar_t / abar_prev) on the same mean."""
         abar = self.alpha_bar[t]
         abar_prev = self.alpha_bar[t_prev] if t_prev > 0 else torch.ones_like(abar)
         x0 = (z - (1 - abar).sqrt() * eps) / abar.sqrt()
         # DDIM eq. (16): sigma = eta sqrt((1 - abar_prev)/(1 - abar)) sqrt(1 - abar/abar_prev)
         sigma = eta * ((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev)).clamp(min=0).sqrt()
         z = abar_prev.sqrt() * x0 + (1 - abar_prev - sigma**2).clamp(min=0).sqrt() * eps
+        if variance == "large":
+            sigma = eta * (1 - abar / abar_prev).clamp(min=0).sqrt()
         if eta > 0 and t_prev > 0:
             z = z + sigma * torch.randn(z.shape, device=z.device, generator=generator)
         return z

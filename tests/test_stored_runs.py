@@ -73,8 +73,13 @@ def _numbers(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: tree}
 
 
-def _same(a: Any, b: Any) -> bool:
+def _same(a: Any, b: Any, key: str = "") -> bool:
     if isinstance(a, float) and isinstance(b, float | int):
+        if "/improvement/" in key:
+            # 1 - corrected / source: with both scores reproduced to 1e-6 (relative), the
+            # ratio moves by up to ~2e-6, which is a large relative change where the two are
+            # close (an improvement of 0.005 amplifies it 200-fold): compare absolutely
+            return math.isclose(a, b, rel_tol=0, abs_tol=2e-6)
         return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
     return a == b
 
@@ -90,7 +95,7 @@ def test_a_stored_run_validates_loads_and_evaluates_to_the_same_numbers(stored, 
     after = _numbers(evaluate(run, device="cpu", **EVALUATE[kind]))
     added = {k for k in after.keys() - before.keys() if k.startswith(_ADDED_SECTIONS)}
     assert before.keys() == after.keys() - _ADDED - added
-    differ = {k: (before[k], after[k]) for k in before if not _same(before[k], after[k])}
+    differ = {k: (before[k], after[k]) for k in before if not _same(before[k], after[k], k)}
     assert not differ, differ
 
 

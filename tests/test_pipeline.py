@@ -166,3 +166,18 @@ def test_pipeline_refuses_runs_of_the_wrong_kind_or_channels(runs, tmp_path):
         evaluate_pipeline([sr], [], tmp_path, data, steps=2)
     with pytest.raises(UserError, match="data.density: false"):
         evaluate_pipeline([sol], [sr3], tmp_path, data, steps=2)
+
+
+def test_the_reference_row_scores_itself_perfectly_in_each_metric():
+    from coldflow.tasks.pipeline.evaluation import pipeline_table
+
+    row = {"mean": {"mse": 0.1, "ssim": 0.9, "psnr": 20.0}, "seconds_per_frame": 0.2,
+           "speedup": 0.5}  # fmt: skip
+    result = {
+        "steps": 3, "start": 0, "simulations": [0], "data": "x.h5",
+        "metrics": ["mse", "ssim", "psnr"], "channels": ["v_y", "v_x"],
+        "high_res_seconds_per_frame": 0.1,
+        "pipelines": {"source -> bicubic": row},
+    }  # fmt: skip
+    reference = [r for r in pipeline_table(result).splitlines() if "reference" in r and "|" in r]
+    assert reference and reference[0].split("|")[2:5] == [" 0 ", " 1 ", " inf "]

@@ -99,8 +99,13 @@ def test_a_pipeline_runs_again_when_more_of_its_runs_have_finished(tmp_path, mon
     monkeypatch.setattr(pe, "evaluate_pipeline", fake)
     p = types.SimpleNamespace(name="k", sol=["sol_a"], sr=["sr_a", "sr_b"], steps=5, metrics=[])
     study = types.SimpleNamespace(pipelines=[p])
-    assert _pipelines(study, tmp_path, {"sr_a"}) == []  # no SOL run finished: none
+    assert _pipelines(study, tmp_path, {"sr_a"}) == ([], [])  # no SOL run finished: none
     _pipelines(study, tmp_path, {"sol_a", "sr_a"})
     _pipelines(study, tmp_path, {"sol_a", "sr_a"})  # nothing new: not again
+    # --no-pipelines: the stored pipeline is on the page while it matches the finished runs;
+    # once more of its runs have finished it is named as not evaluated, and nothing runs
+    assert _pipelines(study, tmp_path, {"sol_a", "sr_a"}, run=False)[1] == []
+    shown, pending = _pipelines(study, tmp_path, {"sol_a", "sr_a", "sr_b"}, run=False)
+    assert shown == [] and pending == ["k"] and len(calls) == 1
     _pipelines(study, tmp_path, {"sol_a", "sr_a", "sr_b"})
     assert calls == [(["sol_a"], ["sr_a"]), (["sol_a"], ["sr_a", "sr_b"])]

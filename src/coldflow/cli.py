@@ -231,6 +231,11 @@ def study(
     set_: list[str] = typer.Option(None, "--set", help="Override applied to every run."),
     shard: str = typer.Option("0/1", help="Run only runs i, i+n, ... of the study (arrays)."),
     collect: bool = typer.Option(False, help="Train nothing: build the pages from finished runs."),
+    pipelines: bool = typer.Option(
+        True,
+        help="Evaluate the pipelines whose runs are finished (--no-pipelines: show only those "
+        "already evaluated, for a quick page).",
+    ),
 ) -> None:
     """Train, evaluate and compare every run of a study (finished runs are not redone)."""
     from coldflow.runs import parse_shard
@@ -244,7 +249,7 @@ def study(
         "the same command continues"
     )
     with _on_ctrl_c(lambda: kept):
-        index = run_study(config, out, set_ or [], shards, collect)
+        index = run_study(config, out, set_ or [], shards, collect, run_pipelines=pipelines)
     if index is not None:
         console.print(f"study report: {index}")
 

@@ -43,6 +43,7 @@ def run_study(
     overrides: Sequence[str] = (),
     shard: tuple[int, int] = (0, 1),
     collect: bool = False,
+    run_pipelines: bool = True,
 ) -> Path | None:
     """Train, evaluate and report every run of the study file ``path`` into ``out``.
 
@@ -58,6 +59,10 @@ def run_study(
         ``(i, n)``: handle only runs ``i, i + n, ...``.
     collect
         Train nothing; build the pages from the runs that are finished.
+    run_pipelines
+        Evaluate every pipeline whose runs are finished (again when more have finished);
+        False: show only the pipelines already evaluated on the current runs, and name the
+        others on the page as not evaluated.
 
     Returns
     -------
@@ -98,7 +103,9 @@ def run_study(
     for spec in finished:
         cfg = configs[spec.name]
         groups.setdefault(task_for(cfg).group(cfg), []).append(out / spec.name)
-    pipelines = _pipelines(study, out, {s.name for s in finished})
+    pipelines, pending = _pipelines(study, out, {s.name for s in finished}, run_pipelines)
+    if pending:
+        missing = [*missing, *(f"pipeline {p} (not evaluated: --no-pipelines)" for p in pending)]
     return write_study_page(study, out, groups, missing, configs, skipped, pipelines, training)
 
 
@@ -210,12 +217,15 @@ def _run(spec: Any, cfg: BaseModel, run_dir: Path) -> None:
     report_run(run_dir)
 
 
-def _pipelines(study: StudyConfig, out: Path, finished: set[str]) -> list[tuple[str, Path]]:
+def _pipelines(
+    study: StudyConfig, out: Path, finished: set[str], run: bool = True
+) -> tuple[list[tuple[str, Path]], list[str]]:
     """Run every pipeline whose runs are finished (again when more of its runs have
-    finished since it ran); ``(name, pipeline.md)`` each."""
+    finished since it ran): ``(name, pipeline.md)`` each, and (``run`` False: none is
+    evaluated) the names of those that would have been."""
     from coldflow.tasks.pipeline.evaluation import evaluate_pipeline
 
-    done = []
+    done, pending = [], []
     for p in study.pipelines:
         target = out / "pipelines" / p.name
         sol = [n for n in p.sol if n in finished]
@@ -225,13 +235,17 @@ def _pipelines(study: StudyConfig, out: Path, finished: set[str]) -> list[tuple[
         stored = target / "pipeline.json"
         ran = json.loads(stored.read_text()).get("runs") if stored.is_file() else None
         if ran != {"sol": sol, "sr": sr}:
+            if not run:
+                print(f"pipeline {p.name}: not evaluated (--no-pipelines)", flush=True)
+                pending.append(p.name)
+                continue
             print(f"pipeline {p.name}: {len(sol)} SOL x {len(sr)} SR runs", flush=True)
             evaluate_pipeline(
                 [out / n for n in sol], [out / n for n in sr], target, steps=p.steps,
                 metrics=p.metrics,
             )  # fmt: skip
         done.append((p.name, target / "pipeline.md"))
-    return done
+    return done, pending
 
 
 def _summary_table(task: Task, runs: list[Path]) -> str:

@@ -93,6 +93,7 @@ __all__ = [
     "MetricSpec",
     "UnknownMetricError",
     "metric_spec",
+    "perfect_score",
     "metric_specs",
     "psnr",
     "relative_l1",
@@ -357,3 +358,12 @@ def metric_specs(names: Iterable[str]) -> list[MetricSpec]:
 def metric_spec(name: str) -> MetricSpec:
     """The spec of one metric (:class:`UnknownMetricError` for an unknown name)."""
     return metric_specs([name])[0]
+
+
+def perfect_score(metric: str) -> str:
+    """A field metric of the reference against itself, for a table's reference row: 0 for
+    an error or distance, 1 for SSIM, inf for PSNR."""
+    spec = FIELD_METRIC_SPECS.get(metric)
+    if spec is None or not spec.higher_is_better:
+        return "0"
+    return "inf" if metric == "psnr" else "1"

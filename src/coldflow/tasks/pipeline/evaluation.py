@@ -32,7 +32,7 @@ from coldflow.errors import UserError
 from coldflow.io import write_json, write_text
 from coldflow.methods.superres import upsample
 from coldflow.metrics import DEFAULT_FIELD_METRICS, metric_functions, score_fields
-from coldflow.metrics.spec import FIELD_METRIC_SPECS
+from coldflow.metrics.spec import perfect_score
 from coldflow.metrics.timing import interleaved_seconds
 from coldflow.physics import FluidState, build_scene, faces_to_centered
 from coldflow.report.html import markdown_table
@@ -278,14 +278,6 @@ def _timings(
     return interleaved_seconds(jobs, repeats)
 
 
-def _perfect(metric: str) -> str:
-    """A metric of the reference against itself: 0 for an error, SSIM 1, PSNR inf."""
-    spec = FIELD_METRIC_SPECS.get(metric)
-    if spec is None or not spec.higher_is_better:
-        return "0"
-    return "inf" if metric == "psnr" else "1"
-
-
 def pipeline_table(result: dict[str, Any]) -> str:
     """Markdown: every pipeline's mean errors at high resolution, cost and speed-up, in the
     order the pipelines were built (solver by solver), each time with its spread over the
@@ -308,7 +300,7 @@ def pipeline_table(result: dict[str, Any]) -> str:
     rows.append(
         [
             "high-resolution solver (reference)",
-            *[_perfect(m) for m in metrics],
+            *[perfect_score(m) for m in metrics],
             spread(
                 result["high_res_seconds_per_frame"], result.get("high_res_seconds_range"), ".4g"
             ),

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from coldflow.errors import UserError
+from coldflow.metrics.spec import perfect_score
 from coldflow.physics.diagnostics import vorticity
 from coldflow.report.html import Comparison, Figure, markdown_table, save
 from coldflow.report.style import DIVERGING_CMAP, FULL_WIDTH, color, new_figure, style_context
@@ -94,7 +95,12 @@ def sol_table(evaluations: Sequence[dict[str, Any]], labels: Sequence[str]) -> s
             + ["" if gain is None else f"{-100 * gain:+.1f} %", _seconds(ev, "corrected")]
         )
     rows.append(
-        ["reference (high-res solver)", *["0"] * len(metrics), "", _seconds(src, "reference_high")]
+        [
+            "reference (high-res solver)",
+            *[perfect_score(m) for m in metrics],
+            "",
+            _seconds(src, "reference_high"),
+        ]
     )
     timing = src.get("timing")
     how = (

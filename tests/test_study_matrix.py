@@ -282,9 +282,10 @@ def test_study_runs_equal_the_per_loss_files_they_replace(path, run, suffix, tmp
     old = tmp_path / old_name
     old.write_text(_git("show", f"{PER_LOSS_COMMIT}:configs/fluids/{old_name}"))
     new = load_config_file((path.parent / run.config).resolve(), run.set)
-    # how a study evaluates its runs is its own choice (the CPU study scores the solver
-    # output from fewer starts): it is applied to the old file too
-    evaluation = [o for o in run.set if o.startswith("evaluation.")]
+    # how a study evaluates its runs, and how many epochs it can afford, are its own choices
+    # (the CPU study scores the solver output from fewer starts and shrinks epochs to fit
+    # three seeds): they are applied to the old file too
+    evaluation = [o for o in run.set if o.startswith(("evaluation.", "training.epochs="))]
     before = load_config_file(old, [*CHANGED_SINCE.get(run.config, []), *evaluation])
     assert new.name == (run.configuration or run.name) and before.name == old.stem
     assert _dump(new) == _dump(before)

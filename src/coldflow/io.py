@@ -71,6 +71,21 @@ def _fsync(path: str) -> None:
         os.close(fd)
 
 
+def _remove_despite_ctrl_c(path: str) -> None:
+    """Remove ``path`` (gone already is fine), even when more Ctrl-C arrive meanwhile (a
+    user pressing it twice): the last one is raised once the file is gone."""
+    interrupted = None
+    for _ in range(100):
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            break
+        except KeyboardInterrupt as e:
+            interrupted = e
+    if interrupted is not None:
+        raise interrupted
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Give a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
@@ -89,14 +104,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     # keep the suffix: some writers (np.savez) append their own unless it is there
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=final.suffix, dir=final.parent)
     os.close(fd)
+    done = False
     try:
-        yield Path(tmp)
-        _fsync(tmp)
-        os.chmod(tmp, _MODE)
-        os.replace(tmp, final)
+        try:
+            yield Path(tmp)
+            _fsync(tmp)
+            os.chmod(tmp, _MODE)
+            os.replace(tmp, final)
+            done = True
+        finally:
+            if not done:
+                _remove_despite_ctrl_c(tmp)
     except BaseException as error:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
         if isinstance(error, DiskFullError) or not isinstance(error, Exception):
             raise
         if not is_disk_full(error):

@@ -315,7 +315,8 @@ def blur_vs_ddpm_findings(
                 got[s] = fid - float(ev["fid_real_train"])
         if got:
             excess[name] = got
-    ranked = sorted((n for n in ddpm if n in excess), key=lambda n: _mean(excess[n]))
+    means = {n: mean_interval(list(v.values())) for n, v in excess.items()}
+    ranked = sorted((n for n in ddpm if n in excess), key=lambda n: means[n].mean)
     if not ranked:
         return []
     best, out = ranked[0], []
@@ -323,10 +324,7 @@ def blur_vs_ddpm_findings(
         if name not in excess:
             continue
         iv, n = _paired(excess[name], excess[best])
-        a, b = (
-            mean_interval(list(excess[name].values())),
-            mean_interval(list(excess[best].values())),
-        )
+        a, b = means[name], means[best]
         line = (
             f"{name} (cold diffusion) against {best} (the DDPM configuration of lowest FID), "
             f"FID above the real-digit floor at each run's sample count: "
@@ -345,10 +343,6 @@ def blur_vs_ddpm_findings(
                 line += f"; {verdict(name, best, piv, key, lower_is_better=False)}"
         out.append(line + ".")
     return out
-
-
-def _mean(values: dict[int, float]) -> float:
-    return sum(values.values()) / len(values)
 
 
 def _ink(images: torch.Tensor, value_range: Sequence[float]) -> tuple[float, float]:

@@ -110,5 +110,7 @@ def test_format_interval_shows_the_digits_the_half_width_warrants() -> None:
     assert format_interval(1.2e-5, 3.0e-6) == "(1.20 ± 0.30)e-05"
     assert format_interval(0.031234, 0.0) == "0.03123 ± 0"
     assert format_interval(0.031234, math.inf) == "0.03123 ± inf"
+    # seeds that agree to the last bits: a rounding-level spread is shown as none
+    assert format_interval(0.21337586611509321, 8.3e-17) == "0.2134 ± 0"
     with pytest.raises(ValueError, match="half-width"):
         format_interval(1.0, -0.1)

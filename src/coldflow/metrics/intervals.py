@@ -256,6 +256,8 @@ def format_interval(mean: float, half: float) -> str:
     """
     if half < 0 or math.isnan(half):
         raise ValueError(f"format_interval needs a half-width >= 0, got {half}")
+    if half < 1e-12 * abs(mean):  # below float rounding of the mean: no spread to show
+        half = 0.0
     exp = _exponent([mean, half])
     m, h = (x * 10.0**-exp for x in (mean, half))
     decimals = _decimals(h) if 0 < h < math.inf else None
